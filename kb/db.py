@@ -1,0 +1,158 @@
+"""Opening a workspace file and keeping its schema current.
+
+A workspace is one SQLite file. Every connection gets the same pragmas
+(WAL so the app can read while an import writes, foreign keys, a busy
+timeout so concurrent writers wait instead of failing).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 10_000
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+class WorkspaceError(Exception):
+    """A workspace cannot be used as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def utc_now() -> str:
+    """UTC ISO-8601 with a trailing Z, the one timestamp format the product writes."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("kb.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 001.. without gaps, found {versions}")
+    return found
+
+
+def latest_version() -> int:
+    return migrations()[-1].version
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+    ).fetchone()
+    if not has_table:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM _migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply the migrations this file lacks, each in its own transaction.
+
+    Returns the versions applied; an up-to-date file gets none (re-running is a
+    no-op). A file written by a newer release is refused rather than touched.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    current = schema_version(conn)
+    known = migrations()
+    if current > known[-1].version:
+        raise WorkspaceError(
+            f"this workspace has schema version {current}, newer than this release "
+            f"understands ({known[-1].version}); upgrade z-navigator to open it"
+        )
+    applied = []
+    for migration in known:
+        if migration.version <= current:
+            continue
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _split_statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO _migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utc_now()),
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def _split_statements(sql: str) -> list[str]:
+    """executescript() would commit on its own; running statements one by one
+    keeps each migration inside the transaction we opened."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def connect(path: Path | str, *, create: bool = False) -> sqlite3.Connection:
+    """Open (and with create=True, make) a workspace and bring it up to date."""
+    path = Path(path)
+    if str(path) != ":memory:" and not path.exists():
+        if not create:
+            raise WorkspaceError(
+                f"no workspace at {path}; create one with `navigator init --workspace {path}` "
+                "or `navigator demo`"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn)
+    except sqlite3.DatabaseError as error:
+        raise WorkspaceError(f"{path} is not a usable workspace: {error}") from error
+    return conn
+
+
+class transaction:
+    """`with transaction(conn):` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error.
+
+    IMMEDIATE takes the write lock up front, so two writers queue on the busy
+    timeout instead of one failing half-way with "database is locked".
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")

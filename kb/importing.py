@@ -1,0 +1,294 @@
+"""The one path every node importer takes into the workspace.
+
+Format readers only parse: they yield `StagedNode`s (or `ImportProblem`s for
+records they cannot read). This module stages them in a TEMP table, which
+needs no write lock on the workspace, checks the whole batch with set-based
+SQL (duplicate ids, missing parents, cycles), and only then writes every node
+in one short transaction. So an import either commits whole or reports the
+first bad record and leaves the workspace untouched; with `skip_bad` it
+reports and skips instead. Parents may come after their children in the input.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kb.db import transaction, utc_now
+from kb.libraries import Library
+from kb.tree import grow_ancestors
+
+STAGE_BATCH = 5_000
+MAX_REPORTED = 50
+
+
+@dataclass(frozen=True)
+class StagedNode:
+    """A node as a reader produced it; `parent_uid` None means under the library root."""
+
+    line: int
+    uid: str
+    parent_uid: str | None
+    kind: str
+    title: str
+    body: str = ""
+    extra: str = "{}"
+
+
+class ImportProblem(Exception):
+    """One bad record: where it is, which field, and why."""
+
+    def __init__(self, source: str, line: int, field: str, reason: str) -> None:
+        self.source, self.line, self.field, self.reason = source, line, field, reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.field}: {self.reason}"
+
+
+class ImportCancelled(Exception):
+    """The user cancelled; nothing was written."""
+
+
+class Progress(Protocol):
+    def start(self, phase: str, total: int | None) -> None: ...
+    def advance(self, amount: int) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+
+class NoProgress:
+    def start(self, phase: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass
+
+    @property
+    def cancelled(self) -> bool:
+        return False
+
+
+@dataclass
+class ImportReport:
+    library: str
+    source: str
+    added: int
+    skipped: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+    seconds: float = 0.0
+    first_node_id: int | None = None
+
+
+def import_staged(
+    conn: sqlite3.Connection,
+    library: Library,
+    records: Iterable[StagedNode | ImportProblem],
+    *,
+    source: str,
+    importer: str,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    progress = progress or NoProgress()
+    started = time.perf_counter()
+    report = ImportReport(library=library.name, source=source, added=0)
+    _create_stage(conn)
+    try:
+        staged = _stage(conn, records, report, skip_bad, progress)
+        if staged == 0 and not report.problems:
+            raise ImportProblem(source, 0, "-", "no nodes found: the input is empty")
+        progress.start("checking", None)
+        _reject_duplicates(conn, library, source, report, skip_bad)
+        _resolve_depths(conn, library, source, report, skip_bad)
+        _compute_positions_and_sizes(conn, library)
+        if progress.cancelled:
+            raise ImportCancelled()
+        report.first_node_id, report.added = _write(conn, library, source, importer, progress)
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.stage")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _create_stage(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE IF EXISTS temp.stage")
+    conn.execute(
+        "CREATE TEMP TABLE stage ("
+        " seq INTEGER PRIMARY KEY, line INTEGER NOT NULL, uid TEXT NOT NULL, parent_uid TEXT,"
+        " kind TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, extra TEXT NOT NULL,"
+        " depth INTEGER, position INTEGER, child_count INTEGER NOT NULL DEFAULT 0,"
+        " subtree_size INTEGER NOT NULL DEFAULT 1, attach INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
+def _note(report: ImportReport, problem: ImportProblem, skip_bad: bool) -> None:
+    """Fail on the first problem, or (skip_bad) count it and keep the first few to show."""
+    if not skip_bad:
+        raise problem
+    report.skipped += 1
+    if len(report.problems) < MAX_REPORTED:
+        report.problems.append(problem)
+
+
+def _stage(
+    conn: sqlite3.Connection,
+    records: Iterable[StagedNode | ImportProblem],
+    report: ImportReport,
+    skip_bad: bool,
+    progress: Progress,
+) -> int:
+    batch: list[tuple[int, str, str | None, str, str, str, str]] = []
+    staged = 0
+    for record in records:
+        if isinstance(record, ImportProblem):
+            _note(report, record, skip_bad)
+            continue
+        batch.append((record.line, record.uid, record.parent_uid, record.kind, record.title, record.body, record.extra))
+        if len(batch) >= STAGE_BATCH:
+            staged += _flush(conn, batch)
+            if progress.cancelled:
+                raise ImportCancelled()
+    staged += _flush(conn, batch)
+    conn.execute("CREATE INDEX temp.stage_uid ON stage(uid)")
+    conn.execute("CREATE INDEX temp.stage_parent ON stage(parent_uid)")
+    conn.execute("CREATE INDEX temp.stage_depth ON stage(depth)")
+    return staged
+
+
+def _flush(conn: sqlite3.Connection, batch: list[tuple[int, str, str | None, str, str, str, str]]) -> int:
+    count = len(batch)
+    if count:
+        conn.executemany(
+            "INSERT INTO stage (line, uid, parent_uid, kind, title, body, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            batch,
+        )
+        batch.clear()
+    return count
+
+
+def _drop(conn: sqlite3.Connection, seqs: list[int]) -> None:
+    conn.executemany("DELETE FROM stage WHERE seq = ?", [(seq,) for seq in seqs])
+
+
+def _reject_duplicates(
+    conn: sqlite3.Connection, library: Library, source: str, report: ImportReport, skip_bad: bool
+) -> None:
+    repeated = conn.execute(
+        "SELECT s.seq, s.line, s.uid, (SELECT MIN(t.line) FROM stage t WHERE t.uid = s.uid) AS first"
+        " FROM stage s WHERE EXISTS (SELECT 1 FROM stage t WHERE t.uid = s.uid AND t.seq < s.seq)"
+        " ORDER BY s.seq"
+    ).fetchall()
+    for row in repeated:
+        _note(report, ImportProblem(source, row["line"], "id", f"duplicate id {row['uid']!r} (first on line {row['first']})"), skip_bad)
+    _drop(conn, [row["seq"] for row in repeated])
+    existing = conn.execute(
+        "SELECT s.seq, s.line, s.uid FROM stage s JOIN nodes n ON n.library_id = ? AND n.uid = s.uid ORDER BY s.seq",
+        (library.id,),
+    ).fetchall()
+    for row in existing:
+        _note(report, ImportProblem(source, row["line"], "id", f"id {row['uid']!r} already exists in library {library.name!r}"), skip_bad)
+    _drop(conn, [row["seq"] for row in existing])
+
+
+def _resolve_depths(
+    conn: sqlite3.Connection, library: Library, source: str, report: ImportReport, skip_bad: bool
+) -> None:
+    """Give every staged node its depth, level by level from nodes already placed.
+
+    A node never reached has a parent that is missing or lies on a cycle.
+    """
+    conn.execute(
+        "UPDATE stage SET depth = 1, attach = 1, parent_uid = (SELECT uid FROM nodes WHERE id = ?)"
+        " WHERE parent_uid IS NULL",
+        (library.root_id,),
+    )
+    conn.execute(
+        "UPDATE stage SET depth = n.depth + 1, attach = 1 FROM nodes n"
+        " WHERE n.library_id = ? AND n.uid = stage.parent_uid AND stage.depth IS NULL",
+        (library.id,),
+    )
+    level = conn.execute("SELECT MIN(depth) FROM stage").fetchone()[0]
+    while level is not None:
+        changed = conn.execute(
+            "UPDATE stage SET depth = ? WHERE depth IS NULL AND parent_uid IN (SELECT uid FROM stage WHERE depth = ?)",
+            (level + 1, level),
+        ).rowcount
+        if changed == 0 and not conn.execute("SELECT 1 FROM stage WHERE depth > ? LIMIT 1", (level,)).fetchone():
+            break
+        level += 1
+    unplaced = conn.execute(
+        "SELECT s.seq, s.line, s.uid, s.parent_uid, EXISTS (SELECT 1 FROM stage p WHERE p.uid = s.parent_uid) AS staged"
+        " FROM stage s WHERE s.depth IS NULL ORDER BY s.seq"
+    ).fetchall()
+    for row in unplaced:
+        if row["staged"]:
+            reason = f"parent {row['parent_uid']!r} is part of a cycle or below a node that could not be placed"
+        else:
+            reason = f"parent {row['parent_uid']!r} is neither in this input nor in library {library.name!r}"
+        _note(report, ImportProblem(source, row["line"], "parent", reason), skip_bad)
+    _drop(conn, [row["seq"] for row in unplaced])
+
+
+def _compute_positions_and_sizes(conn: sqlite3.Connection, library: Library) -> None:
+    conn.execute(
+        "UPDATE stage SET position = ranked.position FROM ("
+        "  SELECT s.seq, ROW_NUMBER() OVER (PARTITION BY s.parent_uid ORDER BY s.seq)"
+        "   + COALESCE((SELECT MAX(c.position) FROM nodes p JOIN nodes c ON c.parent_id = p.id"
+        "               WHERE p.library_id = ? AND p.uid = s.parent_uid AND s.attach = 1), -1) AS position"
+        "  FROM stage s) AS ranked WHERE ranked.seq = stage.seq",
+        (library.id,),
+    )
+    conn.execute(
+        "UPDATE stage SET child_count = counts.n FROM ("
+        " SELECT parent_uid, COUNT(*) AS n FROM stage GROUP BY parent_uid) AS counts"
+        " WHERE counts.parent_uid = stage.uid"
+    )
+    deepest = conn.execute("SELECT MAX(depth) FROM stage").fetchone()[0] or 0
+    for depth in range(deepest, 0, -1):
+        conn.execute(
+            "UPDATE stage SET subtree_size = 1 + sizes.total FROM ("
+            " SELECT parent_uid, SUM(subtree_size) AS total FROM stage WHERE depth = ? GROUP BY parent_uid) AS sizes"
+            " WHERE sizes.parent_uid = stage.uid AND stage.depth = ?",
+            (depth + 1, depth),
+        )
+
+
+def _write(
+    conn: sqlite3.Connection, library: Library, source: str, importer: str, progress: Progress
+) -> tuple[int | None, int]:
+    now = utc_now()
+    provenance_prefix = json.dumps({"importer": importer, "source": source})[:-1] + ', "line": '
+    total = conn.execute("SELECT COUNT(*) FROM stage").fetchone()[0]
+    if total == 0:
+        return None, 0
+    progress.start("writing", total)
+    with transaction(conn):
+        first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM nodes").fetchone()[0]
+        deepest = conn.execute("SELECT MAX(depth) FROM stage").fetchone()[0]
+        shallowest = conn.execute("SELECT MIN(depth) FROM stage").fetchone()[0]
+        for depth in range(shallowest, deepest + 1):
+            written = conn.execute(
+                "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body,"
+                " origin, provenance, extra, child_count, subtree_size, created_at)"
+                " SELECT s.uid, ?, p.id, s.position, s.depth, s.kind, s.title, s.body, 'import',"
+                " ? || s.line || '}', s.extra, s.child_count, s.subtree_size, ?"
+                " FROM stage s JOIN nodes p ON p.library_id = ? AND p.uid = s.parent_uid"
+                " WHERE s.depth = ? ORDER BY s.seq",
+                (library.id, provenance_prefix, now, library.id, depth),
+            ).rowcount
+            progress.advance(written)
+        attach_points = conn.execute(
+            "SELECT p.id, COUNT(*) AS n, SUM(s.subtree_size) AS size FROM stage s"
+            " JOIN nodes p ON p.library_id = ? AND p.uid = s.parent_uid WHERE s.attach = 1 GROUP BY p.id",
+            (library.id,),
+        ).fetchall()
+        for point in attach_points:
+            conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (point["n"], point["id"]))
+            grow_ancestors(conn, point["id"], point["size"])
+    return first, total

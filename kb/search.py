@@ -1,0 +1,289 @@
+"""Full-text search over a library with whoosh, in a folder beside the workspace file.
+
+SQLite stays the source of truth: the index holds title and path (stored, for
+result lists) and body (indexed only; snippets read the body back from SQLite),
+and can always be rebuilt from the file. Because nodes are append-only, an
+incremental update indexes exactly the nodes above the highest id seen.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from whoosh import highlight, index
+from whoosh.analysis import StemmingAnalyzer
+from whoosh.fields import ID, NUMERIC, TEXT, Schema
+from whoosh.qparser import MultifieldParser
+from whoosh.query import Query
+
+from kb.db import transaction, utc_now
+from kb.importing import NoProgress, Progress
+from kb.libraries import Library
+
+PATH_SEPARATOR = " › "
+_MATCH_START, _MATCH_END = "\x02", "\x03"
+SNIPPET_CHARS = 240
+_WHOLE = highlight.WholeFragmenter()
+_CONTEXT = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+
+
+class SearchError(Exception):
+    """A query or an index that cannot be used; the message says what to do."""
+
+
+Snippet = list[tuple[str, bool]]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    node_id: int
+    uid: str
+    title: str
+    path: str
+    snippet: Snippet
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: list[SearchHit]
+    total: int
+    suggestion: str | None
+    milliseconds: float
+
+
+def schema() -> Schema:
+    stem = StemmingAnalyzer()
+    return Schema(
+        node_id=NUMERIC(stored=True, unique=True, bits=64),
+        uid=ID(stored=True),
+        title=TEXT(analyzer=stem, stored=True, spelling=True, field_boost=2.0),
+        body=TEXT(analyzer=stem, spelling=True),
+        path=TEXT(analyzer=stem, stored=True),
+    )
+
+
+def index_dir(workspace: Path, library: Library) -> Path:
+    return workspace.parent / f"{workspace.name}.index" / library.uid
+
+
+class _MarkFormatter(highlight.Formatter):
+    """Marks matches with control characters so callers style them without parsing markup."""
+
+    between = " … "
+
+    def format_token(self, text: str, token: object, replace: bool = False) -> str:
+        return _MATCH_START + highlight.get_text(text, token, replace) + _MATCH_END
+
+
+def _segments(marked: str) -> Snippet:
+    pieces: Snippet = []
+    for chunk in marked.split(_MATCH_START):
+        if _MATCH_END in chunk:
+            match, rest = chunk.split(_MATCH_END, 1)
+            pieces.append((match, True))
+            if rest:
+                pieces.append((rest, False))
+        elif chunk:
+            pieces.append((chunk, False))
+    return pieces
+
+
+def _clean(text: str) -> str:
+    return text.replace(_MATCH_START, "").replace(_MATCH_END, "")
+
+
+class SearchIndex:
+    def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library) -> None:
+        self.conn = conn
+        self.library = library
+        self.directory = index_dir(workspace, library)
+
+    # -- state -----------------------------------------------------------
+
+    def indexed_up_to(self) -> int | None:
+        row = self.conn.execute(
+            "SELECT max_node_id FROM search_index_state WHERE library_id = ?", (self.library.id,)
+        ).fetchone()
+        return int(row[0]) if row and index.exists_in(str(self.directory)) else None
+
+    def pending(self) -> int:
+        """How many of the library's nodes the index has not seen yet."""
+        seen = self.indexed_up_to()
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL",
+            (self.library.id, -1 if seen is None else seen),
+        ).fetchone()
+        return int(row[0])
+
+    # -- writing ---------------------------------------------------------
+
+    def rebuild(self, progress: Progress | None = None, *, procs: int = 1) -> int:
+        """Index the whole library from SQLite into a fresh folder, then swap it in."""
+        fresh = self.directory.with_name(self.directory.name + ".building")
+        if fresh.exists():
+            shutil.rmtree(fresh)
+        fresh.mkdir(parents=True)
+        ix = index.create_in(str(fresh), schema())
+        count, top = self._write(ix, after_id=-1, progress=progress or NoProgress(), procs=procs)
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        fresh.rename(self.directory)
+        self._record(top, count, replace=True)
+        return count
+
+    def update(self, progress: Progress | None = None, *, procs: int = 1) -> int:
+        """Index the nodes added since the last update; builds from scratch when there is no index."""
+        seen = self.indexed_up_to()
+        if seen is None:
+            return self.rebuild(progress, procs=procs)
+        ix = self._open()
+        count, top = self._write(ix, after_id=seen, progress=progress or NoProgress(), procs=procs)
+        if count:
+            self._record(top, count, replace=False)
+        return count
+
+    def _record(self, top: int, count: int, *, replace: bool) -> None:
+        with transaction(self.conn):
+            if replace:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO search_index_state (library_id, max_node_id, doc_count, built_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (self.library.id, top, count, utc_now()),
+                )
+            else:
+                self.conn.execute(
+                    "UPDATE search_index_state SET max_node_id = ?, doc_count = doc_count + ?, built_at = ?"
+                    " WHERE library_id = ?",
+                    (top, count, utc_now(), self.library.id),
+                )
+
+    def _documents(self, after_id: int) -> Iterator[dict[str, object]]:
+        """Nodes in id order with their paths. Parents precede children in id order,
+        so paths come from a map of inner nodes instead of a query per node."""
+        paths: dict[int, str] = {}
+        rows = self.conn.execute(
+            "SELECT id, uid, parent_id, depth, title, body, child_count FROM nodes"
+            " WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL ORDER BY id",
+            (self.library.id, after_id),
+        )
+        for node_id, uid, parent_id, depth, title, body, child_count in rows:
+            if parent_id in paths:
+                parent_path = paths[parent_id]
+            elif depth <= 1:
+                parent_path = ""
+            else:
+                parent_path = self._path_of(parent_id)
+            path = f"{parent_path}{PATH_SEPARATOR}{title}" if parent_path else title
+            if child_count:
+                paths[node_id] = path
+            yield {"node_id": node_id, "uid": uid, "title": title, "body": body, "path": path}
+
+    def _path_of(self, node_id: int) -> str:
+        from kb.tree import path_titles
+
+        return PATH_SEPARATOR.join(path_titles(self.conn, node_id)[1:])
+
+    def _write(self, ix: index.Index, *, after_id: int, progress: Progress, procs: int) -> tuple[int, int]:
+        total = self.conn.execute(
+            "SELECT COUNT(*) FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL",
+            (self.library.id, after_id),
+        ).fetchone()[0]
+        progress.start(f"indexing {self.library.name}", total)
+        options: dict[str, object] = {"limitmb": 256}
+        if procs > 1:
+            options.update(procs=procs, multisegment=True)
+        writer = ix.writer(**options)
+        count, top = 0, after_id
+        try:
+            for document in self._documents(after_id):
+                writer.add_document(**document)
+                count += 1
+                top = int(document["node_id"])  # type: ignore[call-overload]
+                if count % 1_000 == 0:
+                    progress.advance(1_000)
+                    if progress.cancelled:
+                        raise KeyboardInterrupt
+            writer.commit()
+        except BaseException:
+            writer.cancel()
+            raise
+        progress.advance(count % 1_000)
+        return count, top
+
+    def _open(self) -> index.Index:
+        try:
+            return index.open_dir(str(self.directory))
+        except Exception as error:
+            raise SearchError(
+                f"the search index for library {self.library.name!r} at {self.directory} is missing or "
+                f"damaged ({type(error).__name__}); rebuild it with `navigator index --rebuild`"
+            ) from error
+
+    # -- reading ---------------------------------------------------------
+
+    def search(self, text: str, *, limit: int = 20) -> SearchResult:
+        started = time.perf_counter()
+        text = text.strip()
+        if not text:
+            return SearchResult(text, [], 0, None, 0.0)
+        if self.indexed_up_to() is None:
+            raise SearchError(
+                f"library {self.library.name!r} has no search index yet; build it with `navigator index`"
+            )
+        ix = self._open()
+        parser = MultifieldParser(["title", "body", "path"], ix.schema)
+        try:
+            query = parser.parse(text)
+        except Exception as error:
+            raise SearchError(
+                f"cannot read the query {text!r}; search plain words, \"a phrase\", or title:, body:, path: words"
+            ) from error
+        try:
+            with ix.searcher() as searcher:
+                results = searcher.search(query, limit=limit, terms=True)
+                results.formatter = _MarkFormatter()
+                hits = self._hits(results)
+                suggestion = None if hits else self._suggest(searcher, query, text)
+                total = results.estimated_length() if hits else 0
+        except SearchError:
+            raise
+        except Exception as error:
+            raise SearchError(
+                f"the search index for library {self.library.name!r} could not be read ({type(error).__name__}: "
+                f"{error}); rebuild it with `navigator index --rebuild`"
+            ) from error
+        return SearchResult(text, hits, total, suggestion, (time.perf_counter() - started) * 1000)
+
+    def _hits(self, results: object) -> list[SearchHit]:
+        found = list(results)  # type: ignore[call-overload]
+        if not found:
+            return []
+        ids = [hit["node_id"] for hit in found]
+        bodies = dict(
+            self.conn.execute(
+                f"SELECT id, body FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        )
+        hits = []
+        for hit in found:
+            body = _clean(bodies.get(hit["node_id"], ""))
+            results.fragmenter = _WHOLE if len(body) <= SNIPPET_CHARS else _CONTEXT  # type: ignore[attr-defined]
+            marked = hit.highlights("body", text=body) if body else ""
+            if not marked:
+                results.fragmenter = _WHOLE  # type: ignore[attr-defined]
+                marked = hit.highlights("title", text=_clean(hit["title"]))
+            snippet = _segments(marked) if marked else [(body[:SNIPPET_CHARS], False)] if body else []
+            hits.append(SearchHit(hit["node_id"], hit["uid"], hit["title"], hit["path"], snippet, hit.score))
+        return hits
+
+    def _suggest(self, searcher: object, query: Query, text: str) -> str | None:
+        correction = searcher.correct_query(query, text)  # type: ignore[attr-defined]
+        corrected = correction.string
+        return corrected if corrected and corrected != text else None

