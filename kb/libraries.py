@@ -53,9 +53,7 @@ def library_by_id(conn: sqlite3.Connection, library_id: int) -> Library:
     return _library(row)
 
 
-def create_library(
-    conn: sqlite3.Connection, name: str, *, description: str = "", uid: str | None = None
-) -> Library:
+def create_library(conn: sqlite3.Connection, name: str, *, description: str = "", uid: str | None = None) -> Library:
     if not name.strip():
         raise WorkspaceError("a library needs a non-empty name")
     now = utc_now()

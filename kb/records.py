@@ -91,4 +91,3 @@ class WorkspaceStats(BaseModel):
     predictions: int
     credences: int
     llm_calls: int
-

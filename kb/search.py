@@ -73,13 +73,13 @@ def index_dir(workspace: Path, library: Library) -> Path:
     return workspace.parent / f"{workspace.name}.index" / library.uid
 
 
-class _MarkFormatter(highlight.Formatter):
+class _MarkFormatter(highlight.Formatter):  # type: ignore[misc]
     """Marks matches with control characters so callers style them without parsing markup."""
 
     between = " … "
 
     def format_token(self, text: str, token: object, replace: bool = False) -> str:
-        return _MATCH_START + highlight.get_text(text, token, replace) + _MATCH_END
+        return f"{_MATCH_START}{highlight.get_text(text, token, replace)}{_MATCH_END}"
 
 
 def _segments(marked: str) -> Snippet:
@@ -234,16 +234,14 @@ class SearchIndex:
         if not text:
             return SearchResult(text, [], 0, None, 0.0)
         if self.indexed_up_to() is None:
-            raise SearchError(
-                f"library {self.library.name!r} has no search index yet; build it with `navigator index`"
-            )
+            raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
         ix = self._open()
         parser = MultifieldParser(["title", "body", "path"], ix.schema)
         try:
             query = parser.parse(text)
         except Exception as error:
             raise SearchError(
-                f"cannot read the query {text!r}; search plain words, \"a phrase\", or title:, body:, path: words"
+                f'cannot read the query {text!r}; search plain words, "a phrase", or title:, body:, path: words'
             ) from error
         try:
             with ix.searcher() as searcher:
@@ -267,9 +265,7 @@ class SearchIndex:
             return []
         ids = [hit["node_id"] for hit in found]
         bodies = dict(
-            self.conn.execute(
-                f"SELECT id, body FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
+            self.conn.execute(f"SELECT id, body FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
         )
         hits = []
         for hit in found:

@@ -41,8 +41,7 @@ class Node:
 
 
 _COLUMNS = (
-    "id, uid, library_id, parent_id, position, depth, kind, title, body, origin, review,"
-    " child_count, subtree_size"
+    "id, uid, library_id, parent_id, position, depth, kind, title, body, origin, review, child_count, subtree_size"
 )
 
 
@@ -58,9 +57,7 @@ def node_by_id(conn: sqlite3.Connection, node_id: int) -> Node | None:
 def node_by_uid(conn: sqlite3.Connection, uid: str, library_id: int | None = None) -> Node | None:
     """A uid names one node per library; without a library the oldest match wins."""
     if library_id is None:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM nodes WHERE uid = ? ORDER BY library_id LIMIT 1", (uid,)
-        ).fetchone()
+        row = conn.execute(f"SELECT {_COLUMNS} FROM nodes WHERE uid = ? ORDER BY library_id LIMIT 1", (uid,)).fetchone()
     else:
         row = conn.execute(
             f"SELECT {_COLUMNS} FROM nodes WHERE library_id = ? AND uid = ?", (library_id, uid)
@@ -178,18 +175,29 @@ def add_children(
         top = conn.execute(
             "SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (parent.id,)
         ).fetchone()[0]
-        for offset, ((title, body, kind), uid) in enumerate(zip(new, uids), start=1):
+        for offset, ((title, body, kind), uid) in enumerate(zip(new, uids, strict=True), start=1):
             ids.append(
                 conn.execute(
                     "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body,"
                     " origin, provenance, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (uid, parent.library_id, parent.id, top + offset, parent.depth + 1, kind, title,
-                     body, origin, provenance_json, now),
+                    (
+                        uid,
+                        parent.library_id,
+                        parent.id,
+                        top + offset,
+                        parent.depth + 1,
+                        kind,
+                        title,
+                        body,
+                        origin,
+                        provenance_json,
+                        now,
+                    ),
                 ).lastrowid
             )
         conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (len(new), parent.id))
         grow_ancestors(conn, parent.id, len(new))
-    found = [node_by_id(conn, node_id) for node_id in ids]
+    found = [node_by_id(conn, node_id) for node_id in ids if node_id is not None]
     return [node for node in found if node is not None]
 
 

