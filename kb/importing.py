@@ -11,7 +11,6 @@ reports and skips instead. Parents may come after their children in the input.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from kb.libraries import Library
 from kb.tree import grow_ancestors
 
 STAGE_BATCH = 5_000
+StageRow = tuple[int, str, str | None, str, str, str, str, str | None]
 MAX_REPORTED = 50
 
 
@@ -37,6 +37,7 @@ class StagedNode:
     title: str
     body: str = ""
     extra: str = "{}"
+    source: str | None = None  # the file within a folder import; None means the import's own source
 
 
 class ImportProblem(Exception):
@@ -121,7 +122,7 @@ def _create_stage(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TEMP TABLE stage ("
         " seq INTEGER PRIMARY KEY, line INTEGER NOT NULL, uid TEXT NOT NULL, parent_uid TEXT,"
-        " kind TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, extra TEXT NOT NULL,"
+        " kind TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, extra TEXT NOT NULL, source TEXT,"
         " depth INTEGER, position INTEGER, child_count INTEGER NOT NULL DEFAULT 0,"
         " subtree_size INTEGER NOT NULL DEFAULT 1, attach INTEGER NOT NULL DEFAULT 0)"
     )
@@ -143,13 +144,24 @@ def _stage(
     skip_bad: bool,
     progress: Progress,
 ) -> int:
-    batch: list[tuple[int, str, str | None, str, str, str, str]] = []
+    batch: list[StageRow] = []
     staged = 0
     for record in records:
         if isinstance(record, ImportProblem):
             _note(report, record, skip_bad)
             continue
-        batch.append((record.line, record.uid, record.parent_uid, record.kind, record.title, record.body, record.extra))
+        batch.append(
+            (
+                record.line,
+                record.uid,
+                record.parent_uid,
+                record.kind,
+                record.title,
+                record.body,
+                record.extra,
+                record.source,
+            )
+        )
         if len(batch) >= STAGE_BATCH:
             staged += _flush(conn, batch)
             if progress.cancelled:
@@ -161,11 +173,12 @@ def _stage(
     return staged
 
 
-def _flush(conn: sqlite3.Connection, batch: list[tuple[int, str, str | None, str, str, str, str]]) -> int:
+def _flush(conn: sqlite3.Connection, batch: list[StageRow]) -> int:
     count = len(batch)
     if count:
         conn.executemany(
-            "INSERT INTO stage (line, uid, parent_uid, kind, title, body, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO stage (line, uid, parent_uid, kind, title, body, extra, source)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             batch,
         )
         batch.clear()
@@ -271,7 +284,6 @@ def _write(
     conn: sqlite3.Connection, library: Library, source: str, importer: str, progress: Progress
 ) -> tuple[int | None, int]:
     now = utc_now()
-    provenance_prefix = json.dumps({"importer": importer, "source": source})[:-1] + ', "line": '
     total = conn.execute("SELECT COUNT(*) FROM stage").fetchone()[0]
     if total == 0:
         return None, 0
@@ -285,10 +297,11 @@ def _write(
                 "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body,"
                 " origin, provenance, extra, child_count, subtree_size, created_at)"
                 " SELECT s.uid, ?, p.id, s.position, s.depth, s.kind, s.title, s.body, 'import',"
-                " ? || s.line || '}', s.extra, s.child_count, s.subtree_size, ?"
+                " json_object('importer', ?, 'source', COALESCE(s.source, ?), 'line', s.line),"
+                " s.extra, s.child_count, s.subtree_size, ?"
                 " FROM stage s JOIN nodes p ON p.library_id = ? AND p.uid = s.parent_uid"
                 " WHERE s.depth = ? ORDER BY s.seq",
-                (library.id, provenance_prefix, now, library.id, depth),
+                (library.id, importer, source, now, library.id, depth),
             ).rowcount
             progress.advance(written)
         attach_points = conn.execute(

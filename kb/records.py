@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -24,11 +24,12 @@ class NodeRecord(BaseModel):
     body: str = ""
     kind: str = Field(default="statement", min_length=1, max_length=64)
 
-    @model_validator(mode="after")
-    def _not_own_parent(self) -> NodeRecord:
-        if self.parent == self.id:
+    @field_validator("parent")
+    @classmethod
+    def _not_own_parent(cls, parent: str | None, info: ValidationInfo) -> str | None:
+        if parent is not None and parent == info.data.get("id"):
             raise ValueError("a node cannot be its own parent")
-        return self
+        return parent
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -54,11 +55,13 @@ class ItemRecord(BaseModel):
             raise ValueError("options must be distinct")
         return options
 
-    @model_validator(mode="after")
-    def _y_is_an_option(self) -> ItemRecord:
-        if self.y is not None and self.y not in self.options:
-            raise ValueError(f"y {self.y!r} is not one of the options {self.options}")
-        return self
+    @field_validator("y")
+    @classmethod
+    def _y_is_an_option(cls, y: str | None, info: ValidationInfo) -> str | None:
+        options = info.data.get("options")
+        if y is not None and options is not None and y not in options:
+            raise ValueError(f"y {y!r} is not one of the options {options}")
+        return y
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -108,14 +108,36 @@ class SearchIndex:
     # -- state -----------------------------------------------------------
 
     def indexed_up_to(self) -> int | None:
+        """The highest node id in the index, or None when there is no index yet.
+
+        A recorded index whose folder is gone or unreadable is an error, not "none yet":
+        the user has to be told to rebuild it.
+        """
         row = self.conn.execute(
             "SELECT max_node_id FROM search_index_state WHERE library_id = ?", (self.library.id,)
         ).fetchone()
-        return int(row[0]) if row and index.exists_in(str(self.directory)) else None
+        if row is None:
+            return None
+        try:
+            present = index.exists_in(str(self.directory))
+        except Exception as error:
+            raise self._damaged(error) from error
+        if not present:
+            raise self._damaged(FileNotFoundError("the index folder is missing"))
+        return int(row[0])
+
+    def _damaged(self, error: BaseException) -> SearchError:
+        return SearchError(
+            f"the search index for library {self.library.name!r} at {self.directory} is missing or damaged "
+            f"({error}); rebuild it with `navigator index --rebuild`"
+        )
 
     def pending(self) -> int:
-        """How many of the library's nodes the index has not seen yet."""
-        seen = self.indexed_up_to()
+        """How many of the library's nodes the index has not seen yet (all of them if it is damaged)."""
+        try:
+            seen = self.indexed_up_to()
+        except SearchError:
+            seen = None
         row = self.conn.execute(
             "SELECT COUNT(*) FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL",
             (self.library.id, -1 if seen is None else seen),
@@ -132,15 +154,20 @@ class SearchIndex:
         fresh.mkdir(parents=True)
         ix = index.create_in(str(fresh), schema())
         count, top = self._write(ix, after_id=-1, progress=progress or NoProgress(), procs=procs)
-        if self.directory.exists():
+        if self.directory.is_dir():
             shutil.rmtree(self.directory)
+        elif self.directory.exists():
+            self.directory.unlink()
         fresh.rename(self.directory)
         self._record(top, count, replace=True)
         return count
 
     def update(self, progress: Progress | None = None, *, procs: int = 1) -> int:
         """Index the nodes added since the last update; builds from scratch when there is no index."""
-        seen = self.indexed_up_to()
+        try:
+            seen = self.indexed_up_to()
+        except SearchError:
+            seen = None
         if seen is None:
             return self.rebuild(progress, procs=procs)
         ix = self._open()
@@ -221,10 +248,7 @@ class SearchIndex:
         try:
             return index.open_dir(str(self.directory))
         except Exception as error:
-            raise SearchError(
-                f"the search index for library {self.library.name!r} at {self.directory} is missing or "
-                f"damaged ({type(error).__name__}); rebuild it with `navigator index --rebuild`"
-            ) from error
+            raise self._damaged(error) from error
 
     # -- reading ---------------------------------------------------------
 
@@ -253,10 +277,7 @@ class SearchIndex:
         except SearchError:
             raise
         except Exception as error:
-            raise SearchError(
-                f"the search index for library {self.library.name!r} could not be read ({type(error).__name__}: "
-                f"{error}); rebuild it with `navigator index --rebuild`"
-            ) from error
+            raise self._damaged(error) from error
         return SearchResult(text, hits, total, suggestion, (time.perf_counter() - started) * 1000)
 
     def _hits(self, results: object) -> list[SearchHit]:

@@ -112,17 +112,20 @@ def _file_nodes(
     path: Path, relative: str, parent_uid: str | None, *, plain_text: bool, include_file_node: bool
 ) -> Iterator[StagedNode | ImportProblem]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        yield ImportProblem(str(path), 0, "-", f"not valid UTF-8 (byte {error.start})")
-        return
+        raw = path.read_bytes()
     except OSError as error:
         yield ImportProblem(str(path), 0, "-", f"cannot read: {error.strerror}")
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        yield ImportProblem(str(path), line, "-", f"not valid UTF-8 (byte {error.start})")
         return
     top = parent_uid
     if include_file_node:
         top = node_uid(relative)
-        yield StagedNode(line=0, uid=top, parent_uid=parent_uid, kind="document", title=path.stem)
+        yield StagedNode(0, top, parent_uid, "document", path.stem, source=str(path))
     stack: list[tuple[int, str | None]] = [(0, top)]
     for ordinal, block in enumerate(parse_blocks(text, plain_text=plain_text)):
         uid = node_uid(relative, str(ordinal))
@@ -130,10 +133,10 @@ def _file_nodes(
         if block.heading_level:
             while stack[-1][0] >= block.heading_level:
                 stack.pop()
-            yield StagedNode(block.line, uid, stack[-1][1], "section", title, body)
+            yield StagedNode(block.line, uid, stack[-1][1], "section", title, body, source=str(path))
             stack.append((block.heading_level, uid))
         else:
-            yield StagedNode(block.line, uid, stack[-1][1], "statement", title, body)
+            yield StagedNode(block.line, uid, stack[-1][1], "statement", title, body, source=str(path))
 
 
 def read_outline_file(path: Path, progress: Progress, *, plain_text: bool) -> Iterator[StagedNode | ImportProblem]:

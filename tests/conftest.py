@@ -1,0 +1,93 @@
+"""Shared fixtures: a fresh workspace file, a connection to it, and table snapshots.
+
+Only generic helpers live here; anything specific to one module stays in that module.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kb.db import connect
+from kb.libraries import Library, create_library
+
+SNAPSHOT_TABLES = ("libraries", "nodes", "items", "search_index_state")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty, fully migrated workspace file in tmp_path."""
+    path = tmp_path / "workspace.db"
+    connect(path, create=True).close()
+    return path
+
+
+@pytest.fixture
+def conn(workspace: Path) -> Iterator[sqlite3.Connection]:
+    connection = connect(workspace)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def library(conn: sqlite3.Connection) -> Library:
+    """An empty library named 'lib'."""
+    return create_library(conn, "lib")
+
+
+@pytest.fixture
+def snapshot(conn: sqlite3.Connection) -> Callable[[], dict[str, Any]]:
+    """A full dump of the data tables plus `PRAGMA integrity_check`, to prove nothing changed."""
+
+    def take() -> dict[str, Any]:
+        dump: dict[str, Any] = {
+            table: [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]
+            for table in SNAPSHOT_TABLES
+        }
+        dump["integrity_check"] = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        return dump
+
+    return take
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
+    """write_jsonl("name.jsonl", [dict | str, ...]): dicts are dumped, strings written as is."""
+
+    def write(name: str, lines: list[Any]) -> Path:
+        path = tmp_path / name
+        text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def check_tree(conn: sqlite3.Connection) -> Callable[[], None]:
+    """Assert every stored child_count, subtree_size, depth and position agrees with the actual tree."""
+
+    def check() -> None:
+        rows = conn.execute("SELECT id, parent_id, position, depth, child_count, subtree_size FROM nodes").fetchall()
+        by_id = {row["id"]: row for row in rows}
+        kids: dict[int, list[sqlite3.Row]] = {}
+        for row in rows:
+            if row["parent_id"] is not None:
+                kids.setdefault(row["parent_id"], []).append(row)
+        sizes: dict[int, int] = {}
+        for row in sorted(rows, key=lambda r: -r["depth"]):
+            sizes[row["id"]] = 1 + sum(sizes[kid["id"]] for kid in kids.get(row["id"], []))
+        for row in rows:
+            mine = kids.get(row["id"], [])
+            assert row["child_count"] == len(mine), f"child_count of node {row['id']}"
+            assert row["subtree_size"] == sizes[row["id"]], f"subtree_size of node {row['id']}"
+            assert sorted(kid["position"] for kid in mine) == list(range(len(mine))), f"positions under {row['id']}"
+            if row["parent_id"] is not None:
+                assert row["depth"] == by_id[row["parent_id"]]["depth"] + 1, f"depth of node {row['id']}"
+
+    return check
