@@ -18,6 +18,6 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_is_clean_on_kb() -> None:
+def test_mypy_is_clean_on_kb_and_models() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
