@@ -1,0 +1,266 @@
+"""Predictions and credences: the labels people give, append-only.
+
+Each label is committed by itself the moment it is given. Nothing is updated
+or deleted: a relabel is a new row that `supersedes` the old one, and an undo
+is a retraction row (`retracted` = 1) naming the label it withdraws. The
+*current* label for a key is the newest row that is not a retraction and has
+not been retracted, so undoing a relabel brings the earlier label back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kb.db import transaction, utc_now
+from kb.items import Item
+from kb.tree import Node
+
+PROBABILITY_TOLERANCE = 1e-6
+MAX_CONJUNCTION = 4
+
+
+class LabelError(ValueError):
+    """A label that cannot be stored as given; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    uid: str
+    item_id: int
+    library_id: int
+    labeler: str
+    probs: dict[str, float]
+    cited: list[str]
+    trail: list[str]
+    seconds: float | None
+    note: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Credence:
+    uid: str
+    library_id: int
+    labeler: str
+    statements: tuple[str, ...]  # node uids, sorted; empty for the whole library
+    p: float
+    created_at: str
+
+    @property
+    def is_library(self) -> bool:
+        return not self.statements
+
+
+@dataclass(frozen=True)
+class Retraction:
+    table: str
+    uid: str
+    description: str
+
+
+def checked_probability(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+        raise LabelError(f"{what} must be a number, got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise LabelError(f"{what} must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def checked_distribution(probs: dict[str, Any], options: Sequence[str]) -> dict[str, float]:
+    """Probabilities over exactly the item's options, each in [0, 1], summing to 1."""
+    if set(probs) != set(options):
+        raise LabelError(f"probabilities must cover exactly the options {list(options)}, got {sorted(probs)}")
+    checked = {option: checked_probability(probs[option], f"P({option})") for option in options}
+    total = sum(checked.values())
+    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+        raise LabelError(f"probabilities must sum to 1, they sum to {total:.6g}")
+    return checked
+
+
+def statements_key(uids: Sequence[str]) -> str:
+    return " ".join(sorted(uids))
+
+
+_CURRENT = "retracted = 0 AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.supersedes = {table}.uid AND r.retracted = 1)"
+
+
+class LabelStore:
+    """All label writes and reads for one labeler. `source` names who labels:
+    'human' from the app, 'simulated' for the simulated labeler."""
+
+    def __init__(self, conn: sqlite3.Connection, labeler: str, *, source: str = "human") -> None:
+        if not labeler.strip():
+            raise LabelError("a labeler needs a name")
+        self.conn = conn
+        self.labeler = labeler
+        self.source = source
+
+    # -- predictions -------------------------------------------------------
+
+    def record_prediction(
+        self,
+        item: Item,
+        library_id: int,
+        probs: dict[str, Any],
+        *,
+        cited: Sequence[str] = (),
+        trail: Sequence[str] = (),
+        seconds: float | None = None,
+        note: str = "",
+    ) -> Prediction:
+        checked = checked_distribution(probs, item.options)
+        uid = f"pred_{uuid.uuid4().hex}"
+        now = utc_now()
+        with transaction(self.conn):
+            previous = self._current_prediction_uid(item.id, library_id)
+            self.conn.execute(
+                "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, cited, trail, seconds,"
+                " note, supersedes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uid,
+                    item.id,
+                    library_id,
+                    self.labeler,
+                    self.source,
+                    json.dumps(checked),
+                    json.dumps(list(cited)),
+                    json.dumps(list(trail)),
+                    seconds,
+                    note,
+                    previous,
+                    now,
+                ),
+            )
+        return Prediction(uid, item.id, library_id, self.labeler, checked, list(cited), list(trail), seconds, note, now)
+
+    def _current_prediction_uid(self, item_id: int, library_id: int) -> str | None:
+        row = self.conn.execute(
+            f"SELECT uid FROM predictions WHERE item_id = ? AND library_id = ? AND labeler = ?"
+            f" AND {_CURRENT.format(table='predictions')} ORDER BY id DESC LIMIT 1",
+            (item_id, library_id, self.labeler),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def current_predictions(self, library_id: int) -> dict[int, Prediction]:
+        """item id → this labeler's current prediction."""
+        rows = self.conn.execute(
+            f"SELECT uid, item_id, library_id, labeler, probs, cited, trail, seconds, note, created_at"
+            f" FROM predictions WHERE library_id = ? AND labeler = ? AND {_CURRENT.format(table='predictions')}"
+            f" ORDER BY id",
+            (library_id, self.labeler),
+        )
+        current: dict[int, Prediction] = {}
+        for row in rows:
+            current[row["item_id"]] = Prediction(
+                row["uid"],
+                row["item_id"],
+                row["library_id"],
+                row["labeler"],
+                json.loads(row["probs"]),
+                json.loads(row["cited"]),
+                json.loads(row["trail"]),
+                row["seconds"],
+                row["note"],
+                row["created_at"],
+            )
+        return current
+
+    # -- credences ---------------------------------------------------------
+
+    def record_credence(
+        self, library_id: int, statements: Sequence[Node], p: Any, *, seconds: float | None = None, note: str = ""
+    ) -> Credence:
+        """P(all `statements` true); no statements means P(the whole library is true)."""
+        value = checked_probability(p, "the credence")
+        uids = sorted({node.uid for node in statements})
+        if len(uids) > MAX_CONJUNCTION:
+            raise LabelError(f"a credence covers at most {MAX_CONJUNCTION} statements, got {len(uids)}")
+        if any(node.library_id != library_id for node in statements):
+            raise LabelError("every statement of a credence must belong to its library")
+        uid = f"cred_{uuid.uuid4().hex}"
+        now = utc_now()
+        key = statements_key(uids)
+        with transaction(self.conn):
+            previous = self.conn.execute(
+                f"SELECT uid FROM credences WHERE library_id = ? AND labeler = ? AND statements_key = ?"
+                f" AND {_CURRENT.format(table='credences')} ORDER BY id DESC LIMIT 1",
+                (library_id, self.labeler, key),
+            ).fetchone()
+            credence_id = self.conn.execute(
+                "INSERT INTO credences (uid, library_id, labeler, source, scope, statements, statements_key, p,"
+                " seconds, note, supersedes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uid,
+                    library_id,
+                    self.labeler,
+                    self.source,
+                    "statements" if uids else "library",
+                    json.dumps(uids),
+                    key,
+                    value,
+                    seconds,
+                    note,
+                    previous[0] if previous else None,
+                    now,
+                ),
+            ).lastrowid
+            self.conn.executemany(
+                "INSERT INTO credence_nodes (credence_id, node_uid) VALUES (?, ?)",
+                [(credence_id, node_uid) for node_uid in uids],
+            )
+        return Credence(uid, library_id, self.labeler, tuple(uids), value, now)
+
+    def current_credences(self, library_id: int) -> dict[tuple[str, ...], Credence]:
+        """statement uids (sorted; () for the library) → this labeler's current credence."""
+        rows = self.conn.execute(
+            f"SELECT uid, library_id, labeler, statements, p, created_at FROM credences"
+            f" WHERE library_id = ? AND labeler = ? AND {_CURRENT.format(table='credences')} ORDER BY id",
+            (library_id, self.labeler),
+        )
+        current: dict[tuple[str, ...], Credence] = {}
+        for row in rows:
+            statements = tuple(json.loads(row["statements"]))
+            current[statements] = Credence(
+                row["uid"], row["library_id"], row["labeler"], statements, row["p"], row["created_at"]
+            )
+        return current
+
+    # -- undo --------------------------------------------------------------
+
+    def undo_last(self) -> Retraction | None:
+        """Retract this labeler's newest current label, prediction or credence."""
+        newest: tuple[str, str, str] | None = None
+        for table in ("predictions", "credences"):
+            row = self.conn.execute(
+                f"SELECT uid, created_at FROM {table} WHERE labeler = ? AND {_CURRENT.format(table=table)}"
+                f" ORDER BY id DESC LIMIT 1",
+                (self.labeler,),
+            ).fetchone()
+            if row and (newest is None or row["created_at"] > newest[2]):
+                newest = (table, row["uid"], row["created_at"])
+        if newest is None:
+            return None
+        table, target, _ = newest
+        with transaction(self.conn):
+            original = self.conn.execute(f"SELECT * FROM {table} WHERE uid = ?", (target,)).fetchone()
+            values = dict(original)
+            values.update(
+                uid=f"{'pred' if table == 'predictions' else 'cred'}_{uuid.uuid4().hex}",
+                supersedes=target,
+                retracted=1,
+                created_at=utc_now(),
+                note="undo",
+            )
+            del values["id"]
+            columns = ", ".join(values)
+            self.conn.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+            )
+        what = "prediction" if table == "predictions" else "credence"
+        return Retraction(table, target, f"withdrew the {what} {target}")
