@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from whoosh import highlight, index
 from whoosh.analysis import StemmingAnalyzer
@@ -104,6 +105,7 @@ class SearchIndex:
         self.conn = conn
         self.library = library
         self.directory = index_dir(workspace, library)
+        self._searcher: Any = None
 
     # -- state -----------------------------------------------------------
 
@@ -154,6 +156,7 @@ class SearchIndex:
         fresh.mkdir(parents=True)
         ix = index.create_in(str(fresh), schema())
         count, top = self._write(ix, after_id=-1, progress=progress or NoProgress(), procs=procs)
+        self.close()
         if self.directory.is_dir():
             shutil.rmtree(self.directory)
         elif self.directory.exists():
@@ -259,8 +262,8 @@ class SearchIndex:
             return SearchResult(text, [], 0, None, 0.0)
         if self.indexed_up_to() is None:
             raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
-        ix = self._open()
-        parser = MultifieldParser(["title", "body", "path"], ix.schema)
+        searcher = self._current_searcher()
+        parser = MultifieldParser(["title", "body", "path"], searcher.schema)
         try:
             query = parser.parse(text)
         except Exception as error:
@@ -268,17 +271,36 @@ class SearchIndex:
                 f'cannot read the query {text!r}; search plain words, "a phrase", or title:, body:, path: words'
             ) from error
         try:
-            with ix.searcher() as searcher:
-                results = searcher.search(query, limit=limit, terms=True)
-                results.formatter = _MarkFormatter()
-                hits = self._hits(results)
-                suggestion = None if hits else self._suggest(searcher, query, text)
-                total = results.estimated_length() if hits else 0
+            results = searcher.search(query, limit=limit, terms=True)
+            results.formatter = _MarkFormatter()
+            hits = self._hits(results)
+            suggestion = None if hits else self._suggest(searcher, query, text)
+            total = results.estimated_length() if hits else 0
         except SearchError:
             raise
         except Exception as error:
             raise self._damaged(error) from error
         return SearchResult(text, hits, total, suggestion, (time.perf_counter() - started) * 1000)
+
+    def _current_searcher(self) -> Any:
+        """Opening an index costs far more than a query, so one searcher serves every
+        query and is refreshed (cheaply, only if the index changed) each time."""
+        try:
+            if self._searcher is None:
+                self._searcher = self._open().searcher()
+            else:
+                self._searcher = self._searcher.refresh()
+        except SearchError:
+            raise
+        except Exception as error:
+            self._searcher = None
+            raise self._damaged(error) from error
+        return self._searcher
+
+    def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
 
     def _hits(self, results: object) -> list[SearchHit]:
         found = list(results)  # type: ignore[call-overload]

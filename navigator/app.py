@@ -1,32 +1,67 @@
-"""The labeler's app. For now it browses a library; labelling arrives with the app issue."""
+"""The labeler's app: who is labelling, which library, then the workbench."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from kb.db import connect
-from kb.libraries import list_libraries
-from navigator.screens.browse import BrowseScreen
+from kb.libraries import Library, find_library, list_libraries
+from kb.sessions import last_labeler, load_state, save_state
+from navigator.screens.prompt import PromptScreen
+from navigator.screens.workbench import WorkbenchScreen
 
 
 class NavigatorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Z Navigator"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("ctrl+p", "command_palette", "Commands")]
 
-    def __init__(self, workspace: Path, labeler: str | None = None) -> None:
+    def __init__(self, workspace: Path, labeler: str | None = None, library: str | None = None) -> None:
         super().__init__()
         self.workspace = workspace
-        self.labeler = labeler
         self.conn = connect(workspace)
+        self.labeler = labeler or last_labeler(self.conn)
+        self.library_name = library
 
     def on_mount(self) -> None:
-        libraries = list_libraries(self.conn)
-        self.sub_title = f"{self.workspace.name} · {libraries[0].name if libraries else 'no library'}"
-        if libraries:
-            self.push_screen(BrowseScreen(self.conn, libraries[0]))
+        if self.labeler:
+            self.start(self.labeler)
         else:
+            self.push_screen(PromptScreen("Who is labelling? (your name, remembered next time)"), self.start)
+
+    def start(self, labeler: str | None) -> None:
+        if not labeler:
+            self.exit(message="A labeler name is needed to record labels.")
+            return
+        self.labeler = labeler
+        library = self.choose_library(labeler)
+        if library is None:
             self.notify("This workspace has no library yet: add one with `navigator import PATH`.", markup=False)
+            return
+        save_state(self.conn, labeler, library=library.name)
+        self.sub_title = f"{labeler} · {library.name}"
+        self.push_screen(WorkbenchScreen(self.conn, self.workspace, library, labeler))
+
+    def choose_library(self, labeler: str) -> Library | None:
+        wanted = self.library_name or load_state(self.conn, labeler).get("library")
+        found = find_library(self.conn, wanted) if wanted else None
+        libraries = list_libraries(self.conn)
+        return found or (libraries[0] if libraries else None)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Every workbench binding is also a command-palette entry."""
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, WorkbenchScreen):
+            for binding in screen.BINDINGS:
+                assert isinstance(binding, Binding)
+                yield SystemCommand(
+                    binding.description,
+                    f"key: {binding.key_display or binding.key}",
+                    partial(screen.run_action, binding.action),
+                )

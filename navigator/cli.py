@@ -102,9 +102,10 @@ def _index_procs(pending: int) -> int:
 @click.group(invoke_without_command=True)
 @workspace_option
 @click.option("--labeler", help="Who is labelling (remembered for next time).")
+@click.option("--library", "library_name", help="Library to open (default: the one used last).")
 @click.version_option(package_name="z-navigator")
 @click.pass_context
-def main(ctx: click.Context, workspace: Path, labeler: str | None) -> None:
+def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None) -> None:
     """Z Navigator: browse, unpack and label a large background model Z.
 
     With no command, opens the app; on first run it builds the demo workspace.
@@ -116,7 +117,7 @@ def main(ctx: click.Context, workspace: Path, labeler: str | None) -> None:
         ctx.invoke(demo, workspace=workspace, open_app=False)
     from navigator.app import NavigatorApp
 
-    NavigatorApp(workspace=workspace, labeler=labeler).run()
+    _guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name)).run()
 
 
 @main.command()

@@ -70,3 +70,36 @@ def node_label(node: Node) -> Text:
     if node.is_generated:
         label.append("  generated", style="italic magenta")
     return label
+
+
+def reveal(tree: ZTree, trail: list[Node]) -> TreeNode[TreeData] | None:
+    """Open every ancestor of trail[-1] (root first), reading pages until each is found."""
+    current = tree.root
+    for wanted in trail[1:]:
+        if not current.children and isinstance(current.data, Node):
+            tree.load_page(current, current.data.id, None)
+        current.expand()
+        found = _child_with_id(current, wanted.id)
+        while found is None:
+            more = next((c for c in current.children if isinstance(c.data, MoreChildren)), None)
+            if more is None or not isinstance(more.data, MoreChildren):
+                return None
+            more.remove()
+            tree.load_page(current, more.data.parent_id, more.data.after_position)
+            found = _child_with_id(current, wanted.id)
+        current = found
+    target = current
+
+    def place_cursor() -> None:
+        tree.move_cursor(target)
+        tree.scroll_to_node(target, animate=False)
+
+    tree.call_after_refresh(place_cursor)  # the tree numbers its lines for new children only when it redraws
+    return current
+
+
+def _child_with_id(parent: TreeNode[TreeData], node_id: int) -> TreeNode[TreeData] | None:
+    for child in parent.children:
+        if isinstance(child.data, Node) and child.data.id == node_id:
+            return child
+    return None

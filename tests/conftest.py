@@ -91,3 +91,32 @@ def check_tree(conn: sqlite3.Connection) -> Callable[[], None]:
                 assert row["depth"] == by_id[row["parent_id"]]["depth"] + 1, f"depth of node {row['id']}"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The real demo workspace, built once per test run (about a minute): (path, what the build did)."""
+    from kb.demo import build_demo
+    from kb.importing import NoProgress
+
+    workspace = tmp_path_factory.mktemp("demo-master") / "demo.db"
+    built, done = build_demo(workspace, lambda _: NoProgress(), index_procs=2)
+    built.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    built.close()
+    return workspace, done
+
+
+@pytest.fixture
+def demo_workspace(demo_build: tuple[Path, list[str]], tmp_path: Path) -> Path:
+    """A private copy of the demo workspace (file, search index, answer key) that a test may change."""
+    import shutil
+
+    master = demo_build[0]
+    copy = tmp_path / master.name
+    source, target = sqlite3.connect(master), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    shutil.copytree(master.with_name(master.name + ".index"), copy.with_name(copy.name + ".index"))
+    shutil.copy(master.with_name(master.name + ".answers.jsonl"), copy.with_name(copy.name + ".answers.jsonl"))
+    return copy

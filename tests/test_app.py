@@ -33,7 +33,7 @@ def rendered(static: Static) -> str:
 
 
 async def test_tree_opens_lazily_and_pages_huge_fan_out(workspace: Path) -> None:
-    app = NavigatorApp(workspace=workspace)
+    app = NavigatorApp(workspace=workspace, labeler="ann")
     async with app.run_test() as pilot:
         tree = app.screen.query_one(ZTree)
         book = tree.root.children[0]
@@ -53,7 +53,7 @@ async def test_tree_opens_lazily_and_pages_huge_fan_out(workspace: Path) -> None
 
 
 async def test_markup_in_workspace_text_is_shown_literally(workspace: Path) -> None:
-    app = NavigatorApp(workspace=workspace)
+    app = NavigatorApp(workspace=workspace, labeler="ann")
     async with app.run_test() as pilot:
         await pilot.press("down")
         await pilot.pause()
@@ -62,7 +62,7 @@ async def test_markup_in_workspace_text_is_shown_literally(workspace: Path) -> N
 
 
 async def test_vim_keys_and_backspace_move_through_the_tree(workspace: Path) -> None:
-    app = NavigatorApp(workspace=workspace)
+    app = NavigatorApp(workspace=workspace, labeler="ann")
     async with app.run_test() as pilot:
         tree = app.screen.query_one(ZTree)
         await pilot.press("j", "enter", "j", "j")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.db import connect
 from kb.demo import HELD_OUT_REGIONS, answer_key_path, build_demo
 from kb.importing import NoProgress
 from kb.items import read_answer_key
@@ -19,10 +20,9 @@ from navigator.widgets import ZTree
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[sqlite3.Connection, Path, list[str]]:
-    workspace = tmp_path_factory.mktemp("demo") / "demo.db"
-    conn, done = build_demo(workspace, lambda _: NoProgress(), index_procs=2)
-    return conn, workspace, done
+def demo(demo_build: tuple[Path, list[str]]) -> tuple[sqlite3.Connection, Path, list[str]]:
+    workspace, done = demo_build
+    return connect(workspace), workspace, done
 
 
 def test_demo_builds_library_items_and_index(demo: tuple[sqlite3.Connection, Path, list[str]]) -> None:
@@ -69,20 +69,22 @@ def test_landlocked_gold_agrees_with_what_z_says(demo: tuple[sqlite3.Connection,
 
 def test_building_again_changes_nothing(demo: tuple[sqlite3.Connection, Path, list[str]]) -> None:
     conn, workspace, _ = demo
-    before = conn.execute("SELECT COUNT(*), MAX(id) FROM nodes").fetchone(), conn.execute(
-        "SELECT COUNT(*) FROM items"
-    ).fetchone()
+    before = (
+        conn.execute("SELECT COUNT(*), MAX(id) FROM nodes").fetchone(),
+        conn.execute("SELECT COUNT(*) FROM items").fetchone(),
+    )
     again, done = build_demo(workspace, lambda _: NoProgress())
     assert done == []
-    after = again.execute("SELECT COUNT(*), MAX(id) FROM nodes").fetchone(), again.execute(
-        "SELECT COUNT(*) FROM items"
-    ).fetchone()
+    after = (
+        again.execute("SELECT COUNT(*), MAX(id) FROM nodes").fetchone(),
+        again.execute("SELECT COUNT(*) FROM items").fetchone(),
+    )
     assert tuple(before[0]) == tuple(after[0]) and tuple(before[1]) == tuple(after[1])
 
 
 async def test_app_opens_on_the_demo(demo: tuple[sqlite3.Connection, Path, list[str]]) -> None:
     _, workspace, _ = demo
-    app = NavigatorApp(workspace=workspace)
+    app = NavigatorApp(workspace=workspace, labeler="ann")
     async with app.run_test():
         tree = app.screen.query_one(ZTree)
         regions = [str(node.label).split("  ")[0] for node in tree.root.children]

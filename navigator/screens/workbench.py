@@ -1,0 +1,466 @@
+"""The labeler's workbench: Z on the left, the open node in the middle, the task on the right.
+
+The screen owns the session state (open node, history, draft answer, marked
+statements) and writes through LabelStore, so every label is committed the
+moment it is submitted. Where the labeler is gets saved on every move, so
+reopening resumes exactly there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, Tree
+
+from kb.db import utc_now
+from kb.items import Item, items_in
+from kb.labels import LabelError, LabelStore
+from kb.libraries import Library
+from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
+from kb.tree import Node, ancestors, node_by_id, node_by_uid
+from models.credence_checks import visible_conflicts
+from navigator.screens.help import HelpScreen
+from navigator.screens.pick import PickScreen
+from navigator.screens.prompt import PromptScreen
+from navigator.screens.search import SearchScreen
+from navigator.task import Draft
+from navigator.widgets import TreeData, ZTree, node_label, reveal
+
+PATH_SEPARATOR = " › "
+QUEUE_SPLITS = ("train", "validation")
+MAX_MARKED = 4
+NUDGE, FINE_NUDGE = 0.05, 0.01
+
+
+class WorkbenchScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "search", "Search"),
+        Binding("backspace", "parent", "Parent"),
+        Binding("left_square_bracket,alt+left", "back", "Back"),
+        Binding("right_square_bracket,alt+right", "forward", "Forward"),
+        Binding("m", "bookmark", "Bookmark"),
+        Binding("apostrophe", "bookmarks", "Bookmarks"),
+        Binding("t", "toggle_mode", "Predict/Credence"),
+        Binding("c", "cite", "Cite node"),
+        *(Binding(str(n), f"pick({n - 1})", f"Option {n} at 90%", show=False) for n in range(1, 10)),
+        Binding("o", "select_option(1)", "Next option", show=False),
+        Binding("O", "select_option(-1)", "Previous option", show=False),
+        Binding("plus,equals_sign", f"nudge({NUDGE})", "+5%", show=False),
+        Binding("minus", f"nudge({-NUDGE})", "−5%", show=False),
+        Binding("greater_than_sign", f"nudge({FINE_NUDGE})", "+1%", show=False),
+        Binding("less_than_sign", f"nudge({-FINE_NUDGE})", "−1%", show=False),
+        Binding("n", "note", "Note", show=False),
+        Binding("s", "submit", "Submit"),
+        Binding("x", "mark", "Mark statement", show=False),
+        Binding("w", "whole_library", "Whole library", show=False),
+        Binding("i", "type_credence", "Type credence", show=False),
+        Binding("ctrl+z", "undo", "Undo"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str) -> None:
+        super().__init__()
+        self.conn = conn
+        self.workspace = workspace
+        self.library = library
+        self.labels = LabelStore(conn, labeler)
+        self.labeler = labeler
+        self.mode = "predict"
+        self.open_node: Node | None = None
+        self.history: list[int] = []
+        self.history_at = -1
+        self.queue: list[Item] = items_in(conn, QUEUE_SPLITS)
+        self.done: set[int] = set(self.labels.current_predictions(library.id))
+        self.draft: Draft | None = None
+        self.marked: list[Node] = []
+        self.whole_library = False
+        self.last_save = "—"
+
+    # -- layout ------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        root = node_by_id(self.conn, self.library.root_id)
+        assert root is not None
+        yield Header()
+        with Horizontal(id="panes"):
+            yield ZTree(self.conn, root, id="z-tree")
+            with VerticalScroll(id="node-pane"):
+                yield Static(id="breadcrumbs")
+                yield Static(id="node-title")
+                yield Static(id="node-meta")
+                yield Static(id="node-body")
+            with Vertical(id="task-pane"):
+                yield Static(id="task-title")
+                yield Static(id="task-body")
+                yield Input(placeholder="probability, e.g. 0.8", id="credence-input")
+                yield Static(id="task-feedback")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(ZTree).focus()
+        self.query_one("#credence-input").display = False
+        self.resume()
+
+    def resume(self) -> None:
+        state = load_state(self.conn, self.labeler)
+        self.mode = state.get("mode", "predict")
+        self.marked = [n for uid in state.get("marked", []) if (n := node_by_uid(self.conn, uid, self.library.id))]
+        self.whole_library = bool(state.get("whole_library", False))
+        self.draft = self.next_draft(state.get("item"))
+        opened = node_by_uid(self.conn, state["open_node"], self.library.id) if "open_node" in state else None
+        if opened is not None and opened.id != self.library.root_id:
+            reveal(self.query_one(ZTree), ancestors(self.conn, opened.id))
+        else:
+            root = node_by_id(self.conn, self.library.root_id)
+            assert root is not None
+            self.open(root)
+        self.refresh_task()
+
+    def next_draft(self, preferred_uid: str | None = None) -> Draft | None:
+        """The item to resume (if still unlabeled), else the first unlabeled one in the queue."""
+        pending = [item for item in self.queue if item.id not in self.done]
+        for item in pending:
+            if item.uid == preferred_uid:
+                return Draft.fresh(item)
+        return Draft.fresh(pending[0]) if pending else None
+
+    # -- the open node ------------------------------------------------------
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
+        if isinstance(event.node.data, Node):
+            self.open(event.node.data)
+
+    def open(self, node: Node, *, from_history: bool = False) -> None:
+        self.open_node = node
+        already_here = 0 <= self.history_at < len(self.history) and self.history[self.history_at] == node.id
+        if not from_history and not already_here:
+            del self.history[self.history_at + 1 :]
+            self.history.append(node.id)
+            self.history_at = len(self.history) - 1
+        if self.draft is not None:
+            self.draft.visit(node.uid)
+        self.show_node(node)
+        save_state(self.conn, self.labeler, open_node=node.uid)
+
+    def show_node(self, node: Node) -> None:
+        trail = ancestors(self.conn, node.id)
+        self.query_one("#breadcrumbs", Static).update(Text(PATH_SEPARATOR.join(n.title for n in trail[:-1])))
+        self.query_one("#node-title", Static).update(Text(node.title, style="bold"))
+        meta = Text(f"{node.kind} · {node.child_count:,} children · {node.subtree_size:,} in subtree · {node.uid}")
+        if node.is_generated:
+            meta.append("  generated by the LLM", style="bold magenta")
+        if self.draft and node.uid in self.draft.cited:
+            meta.append("  cited", style="bold green")
+        if any(m.id == node.id for m in self.marked):
+            meta.append("  marked", style="bold yellow")
+        self.query_one("#node-meta", Static).update(meta)
+        self.query_one("#node-body", Static).update(Text(node.body))
+
+    def jump_to(self, node_id: int | None, *, from_history: bool = False) -> None:
+        node = node_by_id(self.conn, node_id) if node_id is not None else None
+        if node is None:
+            return
+        reveal(self.query_one(ZTree), ancestors(self.conn, node.id))
+        self.open(node, from_history=from_history)
+
+    def action_cursor_down(self) -> None:
+        self.query_one(ZTree).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(ZTree).action_cursor_up()
+
+    def action_parent(self) -> None:
+        tree = self.query_one(ZTree)
+        current = tree.cursor_node
+        if current is not None and current.parent is not None:
+            tree.move_cursor(current.parent)
+
+    def action_back(self) -> None:
+        if self.history_at > 0:
+            self.history_at -= 1
+            self.jump_to(self.history[self.history_at], from_history=True)
+
+    def action_forward(self) -> None:
+        if self.history_at < len(self.history) - 1:
+            self.history_at += 1
+            self.jump_to(self.history[self.history_at], from_history=True)
+
+    def action_search(self) -> None:
+        self.app.push_screen(SearchScreen(self.workspace, self.library), self.jump_to)
+
+    def action_bookmark(self) -> None:
+        if self.open_node is None:
+            return
+        added = toggle_bookmark(self.conn, self.labeler, self.open_node)
+        self.notify(("Bookmarked " if added else "Removed bookmark ") + self.open_node.title, markup=False)
+
+    def action_bookmarks(self) -> None:
+        choices = [(node.id, node_label(node)) for node in bookmarks(self.conn, self.labeler)]
+        self.app.push_screen(
+            PickScreen("Bookmarks", choices, empty="No bookmarks yet: press m on a node."), self.jump_to
+        )
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen([*self.BINDINGS, *self.app.BINDINGS]))  # type: ignore[list-item]
+
+    # -- the task ------------------------------------------------------------
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "credence" if self.mode == "predict" else "predict"
+        save_state(self.conn, self.labeler, mode=self.mode)
+        self.refresh_task()
+
+    def action_pick(self, index: int) -> None:
+        if self.mode == "predict" and self.draft is not None:
+            self.draft.pick(index)
+            self.refresh_task()
+
+    def action_select_option(self, step: int) -> None:
+        if self.mode == "predict" and self.draft is not None:
+            self.draft.select(step)
+            self.refresh_task()
+
+    def action_nudge(self, delta: float) -> None:
+        if self.mode == "predict" and self.draft is not None:
+            self.draft.nudge(delta)
+            self.refresh_task()
+
+    def action_cite(self) -> None:
+        if self.draft is None or self.open_node is None:
+            return
+        cited = self.draft.toggle_citation(self.open_node.uid)
+        self.show_node(self.open_node)
+        self.refresh_task()
+        self.notify(("Cited " if cited else "Uncited ") + self.open_node.title, markup=False)
+
+    def action_note(self) -> None:
+        if self.draft is None:
+            return
+
+        def keep(note: str | None) -> None:
+            if self.draft is not None and note is not None:
+                self.draft.note = note
+                self.refresh_task()
+
+        self.app.push_screen(PromptScreen("Note for this item", value=self.draft.note), keep)
+
+    def action_submit(self) -> None:
+        if self.mode == "credence":
+            self.action_type_credence()
+            return
+        if self.draft is None:
+            self.notify("Nothing left to label in this queue.")
+            return
+        draft = self.draft
+        try:
+            self.labels.record_prediction(
+                draft.item,
+                self.library.id,
+                draft.as_dict(),
+                cited=draft.cited,
+                trail=draft.trail,
+                seconds=draft.seconds,
+                note=draft.note,
+            )
+        except LabelError as error:
+            self.feedback(str(error), error=True)
+            return
+        self.done.add(draft.item.id)
+        self.saved()
+        self.draft = self.next_draft()
+        save_state(self.conn, self.labeler, item=self.draft.item.uid if self.draft else None)
+        if self.draft and self.open_node:
+            self.draft.visit(self.open_node.uid)
+        self.refresh_task()
+
+    def action_undo(self) -> None:
+        undone = self.labels.undo_last()
+        if undone is None:
+            self.notify("Nothing to undo.")
+            return
+        self.done = set(self.labels.current_predictions(self.library.id))
+        if undone.table == "predictions":
+            item_id = self.conn.execute("SELECT item_id FROM predictions WHERE uid = ?", (undone.uid,)).fetchone()[0]
+            if item_id not in self.done:
+                item = next(i for i in self.queue if i.id == item_id)
+                self.draft = Draft.fresh(item)
+                save_state(self.conn, self.labeler, item=item.uid)
+        self.saved()
+        self.notify(f"Undone: {undone.description} (kept, marked as withdrawn)", markup=False)
+        self.refresh_task()
+
+    def action_mark(self) -> None:
+        if self.open_node is None or self.mode != "credence":
+            return
+        if any(m.id == self.open_node.id for m in self.marked):
+            self.marked = [m for m in self.marked if m.id != self.open_node.id]
+        elif len(self.marked) >= MAX_MARKED:
+            self.notify(f"A credence covers at most {MAX_MARKED} statements.", severity="warning")
+            return
+        else:
+            self.marked.append(self.open_node)
+        self.whole_library = False
+        save_state(self.conn, self.labeler, marked=[m.uid for m in self.marked], whole_library=False)
+        self.show_node(self.open_node)
+        self.refresh_task()
+
+    def action_whole_library(self) -> None:
+        if self.mode != "credence":
+            return
+        self.whole_library = not self.whole_library
+        save_state(self.conn, self.labeler, whole_library=self.whole_library)
+        self.refresh_task()
+
+    def credence_target(self) -> list[Node]:
+        if self.whole_library:
+            return []
+        if self.marked:
+            return self.marked
+        return [self.open_node] if self.open_node and self.open_node.id != self.library.root_id else []
+
+    def action_type_credence(self) -> None:
+        if self.mode != "credence":
+            return
+        box = self.query_one("#credence-input", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "credence-input":
+            self.show_credence_check(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "credence-input":
+            return
+        event.stop()
+        try:
+            value = float(event.value)
+        except ValueError:
+            self.feedback(f"{event.value!r} is not a number; type a probability such as 0.8", error=True)
+            return
+        target = self.credence_target()
+        if not target and not self.whole_library:
+            self.feedback("Open or mark a statement first (x marks, w for the whole library).", error=True)
+            return
+        try:
+            self.labels.record_credence(self.library.id, target, value)
+        except LabelError as error:
+            self.feedback(str(error), error=True)
+            return
+        event.input.value = ""
+        event.input.display = False
+        self.marked = []
+        self.whole_library = False
+        save_state(self.conn, self.labeler, marked=[], whole_library=False)
+        self.query_one(ZTree).focus()
+        self.saved()
+        self.refresh_task()
+        self.feedback(f"Saved P = {value:g}.")
+
+    def key_escape(self) -> None:
+        box = self.query_one("#credence-input", Input)
+        if box.has_focus:
+            box.display = False
+            self.query_one(ZTree).focus()
+
+    def show_credence_check(self, typed: str) -> None:
+        try:
+            value = float(typed)
+        except ValueError:
+            self.feedback("type a probability between 0 and 1" if typed.strip() else "")
+            return
+        if not 0.0 <= value <= 1.0:
+            self.feedback(f"{value:g} is not a probability: it must be between 0 and 1", error=True)
+            return
+        known = {key: credence.p for key, credence in self.labels.current_credences(self.library.id).items()}
+        key = tuple(sorted(node.uid for node in self.credence_target()))
+        conflicts = visible_conflicts(key, value, known, self.describe_key)
+        if conflicts:
+            self.feedback(
+                "Incoherent with your earlier credences:\n" + "\n".join(f"• {c}" for c in conflicts), error=True
+            )
+        else:
+            self.feedback("coherent with your earlier credences on these statements")
+
+    def describe_key(self, key: tuple[str, ...]) -> str:
+        titles = []
+        for uid in key:
+            node = node_by_uid(self.conn, uid, self.library.id)
+            titles.append(node.title[:40] if node else uid)
+        return " ∧ ".join(titles) if titles else "whole library"
+
+    # -- drawing -------------------------------------------------------------
+
+    def feedback(self, message: str, *, error: bool = False) -> None:
+        self.query_one("#task-feedback", Static).update(Text(message, style="red" if error else "green"))
+
+    def saved(self) -> None:
+        self.last_save = utc_now()[11:19]
+        self.refresh_status()
+
+    def refresh_task(self) -> None:
+        title = self.query_one("#task-title", Static)
+        body = self.query_one("#task-body", Static)
+        self.query_one("#credence-input").display = (
+            self.mode == "credence" and self.query_one("#credence-input").display
+        )
+        if self.mode == "predict":
+            title.update(Text("Prediction  P(y | x, Z)", style="bold"))
+            body.update(self.prediction_text())
+        else:
+            title.update(Text("Credence  P(statements true)", style="bold"))
+            body.update(self.credence_text())
+        self.refresh_status()
+
+    def prediction_text(self) -> Text:
+        draft = self.draft
+        if draft is None:
+            return Text("Every item in the queue has your prediction. ctrl+z undoes the last one.")
+        text = Text(f"{draft.item.split} · {draft.item.task}\n", style="dim")
+        text.append(draft.item.x + "\n\n")
+        for index, (option, p) in enumerate(zip(draft.item.options, draft.probs, strict=True)):
+            pointer = "▶" if index == draft.selected else " "
+            bar = "█" * round(p * 20)
+            text.append(f"{pointer} {index + 1}. ", style="bold" if index == draft.selected else "")
+            text.append(option)
+            text.append(f"  {p:6.1%} ", style="bold")
+            text.append(bar + "\n", style="cyan")
+        text.append(f"\ncited: {len(draft.cited)} · trail: {len(draft.trail)} nodes")
+        if draft.note:
+            text.append("\nnote: " + draft.note)
+        text.append("\n\n1–9 pick at 90% · o select · +/− 5% · </> 1% · c cite · n note · s submit", style="dim")
+        return text
+
+    def credence_text(self) -> Text:
+        target = self.credence_target()
+        text = Text("How likely is it that ")
+        if self.whole_library:
+            text.append(f"everything in library {self.library.name} is true", style="bold")
+        elif not target:
+            text.append("… (open a statement, or mark up to 4 with x)", style="dim")
+        else:
+            text.append("all of these are true" if len(target) > 1 else "this is true", style="bold")
+            for node in target:
+                text.append("\n• " + node.title)
+        earlier = self.labels.current_credences(self.library.id).get(tuple(sorted(n.uid for n in target)))
+        if earlier is not None and (target or self.whole_library):
+            text.append(f"\n\nyour current credence: {earlier.p:g}", style="dim")
+        text.append("\n\nx mark/unmark · w whole library · i type the probability, Enter saves", style="dim")
+        return text
+
+    def refresh_status(self) -> None:
+        labeled = sum(1 for item in self.queue if item.id in self.done)
+        status = Text(
+            f" {self.labeler} · {self.workspace.name} · {self.library.name} · {self.mode} · "
+            f"{labeled}/{len(self.queue)} items · last save {self.last_save}"
+        )
+        self.query_one("#status", Static).update(status)
