@@ -41,7 +41,7 @@ def library(conn: sqlite3.Connection) -> Library:
 
 
 @pytest.fixture
-def snapshot(conn: sqlite3.Connection) -> Callable[[], dict[str, Any]]:
+def db_dump(conn: sqlite3.Connection) -> Callable[[], dict[str, Any]]:
     """A full dump of the data tables plus `PRAGMA integrity_check`, to prove nothing changed."""
 
     def take() -> dict[str, Any]:

@@ -144,17 +144,17 @@ def test_clean_html():
     assert clean_html("<br><br>x<br>") == "x"
 
 
-def test_reading_a_broken_factbook_file(tmp_path, conn, library, snapshot):
+def test_reading_a_broken_factbook_file(tmp_path, conn, library, db_dump):
     root = tmp_path / "data"
     (root / "europe").mkdir(parents=True)
     (root / "europe" / "zz.json").write_text('{"Geography": {"Coastline": {"text": "0 km <b>(landlocked)</b>"}}}')
     (root / "europe" / "zy.json").write_text("{broken")
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_staged(conn, library, read_factbook(NoProgress(), root), source="factbook", importer="factbook")
     assert caught.value.source == str(Path(root / "europe" / "zy.json"))
     assert "unreadable Factbook file" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
     report = import_staged(conn, library, read_factbook(NoProgress(), root), source="factbook",
                            importer="factbook", skip_bad=True)

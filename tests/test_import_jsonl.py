@@ -138,16 +138,16 @@ def test_same_ids_in_another_library_are_independent(conn, library, write_jsonl,
     check_tree()
 
 
-def test_parent_in_another_library_is_missing(conn, library, write_jsonl, snapshot):
+def test_parent_in_another_library_is_missing(conn, library, write_jsonl, db_dump):
     run(conn, library, write_jsonl("book.jsonl", BOOK))
     other = create_library(conn, "other")
     path = write_jsonl("orphan.jsonl", [{"id": "x", "parent": "ch1", "title": "X"}])
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         run(conn, other, path)
     assert (caught.value.line, caught.value.field) == (1, "parent")
     assert "'ch1' is neither in this input nor in library 'other'" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 # -- bad input: one problem, reported precisely, nothing written --------------
@@ -181,11 +181,11 @@ BAD_CASES = {
 
 @pytest.mark.parametrize(("lines", "line", "field", "reason"), BAD_CASES.values(), ids=BAD_CASES.keys())
 def test_bad_input_is_reported_and_nothing_is_written(
-    conn, library, write_jsonl, snapshot, lines, line, field, reason
+    conn, library, write_jsonl, db_dump, lines, line, field, reason
 ):
     run(conn, library, write_jsonl("existing.jsonl", [{"id": "old", "title": "Already here"}]))
     path = write_jsonl("bad.jsonl", lines)
-    before = snapshot()
+    before = db_dump()
 
     with pytest.raises(ImportProblem) as caught:
         run(conn, library, path)
@@ -194,41 +194,41 @@ def test_bad_input_is_reported_and_nothing_is_written(
     assert (problem.source, problem.line, problem.field) == (str(path), line, field)
     assert reason in problem.reason
     assert str(problem).startswith(f"{path}:{line}: {field}: " if line else f"{path}: {field}: ")
-    after = snapshot()
+    after = db_dump()
     assert after == before
     assert after["integrity_check"] == ["ok"]
 
 
-def test_non_utf8_bytes(conn, library, tmp_path, snapshot):
+def test_non_utf8_bytes(conn, library, tmp_path, db_dump):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(b'{"id": "a", "title": "A"}\n{"id": "b", "title": "caf\xe9"}\n')
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         run(conn, library, path)
     assert (caught.value.source, caught.value.line, caught.value.field) == (str(path), 2, "-")
     assert "not valid UTF-8" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
-def test_id_colliding_with_a_node_in_the_library(conn, library, write_jsonl, snapshot):
+def test_id_colliding_with_a_node_in_the_library(conn, library, write_jsonl, db_dump):
     run(conn, library, write_jsonl("book.jsonl", BOOK))
     path = write_jsonl("again.jsonl", [{"id": "new", "title": "New"}, {"id": "ch2", "parent": "new", "title": "X"}])
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         run(conn, library, path)
     assert (caught.value.line, caught.value.field) == (2, "id")
     assert caught.value.reason == "id 'ch2' already exists in library 'lib'"
-    assert snapshot() == before
+    assert db_dump() == before
 
 
-def test_the_library_root_id_cannot_be_reused(conn, library, write_jsonl, snapshot):
+def test_the_library_root_id_cannot_be_reused(conn, library, write_jsonl, db_dump):
     root_uid = root(conn, library)["uid"]
     path = write_jsonl("root.jsonl", [{"id": root_uid, "title": "impostor"}])
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         run(conn, library, path)
     assert caught.value.field == "id"
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 def test_own_parent_names_the_parent_field(conn, library, write_jsonl):
@@ -238,27 +238,27 @@ def test_own_parent_names_the_parent_field(conn, library, write_jsonl):
     assert (caught.value.line, caught.value.field) == (1, "parent")
 
 
-def test_own_parent_is_rejected(conn, library, write_jsonl, snapshot):
+def test_own_parent_is_rejected(conn, library, write_jsonl, db_dump):
     path = write_jsonl("self.jsonl", [GOOD, {"id": "a", "parent": "a", "title": "A"}])
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         run(conn, library, path)
     assert caught.value.line == 2 and "own parent" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
-def test_cancelled_import_writes_nothing(conn, library, write_jsonl, snapshot):
+def test_cancelled_import_writes_nothing(conn, library, write_jsonl, db_dump):
     class Cancelled(NoProgress):
         @property
         def cancelled(self) -> bool:
             return True
 
     path = write_jsonl("book.jsonl", BOOK)
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportCancelled):
         import_staged(conn, library, read_jsonl_nodes(path, NoProgress()), source=str(path), importer="jsonl",
                       progress=Cancelled())
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 def test_failed_import_does_not_block_the_next(conn, library, write_jsonl, check_tree):
@@ -302,9 +302,9 @@ def test_skip_bad_imports_the_good_and_reports_the_bad(conn, library, write_json
     check_tree()
 
 
-def test_skip_bad_with_nothing_good_writes_nothing(conn, library, write_jsonl, snapshot):
-    before = snapshot()
+def test_skip_bad_with_nothing_good_writes_nothing(conn, library, write_jsonl, db_dump):
+    before = db_dump()
     report = run(conn, library, write_jsonl("allbad.jsonl", ["nope", {"id": "a", "parent": "zz", "title": "A"}]),
                  skip_bad=True)
     assert (report.added, report.skipped, report.first_node_id) == (0, 2, None)
-    assert snapshot() == before
+    assert db_dump() == before

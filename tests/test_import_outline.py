@@ -144,25 +144,25 @@ def test_markdown_folder_ids_are_stable(conn, library, notes):
     assert uids[0] == uids[1] and len(uids[0]) == 14
 
 
-def test_markdown_folder_reimport_collides_with_library(conn, library, notes, snapshot):
+def test_markdown_folder_reimport_collides_with_library(conn, library, notes, db_dump):
     import_folder(conn, library, notes)
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_folder(conn, library, notes)
     assert caught.value.field == "id" and "already exists in library 'lib'" in caught.value.reason
     assert caught.value.source == str(notes)
-    assert snapshot() == before
+    assert db_dump() == before
 
 
-def test_markdown_folder_with_non_utf8_file(conn, library, notes, snapshot):
+def test_markdown_folder_with_non_utf8_file(conn, library, notes, db_dump):
     bad = notes / "sub" / "latin1.md"
     bad.write_bytes(b"# Ok\n\ncaf\xe9\n")
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_folder(conn, library, notes)
     assert (caught.value.source, caught.value.field) == (str(bad), "-")
     assert "not valid UTF-8" in caught.value.reason
-    after = snapshot()
+    after = db_dump()
     assert after == before and after["integrity_check"] == ["ok"]
 
 
@@ -175,16 +175,16 @@ def test_markdown_folder_skip_bad_skips_only_the_bad_file(conn, library, notes, 
     check_tree()
 
 
-def test_empty_markdown_folder(conn, library, tmp_path, snapshot):
+def test_empty_markdown_folder(conn, library, tmp_path, db_dump):
     folder = tmp_path / "empty"
     folder.mkdir()
     (folder / "notes.txt").write_text("not markdown\n", encoding="utf-8")
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_folder(conn, library, folder)
     assert (caught.value.source, caught.value.line, caught.value.field) == (str(folder), 0, "-")
     assert "empty" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 # -- single Markdown file ----------------------------------------------------
@@ -229,26 +229,26 @@ def test_heading_levels_can_skip_and_close(conn, library, tmp_path, check_tree):
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n   \n"], ids=["empty", "blank"])
-def test_empty_markdown_file(conn, library, tmp_path, snapshot, content):
+def test_empty_markdown_file(conn, library, tmp_path, db_dump, content):
     path = tmp_path / "empty.md"
     path.write_bytes(content)
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_file(conn, library, path, plain_text=False)
     assert (caught.value.source, caught.value.line, caught.value.field) == (str(path), 0, "-")
     assert "empty" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
-def test_markdown_file_reimport_collides(conn, library, tmp_path, snapshot):
+def test_markdown_file_reimport_collides(conn, library, tmp_path, db_dump):
     path = tmp_path / "doc.md"
     path.write_text(DOCUMENT, encoding="utf-8")
     import_file(conn, library, path, plain_text=False)
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_file(conn, library, path, plain_text=False)
     assert (caught.value.line, caught.value.field) == (1, "id")
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 # -- plain text ------------------------------------------------------------
@@ -276,15 +276,15 @@ def test_capital_lines_are_not_headings_in_markdown(conn, library, tmp_path):
     assert titles(kids(conn, library.root_id)) == [("statement", "INTRODUCTION"), ("statement", "Text.")]
 
 
-def test_plain_text_non_utf8(conn, library, tmp_path, snapshot):
+def test_plain_text_non_utf8(conn, library, tmp_path, db_dump):
     path = tmp_path / "latin1.txt"
     path.write_bytes(b"INTRO\n\nline two\ncaf\xe9\n")
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_file(conn, library, path, plain_text=True)
     assert (caught.value.source, caught.value.field) == (str(path), "-")
     assert "not valid UTF-8" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 def test_plain_text_non_utf8_names_the_line(conn, library, tmp_path):

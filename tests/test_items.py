@@ -121,11 +121,11 @@ def test_dstar_without_gold_needs_no_answer_key(conn, write_jsonl):
     assert sum(report.added.values()) == 6 and report.answer_key is None
 
 
-def test_dstar_gold_without_an_answer_key_is_refused(conn, write_jsonl, snapshot):
-    before = snapshot()
+def test_dstar_gold_without_an_answer_key_is_refused(conn, write_jsonl, db_dump):
+    before = db_dump()
     with pytest.raises(WorkspaceError, match="--answers"):
         import_items(conn, write_jsonl("dstar.jsonl", ITEMS), dstar=True)
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 def test_answer_key_grows_across_imports(conn, write_jsonl, tmp_path):
@@ -146,49 +146,49 @@ def existing_key(conn, write_jsonl, tmp_path) -> Path:
     return answers
 
 
-def assert_unchanged(snapshot, before, answers: Path, key_bytes: bytes) -> None:
-    assert snapshot() == before
+def assert_unchanged(db_dump, before, answers: Path, key_bytes: bytes) -> None:
+    assert db_dump() == before
     assert answers.read_bytes() == key_bytes
     assert not answers.with_name(answers.name + ".tmp").exists()
 
 
-def test_bad_record_leaves_items_and_answer_key(conn, write_jsonl, existing_key, snapshot):
-    before, key_bytes = snapshot(), existing_key.read_bytes()
+def test_bad_record_leaves_items_and_answer_key(conn, write_jsonl, existing_key, db_dump):
+    before, key_bytes = db_dump(), existing_key.read_bytes()
     path = write_jsonl("bad.jsonl", [*ITEMS[10:20], item(99, "maybe")])
     with pytest.raises(ImportProblem) as caught:
         import_items(conn, path, dstar=True, answers=existing_key)
     assert (caught.value.source, caught.value.line) == (str(path), 11)
-    assert_unchanged(snapshot, before, existing_key, key_bytes)
+    assert_unchanged(db_dump, before, existing_key, key_bytes)
 
 
-def test_existing_item_id_leaves_items_and_answer_key(conn, write_jsonl, existing_key, snapshot):
-    before, key_bytes = snapshot(), existing_key.read_bytes()
+def test_existing_item_id_leaves_items_and_answer_key(conn, write_jsonl, existing_key, db_dump):
+    before, key_bytes = db_dump(), existing_key.read_bytes()
     path = write_jsonl("again.jsonl", [*ITEMS[10:12], ITEMS[3]])
     with pytest.raises(ImportProblem) as caught:
         import_items(conn, path, dstar=True, answers=existing_key)
     assert (caught.value.line, caught.value.field) == (3, "id")
     assert "'q003' already exists" in caught.value.reason
-    assert_unchanged(snapshot, before, existing_key, key_bytes)
+    assert_unchanged(db_dump, before, existing_key, key_bytes)
 
 
-def test_conflicting_answer_in_the_key_leaves_everything(conn, write_jsonl, tmp_path, snapshot):
+def test_conflicting_answer_in_the_key_leaves_everything(conn, write_jsonl, tmp_path, db_dump):
     answers = tmp_path / "answers.jsonl"
     answers.write_text(json.dumps({"id": "q001", "split": "validation", "y": "no"}) + "\n", encoding="utf-8")
-    before, key_bytes = snapshot(), answers.read_bytes()
+    before, key_bytes = db_dump(), answers.read_bytes()
     with pytest.raises(WorkspaceError, match="different answer for item 'q001'"):
         import_items(conn, write_jsonl("d.jsonl", [item(1, "yes"), item(2)]), dstar=True, answers=answers)
-    assert_unchanged(snapshot, before, answers, key_bytes)
+    assert_unchanged(db_dump, before, answers, key_bytes)
 
 
-def test_failure_while_writing_items_leaves_the_answer_key(conn, write_jsonl, existing_key, snapshot):
+def test_failure_while_writing_items_leaves_the_answer_key(conn, write_jsonl, existing_key, db_dump):
     conn.execute(
         "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.items WHEN NEW.uid = 'q015'"
         " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
     )
-    before, key_bytes = snapshot(), existing_key.read_bytes()
+    before, key_bytes = db_dump(), existing_key.read_bytes()
     with pytest.raises(sqlite3.IntegrityError, match="disk on fire"):
         import_items(conn, write_jsonl("more.jsonl", ITEMS[10:20]), dstar=True, answers=existing_key)
-    assert_unchanged(snapshot, before, existing_key, key_bytes)
+    assert_unchanged(db_dump, before, existing_key, key_bytes)
 
 
 # -- bad records -------------------------------------------------------------
@@ -213,29 +213,29 @@ BAD_CASES = {
 @pytest.mark.parametrize(("lines", "line", "field", "reason"), BAD_CASES.values(), ids=BAD_CASES.keys())
 @pytest.mark.parametrize("dstar", [False, True], ids=["D", "Dstar"])
 def test_bad_items_are_reported_and_nothing_is_written(
-    conn, write_jsonl, tmp_path, snapshot, lines, line, field, reason, dstar
+    conn, write_jsonl, tmp_path, db_dump, lines, line, field, reason, dstar
 ):
     answers = tmp_path / "answers.jsonl"
     path = write_jsonl("bad.jsonl", lines)
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_items(conn, path, dstar=dstar, answers=answers)
     assert (caught.value.source, caught.value.line, caught.value.field) == (str(path), line, field)
     assert reason in caught.value.reason
-    after = snapshot()
+    after = db_dump()
     assert after == before and after["integrity_check"] == ["ok"]
     assert not answers.exists()
 
 
-def test_y_not_among_options_is_a_clear_error(conn, write_jsonl, tmp_path, snapshot):
+def test_y_not_among_options_is_a_clear_error(conn, write_jsonl, tmp_path, db_dump):
     answers = tmp_path / "answers.jsonl"
     path = write_jsonl("bad.jsonl", [GOOD, item(1, "maybe")])
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_items(conn, path, dstar=True, answers=answers)
     assert (caught.value.source, caught.value.line) == (str(path), 2)
     assert "y 'maybe' is not one of the options ['yes', 'no']" in caught.value.reason
-    assert snapshot() == before and not answers.exists()
+    assert db_dump() == before and not answers.exists()
 
 
 def test_y_not_an_option_names_the_y_field(conn, write_jsonl):
@@ -244,14 +244,14 @@ def test_y_not_an_option_names_the_y_field(conn, write_jsonl):
     assert caught.value.field == "y"
 
 
-def test_non_utf8_items(conn, tmp_path, snapshot):
+def test_non_utf8_items(conn, tmp_path, db_dump):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(json.dumps(GOOD).encode() + b'\n{"id": "q1", "x": "caf\xe9", "options": ["a", "b"]}\n')
-    before = snapshot()
+    before = db_dump()
     with pytest.raises(ImportProblem) as caught:
         import_items(conn, path, dstar=False)
     assert (caught.value.line, caught.value.field) == (2, "-") and "not valid UTF-8" in caught.value.reason
-    assert snapshot() == before
+    assert db_dump() == before
 
 
 def test_skip_bad_items(conn, write_jsonl, tmp_path):

@@ -23,5 +23,10 @@ class HelpScreen(ModalScreen[None]):
             table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("key", "action")
             for binding in self.bindings:
-                table.add_row(Text(binding.key_display or binding.key), Text(binding.description or binding.action))
+                table.add_row(Text(self.keys_of(binding)), Text(binding.description or binding.action))
             yield table
+
+    def keys_of(self, binding: Binding) -> str:
+        """How the footer would show each key of the binding, e.g. "[ / alt+←"."""
+        keys = [key.strip() for key in binding.key.split(",")]
+        return " / ".join(self.app.get_key_display(Binding(key, binding.action)) for key in keys)

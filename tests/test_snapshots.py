@@ -1,0 +1,62 @@
+"""SVG snapshots of the main screens, on a small workspace with fixed ids so the pictures are stable.
+
+After an intended change of the look: `python3 -m pytest tests/test_snapshots.py --snapshot-update`,
+then look at the new SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kb.db import connect
+from kb.importing import StagedNode, import_staged
+from kb.items import add_items
+from kb.libraries import create_library
+from kb.records import ItemRecord
+from navigator.app import NavigatorApp
+
+SIZE = (150, 32)
+
+
+@pytest.fixture
+def small_workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "snap.db"
+    conn = connect(path, create=True)
+    library = create_library(conn, "planets", uid="lib_planets", description="A small library for snapshots")
+    nodes = [
+        StagedNode(1, "inner", None, "book", "Inner planets"),
+        StagedNode(2, "mercury", "inner", "statement", "Mercury has no moons", body="Neither natural nor captured."),
+        StagedNode(3, "venus", "inner", "statement", "Venus rotates backwards"),
+        StagedNode(4, "outer", None, "book", "Outer planets [bold]not bold[/]"),
+        StagedNode(5, "jupiter", "outer", "statement", "Jupiter is the largest planet"),
+    ]
+    import_staged(conn, library, iter(nodes), source="snapshot", importer="test")
+    items = [
+        ItemRecord(id="q1", x="Does Mercury have a moon?", options=["yes", "no"], y="no", task="moons"),
+        ItemRecord(id="q2", x="How many moons has Mars?", options=["0", "1", "2"], task="moons"),
+    ]
+    add_items(conn, list(enumerate(items, 1)), source="snapshot", dstar=False)
+    conn.close()
+    return path
+
+
+def test_workbench_predicting(snap_compare: Callable[..., bool], small_workspace: Path) -> None:
+    app = NavigatorApp(workspace=small_workspace, labeler="ann")
+    assert snap_compare(app, terminal_size=SIZE, press=["down", "enter", "down", "c", "2", "o", "plus"])
+
+
+def test_workbench_credence_with_incoherence(
+    snap_compare: Callable[..., bool], small_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("navigator.screens.workbench.utc_now", lambda: "2026-01-01T09:30:00.000000Z")
+    app = NavigatorApp(workspace=small_workspace, labeler="ann")
+    keys = ["down", "enter", "down", "t", "i", "0", ".", "3", "enter", "x", "down", "x", "i", "0", ".", "5"]
+    assert snap_compare(app, terminal_size=SIZE, press=keys)
+
+
+def test_help_screen(snap_compare: Callable[..., bool], small_workspace: Path) -> None:
+    app = NavigatorApp(workspace=small_workspace, labeler="ann")
+    assert snap_compare(app, terminal_size=(150, 48), press=["question_mark"])
