@@ -1,0 +1,240 @@
+"""P(Z) from credences: read them (a JSONL file or the workspace), then report every estimate honestly.
+
+The engine lives in three small modules — models.prior_exact (the LP: exact intervals, coherence,
+conflicts, repair), models.prior_bounds (singles-and-pairs bounds and assumption-stating point
+estimates that scale to 10^6 statements) and models.prior_similarity (near-duplicate clusters).
+This module is the boundary: pydantic validates outside input here and nowhere else, and
+`prior_report` decides which engine applies, so the CLI and the F(Z) score get one answer shape.
+
+Why a report rather than a number: credences on small pieces do not determine P(Z); they bound it.
+The exact interval is the honest answer when the linked groups are small enough; the scalable
+bounds are always shown beside the point estimates so a reader sees how much an assumption adds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
+from kb.importing import ImportProblem, NoProgress
+from models.prior_bounds import (
+    Estimate,
+    PairwiseCredences,
+    clustered,
+    independence,
+    pairwise_violations,
+    scalable_bounds,
+)
+from models.prior_exact import (
+    COHERENCE_TOL,
+    Coherence,
+    Credence,
+    ExactResult,
+    Interval,
+    TooManyStatements,
+    exact_interval,
+)
+from models.prior_similarity import DEFAULT_THRESHOLD, cluster_texts
+
+
+class CredenceRecord(BaseModel):
+    """One line of a credence file: P(all of `statements` true) = p."""
+
+    model_config = ConfigDict(extra="allow")
+
+    statements: list[str] = Field(min_length=1)
+    p: float
+
+    @field_validator("statements")
+    @classmethod
+    def _named(cls, statements: list[str]) -> list[str]:
+        if any(not name.strip() for name in statements):
+            raise ValueError("statement names must be non-empty strings")
+        return statements
+
+    @field_validator("p")
+    @classmethod
+    def _probability(cls, p: float) -> float:
+        if not math.isfinite(p) or not 0.0 <= p <= 1.0:
+            raise ValueError("must be a finite probability in [0, 1]")
+        return p
+
+
+def read_credences(path: Path) -> list[Credence]:
+    """All credences in a JSONL file, or ImportProblem naming the first bad line (FILE:LINE: FIELD: REASON)."""
+    credences = []
+    for parsed in read_jsonl_lines(path, NoProgress(), f"reading {path.name}"):
+        if isinstance(parsed, ImportProblem):
+            raise parsed
+        number, value = parsed
+        if not isinstance(value, dict):
+            raise ImportProblem(str(path), number, "-", f"expected a JSON object, got {type(value).__name__}")
+        try:
+            record = CredenceRecord.model_validate(value, strict=False)
+        except ValidationError as error:
+            raise first_validation_problem(str(path), number, error) from error
+        if isinstance(value.get("p"), bool):
+            raise ImportProblem(str(path), number, "p", "must be a number, not true/false")
+        credences.append(Credence(frozenset(record.statements), record.p, label=f"line {number}"))
+    if not credences:
+        raise ImportProblem(str(path), 0, "-", "no credences found: the file is empty")
+    return credences
+
+
+@dataclass(frozen=True)
+class StoredCredences:
+    """One labeler's current credences in a library, plus their direct credence on the whole library."""
+
+    labeler: str
+    credences: list[Credence]
+    library_credence: float | None
+    texts: dict[str, str]
+
+
+def load_workspace_credences(
+    conn: sqlite3.Connection, library_id: int, labeler: str | None = None
+) -> list[StoredCredences]:
+    """The current credences per labeler: not retracted, not superseded, latest per (labeler, statements_key).
+
+    Superseded rows are found in Python from one scan because `supersedes` has no index.
+    """
+    sql = "SELECT uid, labeler, scope, statements, statements_key, p, supersedes, retracted, created_at, id "
+    sql += "FROM credences WHERE library_id = ?" + (" AND labeler = ?" if labeler is not None else "")
+    rows = conn.execute(sql, (library_id, labeler) if labeler is not None else (library_id,)).fetchall()
+    superseded = {row["supersedes"] for row in rows if row["supersedes"]}
+    latest: dict[tuple[str, str, str], sqlite3.Row] = {}
+    for row in rows:
+        if row["retracted"] or row["uid"] in superseded:
+            continue
+        key = (row["labeler"], row["scope"], row["statements_key"])
+        if key not in latest or (row["created_at"], row["id"]) > (latest[key]["created_at"], latest[key]["id"]):
+            latest[key] = row
+    by_labeler: dict[str, StoredCredences] = {}
+    for (who, scope, _), row in sorted(latest.items()):
+        entry = by_labeler.setdefault(who, StoredCredences(who, [], None, {}))
+        if scope == "library":
+            by_labeler[who] = StoredCredences(who, entry.credences, float(row["p"]), entry.texts)
+            continue
+        entry.credences.append(Credence(frozenset(json.loads(row["statements"])), float(row["p"]), label=row["uid"]))
+    for who, entry in by_labeler.items():
+        names = sorted({s for c in entry.credences for s in c.statements})
+        by_labeler[who] = StoredCredences(who, entry.credences, entry.library_credence, _texts(conn, library_id, names))
+    return [by_labeler[who] for who in sorted(by_labeler)]
+
+
+def _texts(conn: sqlite3.Connection, library_id: int, uids: Sequence[str]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for start in range(0, len(uids), 500):
+        chunk = list(uids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT uid, title, body FROM nodes WHERE library_id = ? AND uid IN ({marks})", (library_id, *chunk)
+        ):
+            texts[row["uid"]] = f"{row['title']}\n{row['body']}".strip()
+    return texts
+
+
+@dataclass(frozen=True)
+class PriorReport:
+    """What the credences imply about P(all of `query` true).
+
+    `interval` is exact when `method` is "exact LP", otherwise the tightest scalable bounds.
+    `coherence` is exact with the LP; with scalable bounds it checks pairwise necessary conditions
+    only and `nearest` is left empty.
+    """
+
+    query: frozenset[str]
+    method: str
+    interval: Interval
+    coherence: Coherence
+    estimates: list[Estimate] = field(default_factory=list)
+
+
+def _pairwise(credences: Sequence[Credence], names: Sequence[str]) -> PairwiseCredences:
+    index = {name: i for i, name in enumerate(names)}
+    single = np.full(len(names), np.nan)
+    pairs: list[tuple[int, int, float]] = []
+    for credence in credences:
+        if not credence.statements <= index.keys():
+            continue
+        members = sorted(index[s] for s in credence.statements)
+        if len(members) == 1:
+            single[members[0]] = credence.p if np.isnan(single[members[0]]) else min(single[members[0]], credence.p)
+        elif len(members) == 2:
+            pairs.append((members[0], members[1], credence.p))
+    i, j, p = (np.array(column) for column in zip(*pairs, strict=True)) if pairs else ([], [], [])
+    return PairwiseCredences(
+        single, np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), np.asarray(p, dtype=np.float64)
+    )
+
+
+def _pairwise_coherence(credences: Sequence[Credence], data: PairwiseCredences, names: Sequence[str]) -> Coherence:
+    bad = pairwise_violations(data)
+    if len(bad) == 0:
+        return Coherence(True, 0.0, nearest=tuple(credences))
+    first = int(bad[0])
+    involved = {frozenset({names[data.pair_i[first]], names[data.pair_j[first]]})}
+    involved |= {frozenset({names[data.pair_i[first]]}), frozenset({names[data.pair_j[first]]})}
+    conflict = tuple(c for c in credences if c.statements in involved)
+    return Coherence(False, math.nan, conflict, False, ())
+
+
+def prior_report(
+    credences: Sequence[Credence],
+    query: Iterable[str] | None = None,
+    *,
+    texts: dict[str, str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    tol: float = COHERENCE_TOL,
+) -> PriorReport:
+    """Every estimate of P(all of `query` true): the exact interval when it fits, scalable bounds, point estimates.
+
+    Scalable bounds and point estimates use the singles and pairs inside the query (of the nearest
+    coherent set when the LP finds the credences incoherent). The clustered
+    estimate needs `texts` (statement -> text); without them statement names are compared instead.
+    """
+    wanted = frozenset(query) if query is not None else frozenset(s for c in credences for s in c.statements)
+    names = sorted(wanted)
+    exact: ExactResult | None
+    try:
+        exact = exact_interval(credences, wanted, tol=tol)
+    except TooManyStatements:
+        exact = None
+    # Bounds and point estimates on incoherent credences would contradict each other; use the repair.
+    usable = exact.coherence.nearest if exact is not None and not exact.coherence.coherent else credences
+    data = _pairwise(usable, names)
+    estimates = scalable_bounds(data)
+    best = estimates[-1]
+    coherence: Coherence | None
+    if exact is None:
+        method, interval, coherence = "scalable bounds", Interval(best.lower, best.upper), None
+    else:
+        method, interval, coherence = "exact LP", exact.interval, exact.coherence
+        estimates.insert(
+            0,
+            Estimate(
+                "exact",
+                "bound",
+                "none (every distribution over truth assignments that matches the credences)",
+                interval.lower,
+                interval.upper,
+                note="" if coherence.coherent else "computed on the nearest coherent credences",
+            ),
+        )
+    if coherence is None:
+        coherence = _pairwise_coherence(credences, data, names)
+    estimates.append(independence(data))
+    labels_text = [(texts or {}).get(name, name) for name in names]
+    pair_edges = (data.pair_i, data.pair_j)
+    estimates.append(
+        clustered(data, cluster_texts(labels_text, threshold=threshold, extra_pairs=pair_edges), threshold)
+    )
+    return PriorReport(wanted, method, interval, coherence, estimates)
