@@ -13,6 +13,8 @@ from textual.screen import Screen
 from kb.db import connect
 from kb.libraries import Library, find_library, list_libraries
 from kb.sessions import last_labeler, load_state, save_state
+from models.llm import LLM
+from navigator.generation import Generation
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.workbench import WorkbenchScreen
 
@@ -22,8 +24,11 @@ class NavigatorApp(App[None]):
     TITLE = "Z Navigator"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("ctrl+p", "command_palette", "Commands")]
 
-    def __init__(self, workspace: Path, labeler: str | None = None, library: str | None = None) -> None:
+    def __init__(
+        self, workspace: Path, labeler: str | None = None, library: str | None = None, llm: LLM | None = None
+    ) -> None:
         super().__init__()
+        self.llm = llm
         self.workspace = workspace
         self.conn = connect(workspace)
         self.labeler = labeler or last_labeler(self.conn)
@@ -46,7 +51,8 @@ class NavigatorApp(App[None]):
             return
         save_state(self.conn, labeler, library=library.name)
         self.sub_title = f"{labeler} · {library.name}"
-        self.push_screen(WorkbenchScreen(self.conn, self.workspace, library, labeler))
+        generation = Generation(self.workspace, library, labeler, self.llm)
+        self.push_screen(WorkbenchScreen(self.conn, self.workspace, library, labeler, generation))
 
     def choose_library(self, labeler: str) -> Library | None:
         wanted = self.library_name or load_state(self.conn, labeler).get("library")

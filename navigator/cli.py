@@ -531,6 +531,13 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         NavigatorApp(workspace=workspace, labeler=None).run()
 
 
+from navigator.llm_commands import ask, llm, unpack  # noqa: E402  (they import helpers from this module)
+
+main.add_command(unpack)
+main.add_command(ask)
+main.add_command(llm)
+
+
 def run() -> None:
     main(prog_name="navigator")
 

@@ -103,3 +103,14 @@ def _child_with_id(parent: TreeNode[TreeData], node_id: int) -> TreeNode[TreeDat
         if isinstance(child.data, Node) and child.data.id == node_id:
             return child
     return None
+
+
+def find_tree_node(tree: ZTree, node_id: int) -> TreeNode[TreeData] | None:
+    """The loaded tree row showing `node_id`, if any (a walk over loaded rows only)."""
+    pending = [tree.root]
+    while pending:
+        current = pending.pop()
+        if isinstance(current.data, Node) and current.data.id == node_id:
+            return current
+        pending.extend(current.children)
+    return None

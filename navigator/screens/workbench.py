@@ -9,9 +9,11 @@ reopening resumes exactly there.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -25,12 +27,13 @@ from kb.libraries import Library
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
 from kb.tree import Node, ancestors, node_by_id, node_by_uid
 from models.credence_checks import visible_conflicts
+from navigator.generation import FAILURES, Generation, Outcome, describe_failure
 from navigator.screens.help import HelpScreen
 from navigator.screens.pick import PickScreen
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.search import SearchScreen
 from navigator.task import Draft
-from navigator.widgets import TreeData, ZTree, node_label, reveal
+from navigator.widgets import TreeData, ZTree, find_tree_node, node_label, reveal
 
 PATH_SEPARATOR = " › "
 QUEUE_SPLITS = ("train", "validation")
@@ -61,13 +64,21 @@ class WorkbenchScreen(Screen[None]):
         Binding("w", "whole_library", "Whole library", show=False),
         Binding("i", "type_credence", "Type credence", show=False),
         Binding("ctrl+z", "undo", "Undo"),
+        Binding("u", "unpack", "Unpack (LLM)"),
+        Binding("a", "ask", "Ask the LLM"),
+        Binding("escape", "cancel_generation", "Cancel LLM", show=False),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("question_mark", "help", "Help"),
     ]
 
-    def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str, generation: Generation
+    ) -> None:
         super().__init__()
+        self.generation = generation
+        self.tokens_per_second = 0.0
+        self.streamed = Text()
         self.conn = conn
         self.workspace = workspace
         self.library = library
@@ -97,6 +108,7 @@ class WorkbenchScreen(Screen[None]):
                 yield Static(id="node-title")
                 yield Static(id="node-meta")
                 yield Static(id="node-body")
+                yield Static(id="llm-stream")
             with Vertical(id="task-pane"):
                 yield Static(id="task-title")
                 yield Static(id="task-body")
@@ -109,6 +121,7 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(ZTree).focus()
         self.query_one("#credence-input").display = False
         self.resume()
+        self.check_model()
 
     def resume(self) -> None:
         state = load_state(self.conn, self.labeler)
@@ -398,6 +411,107 @@ class WorkbenchScreen(Screen[None]):
             titles.append(node.title[:40] if node else uid)
         return " ∧ ".join(titles) if titles else "whole library"
 
+    # -- the local LLM ---------------------------------------------------------
+
+    @work(thread=True, group="llm-check")
+    def check_model(self) -> None:
+        self.generation.check()
+        self.app.call_from_thread(self.refresh_status)
+
+    def action_unpack(self) -> None:
+        node = self.open_node
+        if node is not None and self.ready_to_generate():
+            self.stream_start(f"Unpacking “{node.title[:60]}” …")
+            self.run_generation(
+                lambda: self.generation.unpack(node, self.stream_token_threadsafe, self.note_threadsafe)
+            )
+
+    def action_ask(self) -> None:
+        node = self.open_node
+        if node is None or not self.ready_to_generate():
+            return
+
+        def asked(question: str | None) -> None:
+            if question:
+                self.stream_start(f"Asking about “{node.title[:60]}”: {question}")
+                self.run_generation(
+                    lambda: self.generation.ask(node, question, self.stream_token_threadsafe, self.note_threadsafe)
+                )
+
+        self.app.push_screen(PromptScreen(f"Ask the LLM about: {node.title[:80]}"), asked)
+
+    def ready_to_generate(self) -> bool:
+        availability = self.generation.availability
+        if self.generation.running:
+            self.notify("The model is busy; Esc cancels the running call.", severity="warning")
+            return False
+        if availability is not None and not availability.ok:
+            self.notify(f"Unpacking is off: {availability.reason}. {availability.fix}", severity="error", markup=False)
+            return False
+        return True
+
+    def action_cancel_generation(self) -> None:
+        if self.generation.running:
+            self.generation.cancel.set()
+
+    @work(thread=True, exclusive=True, group="llm")
+    def run_generation(self, call: Callable[[], Outcome]) -> None:
+        self.generation.cancel.clear()
+        self.generation.running = True
+        try:
+            outcome = call()
+        except FAILURES as error:
+            self.app.call_from_thread(self.stream_end, describe_failure(error), None)
+        else:
+            self.app.call_from_thread(self.stream_end, outcome.message, outcome)
+        finally:
+            self.generation.running = False
+
+    def stream_token_threadsafe(self, text: str, tokens_per_second: float) -> None:
+        self.app.call_from_thread(self.stream_token, text, tokens_per_second)
+
+    def note_threadsafe(self, message: str) -> None:
+        self.app.call_from_thread(self.stream_note, message)
+
+    def stream_start(self, heading: str) -> None:
+        self.streamed = Text(heading + "\n", style="bold magenta")
+        self.query_one("#llm-stream", Static).update(self.streamed)
+
+    def stream_token(self, text: str, tokens_per_second: float) -> None:
+        self.streamed.append(text)
+        self.tokens_per_second = tokens_per_second
+        self.query_one("#llm-stream", Static).update(self.streamed)
+        self.refresh_status()
+
+    def stream_note(self, message: str) -> None:
+        self.streamed.append(f"\n[{message}]\n", style="italic")
+        self.query_one("#llm-stream", Static).update(self.streamed)
+
+    def stream_end(self, message: str, outcome: Outcome | None) -> None:
+        self.streamed.append(f"\n{message}", style="green" if outcome else "red")
+        self.query_one("#llm-stream", Static).update(self.streamed)
+        if outcome is not None and outcome.added:
+            self.reload_children(outcome.node_id)
+        self.notify(message, severity="information" if outcome else "error", markup=False)
+
+    def reload_children(self, node_id: int) -> None:
+        """Show new children in place: re-read the node (counts changed) and its first page."""
+        fresh = node_by_id(self.conn, node_id)
+        tree = self.query_one(ZTree)
+        if fresh is None:
+            return
+        holder = find_tree_node(tree, node_id)
+        if holder is not None:
+            holder.data = fresh
+            holder.set_label(node_label(fresh))
+            holder.remove_children()
+            holder.allow_expand = True
+            tree.load_page(holder, fresh.id, None)
+            holder.expand()
+        if self.open_node is not None and self.open_node.id == node_id:
+            self.open_node = fresh
+            self.show_node(fresh)
+
     # -- drawing -------------------------------------------------------------
 
     def feedback(self, message: str, *, error: bool = False) -> None:
@@ -463,4 +577,11 @@ class WorkbenchScreen(Screen[None]):
             f" {self.labeler} · {self.workspace.name} · {self.library.name} · {self.mode} · "
             f"{labeled}/{len(self.queue)} items · last save {self.last_save}"
         )
+        availability = self.generation.availability
+        if availability is not None and not availability.ok:
+            status.append(f" · unpacking off: {availability.reason}", style="red")
+        elif self.tokens_per_second:
+            status.append(f" · LLM {self.tokens_per_second:.1f} tokens/s")
+        if self.generation.running:
+            status.append(" · generating (Esc cancels)", style="magenta")
         self.query_one("#status", Static).update(status)
