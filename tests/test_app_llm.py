@@ -94,7 +94,9 @@ async def test_unpack_streams_and_shows_generated_children(island: Path) -> None
         labels = [str(child.label) for child in cursor.children]
         assert labels and all("generated" in label for label in labels)
     assert [title for title, _ in generated(island)] == [
-        "Madagascar has a coastline.", "The coastline is 4,828 km long.", "Madagascar is an island.",
+        "Madagascar has a coastline.",
+        "The coastline is 4,828 km long.",
+        "Madagascar is an island.",
     ]
 
 
