@@ -18,12 +18,13 @@ from typing import Any
 
 from whoosh import highlight, index
 from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import ID, NUMERIC, TEXT, Schema
+from whoosh.fields import STORED, TEXT, Schema
+from whoosh.lang.stopwords import stoplists
 from whoosh.qparser import MultifieldParser
 from whoosh.query import Query
 
 from kb.db import transaction, utc_now
-from kb.importing import NoProgress, Progress
+from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
 
 PATH_SEPARATOR = " › "
@@ -59,13 +60,20 @@ class SearchResult:
     milliseconds: float
 
 
+# Very common words match most of a large library and cost a search its budget while
+# ranking nothing; negations stay searchable because in a library of claims they matter.
+STOP_WORDS = frozenset(stoplists["en"]) - {"no", "not", "nor", "don", "t", "against"}
+
+
 def schema() -> Schema:
-    stem = StemmingAnalyzer()
+    """Only what search needs: ids are stored, not indexed (nodes are append-only, so no
+    updates by id), and spelling words come from titles alone, which halves the index."""
+    stem = StemmingAnalyzer(stoplist=STOP_WORDS)
     return Schema(
-        node_id=NUMERIC(stored=True, unique=True, bits=64),
-        uid=ID(stored=True),
+        node_id=STORED(),
+        uid=STORED(),
         title=TEXT(analyzer=stem, stored=True, spelling=True, field_boost=2.0),
-        body=TEXT(analyzer=stem, spelling=True),
+        body=TEXT(analyzer=stem),
         path=TEXT(analyzer=stem, stored=True),
     )
 
@@ -226,9 +234,11 @@ class SearchIndex:
             (self.library.id, after_id),
         ).fetchone()[0]
         progress.start(f"indexing {self.library.name}", total)
-        options: dict[str, object] = {"limitmb": 256}
+        options: dict[str, object] = {"limitmb": 1024}
         if procs > 1:
-            options.update(procs=procs, multisegment=True)
+            # One merged segment at the end: slower to build, but a query then walks one
+            # posting list per term instead of one per process.
+            options.update(procs=procs, multisegment=False)
         writer = ix.writer(**options)
         count, top = 0, after_id
         try:
@@ -239,7 +249,7 @@ class SearchIndex:
                 if count % 1_000 == 0:
                     progress.advance(1_000)
                     if progress.cancelled:
-                        raise KeyboardInterrupt
+                        raise ImportCancelled()
             writer.commit()
         except BaseException:
             writer.cancel()
@@ -271,7 +281,7 @@ class SearchIndex:
                 f'cannot read the query {text!r}; search plain words, "a phrase", or title:, body:, path: words'
             ) from error
         try:
-            results = searcher.search(query, limit=limit, terms=True)
+            results = searcher.search(query, limit=limit)
             results.formatter = _MarkFormatter()
             hits = self._hits(results)
             suggestion = None if hits else self._suggest(searcher, query, text)
@@ -302,8 +312,9 @@ class SearchIndex:
             self._searcher.close()
             self._searcher = None
 
-    def _hits(self, results: object) -> list[SearchHit]:
-        found = list(results)  # type: ignore[call-overload]
+    def _hits(self, results: Any) -> list[SearchHit]:
+        # Not list(results): that asks for len(), which counts every match in the index.
+        found = [results[index] for index in range(results.scored_length())]
         if not found:
             return []
         ids = [hit["node_id"] for hit in found]
@@ -313,16 +324,20 @@ class SearchIndex:
         hits = []
         for hit in found:
             body = _clean(bodies.get(hit["node_id"], ""))
-            results.fragmenter = _WHOLE if len(body) <= SNIPPET_CHARS else _CONTEXT  # type: ignore[attr-defined]
+            results.fragmenter = _WHOLE if len(body) <= SNIPPET_CHARS else _CONTEXT
             marked = hit.highlights("body", text=body) if body else ""
             if not marked:
-                results.fragmenter = _WHOLE  # type: ignore[attr-defined]
+                results.fragmenter = _WHOLE
                 marked = hit.highlights("title", text=_clean(hit["title"]))
             snippet = _segments(marked) if marked else [(body[:SNIPPET_CHARS], False)] if body else []
             hits.append(SearchHit(hit["node_id"], hit["uid"], hit["title"], hit["path"], snippet, hit.score))
         return hits
 
-    def _suggest(self, searcher: object, query: Query, text: str) -> str | None:
-        correction = searcher.correct_query(query, text)  # type: ignore[attr-defined]
+    def _suggest(self, searcher: Any, query: Query, text: str) -> str | None:
+        """Spelling from title words only, and only among words sharing the first letter:
+        against every term of a large index a suggestion would cost most of a second."""
+        titles = searcher.corrector("title")
+        correctors = {field: titles for field in ("title", "body", "path")}
+        correction = searcher.correct_query(query, text, correctors=correctors, prefix=1, maxdist=2)
         corrected = correction.string
         return corrected if corrected and corrected != text else None

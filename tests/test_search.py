@@ -92,8 +92,15 @@ def test_incremental_update_makes_new_nodes_findable(small, conn):
     small.rebuild()
     before = small.indexed_up_to()
     asia = node_by_uid(conn, "asia", small.library.id)
-    add_children(conn, asia, [("Nepal", "Nepal is landlocked in the Himalaya.", "statement"),
-                              ("Bhutan", "A kingdom of monasteries.", "statement")], origin="human")
+    add_children(
+        conn,
+        asia,
+        [
+            ("Nepal", "Nepal is landlocked in the Himalaya.", "statement"),
+            ("Bhutan", "A kingdom of monasteries.", "statement"),
+        ],
+        origin="human",
+    )
     assert small.pending() == 2
     assert small.search("himalaya").hits == []
 
@@ -102,8 +109,9 @@ def test_incremental_update_makes_new_nodes_findable(small, conn):
     (hit,) = small.search("himalaya").hits
     assert hit.title == "Nepal" and hit.path == PATH_SEPARATOR.join(["Geography", "Asia", "Nepal"])
     assert sorted(hit.title for hit in small.search("landlocked").hits) == ["Mongolia", "Nepal", "Switzerland"]
-    count = small.conn.execute("SELECT doc_count FROM search_index_state WHERE library_id = ?",
-                               (small.library.id,)).fetchone()[0]
+    count = small.conn.execute(
+        "SELECT doc_count FROM search_index_state WHERE library_id = ?", (small.library.id,)
+    ).fetchone()[0]
     assert count == len(NODES) + 2
 
 
@@ -140,6 +148,7 @@ def _garble(suffix: str):
         for path in directory.iterdir():
             if path.name.endswith(suffix):
                 path.write_bytes(b"garbage")
+
     return garble
 
 
