@@ -1,4 +1,4 @@
-"""The `navigator` command line: a thin layer over kb/ (and later models/).
+"""The `navigator` command line: a thin layer over kb/ and models/.
 
 Every command takes --workspace (or NAVIGATOR_WORKSPACE), exits non-zero with
 a one-line reason on failure, and offers --json where a script would want it.
@@ -7,92 +7,42 @@ Text from the workspace is printed as plain text, never as markup.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
-from platformdirs import user_data_path
 from rich.console import Console
 from rich.text import Text
 
-from kb.db import WorkspaceError, connect, schema_version
-from kb.importing import ImportCancelled, ImportProblem, ImportReport, import_staged
+from kb.db import connect, schema_version
+from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.items import import_items, item_counts
-from kb.libraries import Library, find_library, get_library, get_or_create_library, list_libraries
+from kb.labels import label_counts
+from kb.libraries import Library, find_library, get_or_create_library, list_libraries
 from kb.records import LibraryStats, WorkspaceStats
-from kb.search import SearchError, SearchIndex
+from kb.search import SearchIndex
 from kb.tree import Node, ancestors, children, resolve_node
+from navigator.command_support import (
+    Failure,
+    emit_json,
+    guard,
+    json_option,
+    library_option,
+    open_workspace,
+    pick_library,
+    workspace_option,
+)
+from navigator.exchange_commands import export, merge
+from navigator.llm_commands import ask, llm, unpack
+from navigator.prior_command import prior
 from navigator.progress import TerminalProgress
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
-
-
-def default_workspace() -> Path:
-    return user_data_path("z-navigator", appauthor=False) / "workspace.db"
-
-
-def workspace_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--workspace",
-        "-w",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="NAVIGATOR_WORKSPACE",
-        default=default_workspace,
-        show_default="per-user data directory",
-        help="The workspace file (env: NAVIGATOR_WORKSPACE).",
-    )(command)
-
-
-def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(command)
-
-
-def library_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--library", "-l", "library_name", help="Library name (default: the first one).")(command)
-
-
-class Failure(click.ClickException):
-    """Any expected failure: printed as one line on stderr, exit status 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
-
-
-def _guard(action: Callable[[], Any]) -> Any:
-    try:
-        return action()
-    except (WorkspaceError, ImportProblem, SearchError) as error:
-        raise Failure(str(error)) from error
-    except ImportCancelled as error:
-        raise Failure("cancelled; nothing was written") from error
-    except sqlite3.DatabaseError as error:
-        raise Failure(f"the workspace could not be used: {error}") from error
-
-
-def _open(workspace: Path) -> sqlite3.Connection:
-    conn: sqlite3.Connection = _guard(lambda: connect(workspace))
-    return conn
-
-
-def _library(conn: sqlite3.Connection, name: str | None) -> Library:
-    if name:
-        library: Library = _guard(lambda: get_library(conn, name))
-        return library
-    libraries = list_libraries(conn)
-    if not libraries:
-        raise Failure("this workspace has no library yet; add one with `navigator import PATH`")
-    return libraries[0]
-
-
-def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def _index_procs(pending: int) -> int:
@@ -117,7 +67,7 @@ def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name:
         ctx.invoke(demo, workspace=workspace, open_app=False)
     from navigator.app import NavigatorApp
 
-    _guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name)).run()
+    guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name)).run()
 
 
 @main.command()
@@ -126,7 +76,7 @@ def init(workspace: Path) -> None:
     """Create an empty workspace."""
     if workspace.exists():
         raise Failure(f"{workspace} already exists")
-    conn = _guard(lambda: connect(workspace, create=True))
+    conn = guard(lambda: connect(workspace, create=True))
     click.echo(f"created workspace {workspace} (schema version {schema_version(conn)})")
 
 
@@ -195,14 +145,14 @@ def import_(
     and nothing is written (unless --skip-bad).
     """
     fmt = fmt or _detect_format(path)
-    conn = _guard(lambda: connect(workspace, create=True))
+    conn = guard(lambda: connect(workspace, create=True))
     name = library_name or ("factbook" if fmt == "factbook" else (path.stem if path else "library"))
     existed = find_library(conn, name) is not None
     with TerminalProgress(enabled=not as_json) as progress:
         records = _reader(fmt, path, progress)
-        library = _guard(lambda: get_or_create_library(conn, name))
+        library = guard(lambda: get_or_create_library(conn, name))
         try:
-            report: ImportReport = _guard(
+            report: ImportReport = guard(
                 lambda: import_staged(
                     conn,
                     library,
@@ -220,10 +170,10 @@ def import_(
         indexed = 0
         if not no_index and report.added:
             search = SearchIndex(conn, workspace, library)
-            indexed = _guard(lambda: search.update(progress, procs=_index_procs(report.added)))
+            indexed = guard(lambda: search.update(progress, procs=_index_procs(report.added)))
     _report_problems(report.problems, report.skipped)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "library": library.name,
                 "added": report.added,
@@ -287,9 +237,9 @@ def items_import(
     """Import task items from JSONL: {"id", "x", "options", "y"?}."""
     from kb.demo import answer_key_path
 
-    conn = _guard(lambda: connect(workspace, create=True))
+    conn = guard(lambda: connect(workspace, create=True))
     with TerminalProgress(enabled=not as_json) as progress:
-        report = _guard(
+        report = guard(
             lambda: import_items(
                 conn,
                 path,
@@ -303,7 +253,7 @@ def items_import(
         )
     _report_problems(report.problems, report.skipped)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "added": report.added,
                 "skipped": report.skipped,
@@ -327,11 +277,11 @@ def items_import(
 @json_option
 def search(workspace: Path, query: str, library_name: str | None, limit: int, as_json: bool) -> None:
     """Search a library (words, "phrases", title:word, AND/OR/NOT)."""
-    conn = _open(workspace)
-    library = _library(conn, library_name)
-    result = _guard(lambda: SearchIndex(conn, workspace, library).search(query, limit=limit))
+    conn = open_workspace(workspace)
+    library = pick_library(conn, library_name)
+    result = guard(lambda: SearchIndex(conn, workspace, library).search(query, limit=limit))
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "query": result.query,
                 "total": result.total,
@@ -384,13 +334,13 @@ def _node_json(node: Node) -> dict[str, Any]:
 @json_option
 def show(workspace: Path, node: str, library_name: str | None, as_json: bool) -> None:
     """Show one node: breadcrumbs, text and first children."""
-    conn = _open(workspace)
-    library_id = _library(conn, library_name).id if library_name else None
-    found = _guard(lambda: resolve_node(conn, node, library_id))
+    conn = open_workspace(workspace)
+    library_id = pick_library(conn, library_name).id if library_name else None
+    found = guard(lambda: resolve_node(conn, node, library_id))
     trail = ancestors(conn, found.id)
     kids = children(conn, found.id, limit=20)
     if as_json:
-        _emit_json(
+        emit_json(
             {**_node_json(found), "path": [n.title for n in trail], "first_children": [_node_json(kid) for kid in kids]}
         )
         return
@@ -414,12 +364,12 @@ def show(workspace: Path, node: str, library_name: str | None, as_json: bool) ->
 @json_option
 def tree(workspace: Path, node: str | None, library_name: str | None, depth: int, limit: int, as_json: bool) -> None:
     """Print the tree below NODE (default: the library root)."""
-    conn = _open(workspace)
-    library = _library(conn, library_name)
+    conn = open_workspace(workspace)
+    library = pick_library(conn, library_name)
     start = (
-        _guard(lambda: resolve_node(conn, node, library.id))
+        guard(lambda: resolve_node(conn, node, library.id))
         if node
-        else _guard(lambda: resolve_node(conn, f"#{library.root_id}"))
+        else guard(lambda: resolve_node(conn, f"#{library.root_id}"))
     )
 
     def walk(current: Node, level: int) -> dict[str, Any]:
@@ -428,7 +378,7 @@ def tree(workspace: Path, node: str | None, library_name: str | None, depth: int
 
     shape = walk(start, 0)
     if as_json:
-        _emit_json(shape)
+        emit_json(shape)
         return
 
     def render(entry: dict[str, Any], indent: int) -> None:
@@ -447,16 +397,14 @@ def workspace_stats(conn: sqlite3.Connection, workspace: Path) -> WorkspaceStats
     libraries = [
         LibraryStats(name=lib.name, uid=lib.uid, nodes=_library_size(conn, lib)) for lib in list_libraries(conn)
     ]
-    count = lambda table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: E731
     return WorkspaceStats(
         workspace=str(workspace),
         schema_version=schema_version(conn),
         libraries=libraries,
         nodes=sum(lib.nodes for lib in libraries),
         items=item_counts(conn),
-        predictions=count("predictions"),
-        credences=count("credences"),
-        llm_calls=count("llm_calls"),
+        **label_counts(conn),
+        llm_calls=int(conn.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0]),
     )
 
 
@@ -471,10 +419,10 @@ def _library_size(conn: sqlite3.Connection, library: Library) -> int:
 @json_option
 def stats(workspace: Path, as_json: bool) -> None:
     """Counts of libraries, nodes, items and labels."""
-    conn = _open(workspace)
+    conn = open_workspace(workspace)
     result = workspace_stats(conn, workspace)
     if as_json:
-        _emit_json(result.model_dump())
+        emit_json(result.model_dump())
         return
     click.echo(f"workspace {result.workspace} (schema {result.schema_version})")
     for lib in result.libraries:
@@ -493,17 +441,17 @@ def stats(workspace: Path, as_json: bool) -> None:
 @json_option
 def index(workspace: Path, library_name: str | None, rebuild: bool, procs: int | None, as_json: bool) -> None:
     """Bring the search index up to date (or rebuild it) from SQLite."""
-    conn = _open(workspace)
-    libraries = [_library(conn, library_name)] if library_name else list_libraries(conn)
+    conn = open_workspace(workspace)
+    libraries = [pick_library(conn, library_name)] if library_name else list_libraries(conn)
     done = {}
     with TerminalProgress(enabled=not as_json) as progress:
         for library in libraries:
             search = SearchIndex(conn, workspace, library)
             workers = procs or _index_procs(search.pending() if not rebuild else 10**9)
             action = search.rebuild if rebuild else search.update
-            done[library.name] = _guard(partial(action, progress, procs=workers))
+            done[library.name] = guard(partial(action, progress, procs=workers))
     if as_json:
-        _emit_json({"indexed": done})
+        emit_json({"indexed": done})
     for name, count in done.items():
         if not as_json:
             click.echo(f"library {name}: indexed {count:,} nodes" + (" (rebuilt)" if rebuild else ""))
@@ -518,7 +466,7 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
     from kb.demo import build_demo
 
     with TerminalProgress() as progress:
-        conn, done = _guard(
+        conn, done = guard(
             lambda: build_demo(workspace, lambda _: progress, seed=seed, index_procs=min(os.cpu_count() or 1, 4))
         )
     for line in done or ["the demo workspace is already complete"]:
@@ -531,11 +479,8 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         NavigatorApp(workspace=workspace, labeler=None).run()
 
 
-from navigator.llm_commands import ask, llm, unpack  # noqa: E402  (they import helpers from this module)
-
-main.add_command(unpack)
-main.add_command(ask)
-main.add_command(llm)
+for command in (unpack, ask, llm, export, merge, prior):
+    main.add_command(command)
 
 
 def run() -> None:

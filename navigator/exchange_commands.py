@@ -18,7 +18,7 @@ from kb.db import connect
 from kb.exchange import collect_export, merge_files, write_export
 from kb.records import EXPORT_TYPES
 from kb.search import SearchIndex
-from navigator.cli import Failure, _guard, json_option, workspace_option
+from navigator.command_support import Failure, guard, json_option, workspace_option
 from navigator.progress import TerminalProgress
 
 
@@ -37,8 +37,8 @@ def export(workspace: Path, out: Path | None, labeler: str | None) -> None:
 
     Only the file given with --out is written; a summary goes to standard error.
     """
-    conn = _guard(lambda: connect(workspace))
-    records = _guard(lambda: collect_export(conn, labeler=labeler))
+    conn = guard(lambda: connect(workspace))
+    records = guard(lambda: collect_export(conn, labeler=labeler))
     if out is None:
         report = write_export(records, sys.stdout)
     else:
@@ -62,14 +62,14 @@ def merge(workspace: Path, files: tuple[Path, ...], no_index: bool, as_json: boo
     Idempotent: records already here are counted, not repeated. All or nothing:
     a bad record is reported as FILE:LINE: FIELD: REASON and nothing is written.
     """
-    conn = _guard(lambda: connect(workspace))
-    report = _guard(lambda: merge_files(conn, list(files)))
+    conn = guard(lambda: connect(workspace))
+    report = guard(lambda: merge_files(conn, list(files)))
     indexed: dict[str, int] = {}
     if not no_index and report.libraries:
         with TerminalProgress(enabled=not as_json) as progress:
             for library in report.libraries:
                 search = SearchIndex(conn, workspace, library)
-                indexed[library.name] = _guard(partial(search.update, progress))
+                indexed[library.name] = guard(partial(search.update, progress))
     if as_json:
         payload = {"added": report.added, "already_present": report.present, "indexed": indexed}
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))

@@ -41,14 +41,14 @@ from models.unpack import (
     stored_children,
     unpack_tree,
 )
-from navigator.cli import (
+from navigator.command_support import (
     Failure,
-    _emit_json,
-    _guard,
-    _library,
-    _open,
+    emit_json,
+    guard,
     json_option,
     library_option,
+    open_workspace,
+    pick_library,
     workspace_option,
 )
 from navigator.progress import TerminalProgress
@@ -57,9 +57,9 @@ T = TypeVar("T")
 
 
 def _llm_guard(action: Callable[[], T]) -> T:
-    """_guard plus the LLM's own failures, each as one line with what to do."""
+    """guard plus the LLM's own failures, each as one line with what to do."""
     try:
-        result: T = _guard(action)
+        result: T = guard(action)
         return result
     except ModelUnavailable as error:
         raise Failure(f"no model: {error.reason}; {error.fix}") from error
@@ -92,14 +92,14 @@ def _model(model: Path | None, n_ctx: int, threads: int | None, seed: int) -> La
 
 
 def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
-    library_id = _library(conn, library_name).id if library_name else None
-    node: Node = _guard(lambda: resolve_node(conn, ref, library_id))
+    library_id = pick_library(conn, library_name).id if library_name else None
+    node: Node = guard(lambda: resolve_node(conn, ref, library_id))
     return node
 
 
 def _index_new(conn: sqlite3.Connection, workspace: Path, node: Node, progress: TerminalProgress) -> int:
     library = library_by_id(conn, node.library_id)
-    indexed: int = _guard(lambda: SearchIndex(conn, workspace, library).update(progress))
+    indexed: int = guard(lambda: SearchIndex(conn, workspace, library).update(progress))
     return indexed
 
 
@@ -143,12 +143,12 @@ def unpack(
     """
     if depth < 1 or k < 1:
         raise Failure("--depth and --k must be at least 1")
-    conn = _open(workspace)
+    conn = open_workspace(workspace)
     start = _node(conn, node, library_name)
     planned = plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate)
     if dry_run:
         if as_json:
-            _emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
+            emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
         else:
             click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
         return
@@ -174,7 +174,7 @@ def unpack(
         indexed = _index_new(conn, workspace, start, progress) if report.created and not no_index else 0
     shown = stored_children(conn, start)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "node": start.uid,
                 "calls": report.calls,
@@ -220,7 +220,7 @@ def ask(
     as_json: bool,
 ) -> None:
     """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
-    conn = _open(workspace)
+    conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
     llm = _model(model, n_ctx, threads, seed)
     params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
@@ -242,7 +242,7 @@ def ask(
         raise Failure("interrupted; nothing was written") from None
     indexed = _index_new(conn, workspace, target, TerminalProgress(enabled=False))
     if as_json:
-        _emit_json({"node": target.uid, "question": question, "answer": _child_json(answer), "indexed": indexed})
+        emit_json({"node": target.uid, "question": question, "answer": _child_json(answer), "indexed": indexed})
         return
     click.echo("", err=True)
     click.echo(f"{answer.title}\n{answer.body}\n(stored as {answer.uid})")
@@ -284,11 +284,11 @@ def _render_call(call: CallRecord) -> str:
 @json_option
 def logs(workspace: Path, count: int, node_ref: str | None, library_name: str | None, as_json: bool) -> None:
     """Show logged LLM calls, newest first (prompt, response, model, tokens, time, outcome)."""
-    conn = _open(workspace)
+    conn = open_workspace(workspace)
     node_id = _node(conn, node_ref, library_name).id if node_ref else None
     calls = recent_calls(conn, limit=count or None, node_id=node_id)
     if as_json:
-        _emit_json([call.as_json() for call in calls])
+        emit_json([call.as_json() for call in calls])
         return
     if not calls:
         click.echo("no LLM calls logged yet")
@@ -312,7 +312,7 @@ def status(model: Path | None, load: bool, as_json: bool) -> None:
             reason, fix = error.reason, error.fix
     ok = found.ok and not reason
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "ok": ok,
                 "path": str(found.path) if found.path else None,
@@ -329,9 +329,9 @@ def status(model: Path | None, load: bool, as_json: bool) -> None:
 
 
 def _review(workspace: Path, ref: str, library_name: str | None, review: str) -> Node:
-    conn = _open(workspace)
+    conn = open_workspace(workspace)
     target = _node(conn, ref, library_name)
-    node: Node = _guard(lambda: set_review(conn, target, review))
+    node: Node = guard(lambda: set_review(conn, target, review))
     return node
 
 
@@ -363,8 +363,8 @@ def reject(workspace: Path, node: str, library_name: str | None) -> None:
 @click.option("--labeler", help="Who made the edit.")
 def edit(workspace: Path, node: str, text: str, library_name: str | None, labeler: str | None) -> None:
     """Replace a generated node by TEXT: a new human node that records what it replaced."""
-    conn = _open(workspace)
+    conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
-    new: Node = _guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
+    new: Node = guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
     _index_new(conn, workspace, new, TerminalProgress(enabled=False))
     click.echo(f"{new.uid} replaces {target.uid}")

@@ -22,7 +22,7 @@ from models.prior import PriorReport, load_workspace_credences, prior_report, re
 from models.prior_bounds import Estimate
 from models.prior_exact import Credence
 from models.prior_similarity import DEFAULT_THRESHOLD
-from navigator.cli import Failure, _guard, json_option, library_option, workspace_option
+from navigator.command_support import Failure, guard, json_option, library_option, workspace_option
 
 
 def _credence_json(credence: Credence) -> dict[str, Any]:
@@ -115,9 +115,9 @@ def _query(text: str | None) -> list[str] | None:
     return names
 
 
-def _library(conn: sqlite3.Connection, name: str | None) -> Library:
+def pick_library(conn: sqlite3.Connection, name: str | None) -> Library:
     if name:
-        library: Library = _guard(lambda: get_library(conn, name))
+        library: Library = guard(lambda: get_library(conn, name))
         return library
     libraries = list_libraries(conn)
     if not libraries:
@@ -126,7 +126,7 @@ def _library(conn: sqlite3.Connection, name: str | None) -> Library:
 
 
 def _from_file(path: Path, query: list[str] | None, threshold: float, as_json: bool) -> None:
-    credences: list[Credence] = _guard(lambda: read_credences(path))
+    credences: list[Credence] = guard(lambda: read_credences(path))
     report = prior_report(credences, query, threshold=threshold)
     if as_json:
         click.echo(json.dumps({"source": str(path), **_report_json(report, credences)}, ensure_ascii=False, indent=2))
@@ -142,9 +142,9 @@ def _from_workspace(
     threshold: float,
     as_json: bool,
 ) -> None:
-    conn = _guard(lambda: connect(workspace))
-    library = _library(conn, library_name)
-    stored = _guard(lambda: load_workspace_credences(conn, library.id, labeler))
+    conn = guard(lambda: connect(workspace))
+    library = pick_library(conn, library_name)
+    stored = guard(lambda: load_workspace_credences(conn, library.id, labeler))
     size = int(conn.execute("SELECT subtree_size FROM nodes WHERE id = ?", (library.root_id,)).fetchone()[0]) - 1
     if not stored:
         who = f" by {labeler}" if labeler else ""

@@ -53,8 +53,10 @@ def geo(ws: Path, write_jsonl) -> Path:
 def libraries(ws: Path) -> dict[str, int]:
     conn = connect(ws)
     try:
-        return {lib.name: conn.execute("SELECT subtree_size - 1 FROM nodes WHERE id = ?", (lib.root_id,)).fetchone()[0]
-                for lib in list_libraries(conn)}
+        return {
+            lib.name: conn.execute("SELECT subtree_size - 1 FROM nodes WHERE id = ?", (lib.root_id,)).fetchone()[0]
+            for lib in list_libraries(conn)
+        }
     finally:
         conn.close()
 
@@ -64,7 +66,9 @@ def importer_of(ws: Path, library: str) -> set[str]:
     try:
         rows = conn.execute(
             "SELECT DISTINCT json_extract(n.provenance, '$.importer') FROM nodes n JOIN libraries l"
-            " ON l.id = n.library_id WHERE l.name = ? AND n.parent_id IS NOT NULL", (library,))
+            " ON l.id = n.library_id WHERE l.name = ? AND n.parent_id IS NOT NULL",
+            (library,),
+        )
         return {row[0] for row in rows}
     finally:
         conn.close()
@@ -175,8 +179,9 @@ def test_import_skip_bad(ws, write_jsonl):
 
 
 def items_file(write_jsonl, name: str = "items.jsonl", count: int = 10) -> Path:
-    return write_jsonl(name, [{"id": f"q{i}", "x": f"Q{i}?", "options": ["yes", "no"], "y": "yes"}
-                              for i in range(count)])
+    return write_jsonl(
+        name, [{"id": f"q{i}", "x": f"Q{i}?", "options": ["yes", "no"], "y": "yes"} for i in range(count)]
+    )
 
 
 def test_items_import_train_and_dstar(ws, write_jsonl, tmp_path):
@@ -185,8 +190,24 @@ def test_items_import_train_and_dstar(ws, write_jsonl, tmp_path):
 
     answers = tmp_path / "key.jsonl"
     dstar = write_jsonl("dstar.jsonl", [{"id": f"d{i}", "x": "?", "options": ["a", "b"], "y": "b"} for i in range(8)])
-    report = json.loads(ok("items", "import", "--workspace", ws, dstar, "--split", "dstar", "--answers", answers,
-                           "--validation-fraction", "0.25", "--seed", "3", "--json"))
+    report = json.loads(
+        ok(
+            "items",
+            "import",
+            "--workspace",
+            ws,
+            dstar,
+            "--split",
+            "dstar",
+            "--answers",
+            answers,
+            "--validation-fraction",
+            "0.25",
+            "--seed",
+            "3",
+            "--json",
+        )
+    )
     assert report["added"] == {"train": 0, "validation": 2, "prediction": 6}
     assert report["answer_key"] == str(answers) and report["answers_written"] == 8
     assert len(answers.read_text(encoding="utf-8").splitlines()) == 8
@@ -199,8 +220,9 @@ def test_items_import_train_and_dstar(ws, write_jsonl, tmp_path):
 
 def test_items_import_dstar_default_answer_key(ws, write_jsonl):
     path = write_jsonl("dstar.jsonl", [{"id": f"d{i}", "x": "?", "options": ["a", "b"], "y": "a"} for i in range(8)])
-    report = json.loads(ok("items", "import", "--workspace", ws, path, "--split", "dstar",
-                           "--validation-fraction", "0.25", "--json"))
+    report = json.loads(
+        ok("items", "import", "--workspace", ws, path, "--split", "dstar", "--validation-fraction", "0.25", "--json")
+    )
     assert report["added"] == {"train": 0, "validation": 2, "prediction": 6}
     assert report["answers_written"] == 8
     assert Path(report["answer_key"]) == ws.with_name(ws.name + ".answers.jsonl")
@@ -292,8 +314,13 @@ def test_tree_depth(geo):
     assert shallow[0].startswith("geo  [1]  (root_lib_")
     assert shallow[1:] == ["  Geography  [3]  (geo)"]
     deep = ok("tree", "--workspace", geo, "--depth", "3").splitlines()
-    assert deep[1:] == ["  Geography  [3]  (geo)", "    Mongolia  (mg)", "    France  [1]  (fr)", "      Paris  (a1)",
-                        f"    {MARKUP_TITLE}  (mk)"]
+    assert deep[1:] == [
+        "  Geography  [3]  (geo)",
+        "    Mongolia  (mg)",
+        "    France  [1]  (fr)",
+        "      Paris  (a1)",
+        f"    {MARKUP_TITLE}  (mk)",
+    ]
     below = json.loads(ok("tree", "--workspace", geo, "fr", "--depth", "1", "--json"))
     assert below["title"] == "France" and [kid["id"] for kid in below["first_children"]] == ["a1"]
 
@@ -338,8 +365,19 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
 
 
 def test_command_list_is_what_we_expect():
-    assert set(all_commands(main)) >= {(), ("init",), ("import",), ("items",), ("items", "import"), ("search",),
-                                       ("show",), ("tree",), ("stats",), ("index",), ("demo",)}
+    assert set(all_commands(main)) >= {
+        (),
+        ("init",),
+        ("import",),
+        ("items",),
+        ("items", "import"),
+        ("search",),
+        ("show",),
+        ("tree",),
+        ("stats",),
+        ("index",),
+        ("demo",),
+    }
 
 
 @pytest.mark.parametrize("command", all_commands(main), ids=lambda c: " ".join(c) or "navigator")

