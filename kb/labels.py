@@ -264,3 +264,22 @@ class LabelStore:
             )
         what = "prediction" if table == "predictions" else "credence"
         return Retraction(table, target, f"withdrew the {what} {target}")
+
+
+def label_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Current labels (one per labeler and item, or per labeler and statement set) and all rows.
+
+    An undo adds a row but removes a current label, so the two differ; a researcher
+    counting labels wants the first, an audit the second.
+    """
+    counts = {}
+    for table, key in (
+        ("predictions", "item_id, labeler, library_id"),
+        ("credences", "statements_key, labeler, library_id"),
+    ):
+        live = conn.execute(
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT {key} FROM {table} WHERE {_CURRENT.format(table=table)})"
+        ).fetchone()[0]
+        counts[table] = int(live)
+        counts[f"{table[:-1]}_rows"] = int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    return counts

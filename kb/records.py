@@ -93,6 +93,8 @@ class WorkspaceStats(BaseModel):
     items: dict[str, int]
     predictions: int
     credences: int
+    prediction_rows: int
+    credence_rows: int
     llm_calls: int
 
 

@@ -71,3 +71,6 @@ class NavigatorApp(App[None]):
                     f"key: {binding.key_display or binding.key}",
                     partial(screen.run_action, binding.action),
                 )
+            where = f"as JSONL to {screen.export_path().name}, beside the workspace"
+            yield SystemCommand("Export my labels", where, screen.export_labels)
+            yield SystemCommand("Merge a labels export…", "another labeler’s export", screen.merge_labels)

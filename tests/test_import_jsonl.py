@@ -157,15 +157,37 @@ BAD_CASES = {
     "invalid json": ([GOOD, '{"id": "b", "title": }'], 2, "-", "invalid JSON"),
     "truncated json": ([GOOD, GOOD | {"id": "c"}, '{"id": "b"'], 3, "-", "invalid JSON"),
     "not an object": ([GOOD, "[1, 2]"], 2, "-", "expected a JSON object, got list"),
-    "missing parent": ([GOOD, {"id": "b", "parent": "nowhere", "title": "B"}], 2, "parent",
-                       "'nowhere' is neither in this input nor in library 'lib'"),
-    "two-node cycle": ([GOOD, {"id": "a", "parent": "b", "title": "A"}, {"id": "b", "parent": "a", "title": "B"}],
-                       2, "parent", "cycle"),
-    "long cycle": ([GOOD, {"id": "a", "parent": "d", "title": "A"}, {"id": "b", "parent": "a", "title": "B"},
-                    {"id": "c", "parent": "b", "title": "C"}, {"id": "d", "parent": "c", "title": "D"},
-                    {"id": "leaf", "parent": "c", "title": "hangs off the cycle"}], 2, "parent", "cycle"),
-    "duplicate id": ([GOOD, {"id": "b", "title": "B"}, {"id": "ok", "title": "again"}], 3, "id",
-                     "duplicate id 'ok' (first on line 1)"),
+    "missing parent": (
+        [GOOD, {"id": "b", "parent": "nowhere", "title": "B"}],
+        2,
+        "parent",
+        "'nowhere' is neither in this input nor in library 'lib'",
+    ),
+    "two-node cycle": (
+        [GOOD, {"id": "a", "parent": "b", "title": "A"}, {"id": "b", "parent": "a", "title": "B"}],
+        2,
+        "parent",
+        "cycle",
+    ),
+    "long cycle": (
+        [
+            GOOD,
+            {"id": "a", "parent": "d", "title": "A"},
+            {"id": "b", "parent": "a", "title": "B"},
+            {"id": "c", "parent": "b", "title": "C"},
+            {"id": "d", "parent": "c", "title": "D"},
+            {"id": "leaf", "parent": "c", "title": "hangs off the cycle"},
+        ],
+        2,
+        "parent",
+        "cycle",
+    ),
+    "duplicate id": (
+        [GOOD, {"id": "b", "title": "B"}, {"id": "ok", "title": "again"}],
+        3,
+        "id",
+        "duplicate id 'ok' (first on line 1)",
+    ),
     "title is a number": ([GOOD, {"id": "b", "title": 5}], 2, "title", "valid string"),
     "title missing": ([GOOD, {"id": "b"}], 2, "title", "Field required"),
     "title empty": ([GOOD, {"id": "b", "title": ""}], 2, "title", "at least 1 character"),
@@ -180,9 +202,7 @@ BAD_CASES = {
 
 
 @pytest.mark.parametrize(("lines", "line", "field", "reason"), BAD_CASES.values(), ids=BAD_CASES.keys())
-def test_bad_input_is_reported_and_nothing_is_written(
-    conn, library, write_jsonl, db_dump, lines, line, field, reason
-):
+def test_bad_input_is_reported_and_nothing_is_written(conn, library, write_jsonl, db_dump, lines, line, field, reason):
     run(conn, library, write_jsonl("existing.jsonl", [{"id": "old", "title": "Already here"}]))
     path = write_jsonl("bad.jsonl", lines)
     before = db_dump()
@@ -256,8 +276,14 @@ def test_cancelled_import_writes_nothing(conn, library, write_jsonl, db_dump):
     path = write_jsonl("book.jsonl", BOOK)
     before = db_dump()
     with pytest.raises(ImportCancelled):
-        import_staged(conn, library, read_jsonl_nodes(path, NoProgress()), source=str(path), importer="jsonl",
-                      progress=Cancelled())
+        import_staged(
+            conn,
+            library,
+            read_jsonl_nodes(path, NoProgress()),
+            source=str(path),
+            importer="jsonl",
+            progress=Cancelled(),
+        )
     assert db_dump() == before
 
 
@@ -274,24 +300,30 @@ def test_failed_import_does_not_block_the_next(conn, library, write_jsonl, check
 def test_skip_bad_imports_the_good_and_reports_the_bad(conn, library, write_jsonl, check_tree):
     run(conn, library, write_jsonl("existing.jsonl", [{"id": "old", "title": "Already here"}]))
     lines = [
-        {"id": "top", "title": "Top"},                                # 1 good
-        "{not json",                                                  # 2 invalid JSON
-        {"id": "a", "parent": "top", "title": "A"},                   # 3 good
-        {"id": "b", "parent": "top", "title": 12},                    # 4 wrong type
-        {"id": "c", "parent": "missing", "title": "C"},               # 5 missing parent
-        {"id": "x", "parent": "y", "title": "X"},                     # 6 cycle
-        {"id": "y", "parent": "x", "title": "Y"},                     # 7 cycle
-        {"id": "a", "parent": "top", "title": "A again"},             # 8 duplicate
-        {"id": "old", "title": "collides"},                           # 9 exists in library
-        {"id": "d", "parent": "a", "title": "D"},                     # 10 good
-        {"id": "e", "parent": "old", "title": "under existing"},      # 11 good
+        {"id": "top", "title": "Top"},  # 1 good
+        "{not json",  # 2 invalid JSON
+        {"id": "a", "parent": "top", "title": "A"},  # 3 good
+        {"id": "b", "parent": "top", "title": 12},  # 4 wrong type
+        {"id": "c", "parent": "missing", "title": "C"},  # 5 missing parent
+        {"id": "x", "parent": "y", "title": "X"},  # 6 cycle
+        {"id": "y", "parent": "x", "title": "Y"},  # 7 cycle
+        {"id": "a", "parent": "top", "title": "A again"},  # 8 duplicate
+        {"id": "old", "title": "collides"},  # 9 exists in library
+        {"id": "d", "parent": "a", "title": "D"},  # 10 good
+        {"id": "e", "parent": "old", "title": "under existing"},  # 11 good
     ]
     report = run(conn, library, write_jsonl("mixed.jsonl", lines), skip_bad=True)
 
     assert report.added == 4
     assert report.skipped == 7
     assert sorted((p.line, p.field) for p in report.problems) == [
-        (2, "-"), (4, "title"), (5, "parent"), (6, "parent"), (7, "parent"), (8, "id"), (9, "id"),
+        (2, "-"),
+        (4, "title"),
+        (5, "parent"),
+        (6, "parent"),
+        (7, "parent"),
+        (8, "id"),
+        (9, "id"),
     ]
     uids = {row[0] for row in conn.execute("SELECT uid FROM nodes WHERE library_id = ?", (library.id,))}
     assert uids - {root(conn, library)["uid"]} == {"old", "top", "a", "d", "e"}
@@ -304,7 +336,8 @@ def test_skip_bad_imports_the_good_and_reports_the_bad(conn, library, write_json
 
 def test_skip_bad_with_nothing_good_writes_nothing(conn, library, write_jsonl, db_dump):
     before = db_dump()
-    report = run(conn, library, write_jsonl("allbad.jsonl", ["nope", {"id": "a", "parent": "zz", "title": "A"}]),
-                 skip_bad=True)
+    report = run(
+        conn, library, write_jsonl("allbad.jsonl", ["nope", {"id": "a", "parent": "zz", "title": "A"}]), skip_bad=True
+    )
     assert (report.added, report.skipped, report.first_node_id) == (0, 2, None)
     assert db_dump() == before

@@ -56,8 +56,9 @@ It worked.
 
 
 def import_folder(conn: sqlite3.Connection, library: Library, folder: Path, **options: bool) -> ImportReport:
-    return import_staged(conn, library, read_markdown_folder(folder, NoProgress()), source=str(folder),
-                         importer="markdown", **options)
+    return import_staged(
+        conn, library, read_markdown_folder(folder, NoProgress()), source=str(folder), importer="markdown", **options
+    )
 
 
 def import_file(conn: sqlite3.Connection, library: Library, path: Path, *, plain_text: bool) -> ImportReport:
@@ -102,7 +103,10 @@ def test_markdown_folder_tree(conn, library, notes, check_tree):
     assert titles(kids(conn, a.id)) == [("section", "Alpha")]
     alpha = kids(conn, a.id)[0]
     assert titles(kids(conn, alpha.id)) == [
-        ("statement", "First statement."), ("statement", "item one"), ("statement", "item two"), ("section", "Sub"),
+        ("statement", "First statement."),
+        ("statement", "item one"),
+        ("statement", "item two"),
+        ("section", "Sub"),
     ]
     assert [node.position for node in kids(conn, alpha.id)] == [0, 1, 2, 3]
     deep = kids(conn, kids(conn, alpha.id)[3].id)

@@ -49,8 +49,9 @@ def test_d_import_keeps_y(conn, write_jsonl):
 
 def test_dstar_import_splits_and_moves_gold_to_the_answer_key(conn, write_jsonl, tmp_path):
     answers = tmp_path / "key" / "answers.jsonl"
-    report = import_items(conn, write_jsonl("dstar.jsonl", ITEMS), dstar=True, answers=answers,
-                          validation_fraction=0.25, seed=7)
+    report = import_items(
+        conn, write_jsonl("dstar.jsonl", ITEMS), dstar=True, answers=answers, validation_fraction=0.25, seed=7
+    )
 
     assert report.added == {"train": 0, "validation": 10, "prediction": 30}
     assert (report.answer_key, report.answers_written) == (answers, 40)
@@ -68,8 +69,13 @@ def test_dstar_import_splits_and_moves_gold_to_the_answer_key(conn, write_jsonl,
 def test_dstar_split_is_deterministic_by_seed(tmp_path, write_jsonl):
     def split(seed: int, records: list[dict[str, object]], name: str) -> dict[str, str]:
         conn = connect(tmp_path / f"{name}.db", create=True)
-        import_items(conn, write_jsonl(f"{name}.jsonl", records), dstar=True,
-                     answers=tmp_path / f"{name}.answers.jsonl", seed=seed)
+        import_items(
+            conn,
+            write_jsonl(f"{name}.jsonl", records),
+            dstar=True,
+            answers=tmp_path / f"{name}.answers.jsonl",
+            seed=seed,
+        )
         result = split_of(conn)
         conn.close()
         return result

@@ -117,3 +117,19 @@ def test_undo_takes_the_newest_label_of_either_kind(setup) -> None:
     assert undone is not None and undone.uid == credence.uid
     assert store.current_credences(library.id) == {}
     assert len(store.current_predictions(library.id)) == 1
+
+
+def test_counts_are_of_current_labels_with_rows_beside_them(setup) -> None:
+    from kb.labels import label_counts
+
+    conn, library = setup
+    store = LabelStore(conn, "ann")
+    item = item_by_uid(conn, "i1")
+    a = node_by_uid(conn, "s1", library.id)
+    assert item is not None and a is not None
+    store.record_prediction(item, library.id, {"yes": 0.5, "no": 0.5})
+    store.record_prediction(item, library.id, {"yes": 0.6, "no": 0.4})
+    LabelStore(conn, "bob").record_prediction(item, library.id, {"yes": 1.0, "no": 0.0})
+    store.record_credence(library.id, [a], 0.7)
+    store.undo_last()
+    assert label_counts(conn) == {"predictions": 2, "prediction_rows": 3, "credences": 0, "credence_rows": 2}

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
@@ -54,7 +55,13 @@ def test_workbench_credence_with_incoherence(
     monkeypatch.setattr("navigator.screens.workbench.utc_now", lambda: "2026-01-01T09:30:00.000000Z")
     app = NavigatorApp(workspace=small_workspace, labeler="ann")
     keys = ["down", "enter", "down", "t", "i", "0", ".", "3", "enter", "x", "down", "x", "i", "0", ".", "5"]
-    assert snap_compare(app, terminal_size=SIZE, press=keys)
+
+    async def type_and_wait_for_the_exact_check(pilot: Pilot[None]) -> None:
+        await pilot.press(*keys)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=type_and_wait_for_the_exact_check)
 
 
 def test_help_screen(snap_compare: Callable[..., bool], small_workspace: Path) -> None:

@@ -8,6 +8,9 @@ reopening resumes exactly there.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +22,20 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, Tree
+from textual.worker import get_current_worker
 
-from kb.db import utc_now
+from kb.db import WorkspaceError, connect, utc_now
+from kb.exchange import export_labels, merge_files
+from kb.importing import ImportProblem
 from kb.items import Item, items_in
 from kb.labels import LabelError, LabelStore
 from kb.libraries import Library
+from kb.search import SearchError, SearchIndex
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
 from kb.tree import Node, ancestors, node_by_id, node_by_uid
 from models.credence_checks import visible_conflicts
+from models.prior_exact import Coherence, TooManyStatements, check_coherence
+from models.prior_exact import Credence as ExactCredence
 from navigator.generation import FAILURES, Generation, Outcome, describe_failure
 from navigator.screens.help import HelpScreen
 from navigator.screens.pick import PickScreen
@@ -114,6 +123,7 @@ class WorkbenchScreen(Screen[None]):
                 yield Static(id="task-body")
                 yield Input(placeholder="probability, e.g. 0.8", id="credence-input")
                 yield Static(id="task-feedback")
+                yield Static(id="coherence")
         yield Static(id="status")
         yield Footer()
 
@@ -402,7 +412,40 @@ class WorkbenchScreen(Screen[None]):
                 "Incoherent with your earlier credences:\n" + "\n".join(f"• {c}" for c in conflicts), error=True
             )
         else:
-            self.feedback("coherent with your earlier credences on these statements")
+            self.feedback("nothing contradicts it at a glance")
+        earlier = [
+            ExactCredence(frozenset(other), p, label=self.describe_key(other))
+            for other, p in known.items()
+            if other and other != key
+        ]
+        if key:
+            self.run_exact_check([*earlier, ExactCredence(frozenset(key), value, label="this credence")])
+
+    @work(thread=True, exclusive=True, group="coherence")
+    def run_exact_check(self, credences: list[ExactCredence]) -> None:
+        """The full LP check over all of this labeler's credences: milliseconds for a handful,
+        but never on the UI thread, and a newer keystroke cancels an older check."""
+        try:
+            result: Coherence | str = check_coherence(credences)
+        except TooManyStatements as error:
+            result = f"exact check skipped: {error}"
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_exact_check, result, len(credences))
+
+    def show_exact_check(self, result: Coherence | str, count: int) -> None:
+        line = self.query_one("#coherence", Static)
+        if isinstance(result, str):
+            line.update(Text(result, style="dim"))
+        elif result.coherent:
+            line.update(Text(f"exact check over your {count} credences: coherent", style="green"))
+        else:
+            text = Text(f"exact check over your {count} credences: incoherent. These cannot all hold:", style="red")
+            for credence in result.conflict:
+                text.append(f"\n• {credence.label} = {credence.p:g}", style="red")
+            suggestion = result.nearest[-1].p if result.nearest else None
+            if suggestion is not None:
+                text.append(f"\nnearest coherent value for this credence: {suggestion:.3g}", style="yellow")
+            line.update(text)
 
     def describe_key(self, key: tuple[str, ...]) -> str:
         titles = []
@@ -410,6 +453,58 @@ class WorkbenchScreen(Screen[None]):
             node = node_by_uid(self.conn, uid, self.library.id)
             titles.append(node.title[:40] if node else uid)
         return " ∧ ".join(titles) if titles else "whole library"
+
+    # -- export and merge (command palette) --------------------------------------
+
+    def export_path(self) -> Path:
+        """Beside the workspace, named for the labeler, so an export never lands anywhere unexpected."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.labeler)
+        return self.workspace.with_name(f"{self.workspace.stem}.{safe}.labels.jsonl")
+
+    @work(thread=True, exclusive=True, group="exchange")
+    def export_labels(self) -> None:
+        target = self.export_path()
+        staged = target.with_name(target.name + ".tmp")
+        conn = connect(self.workspace)
+        try:
+            with staged.open("w", encoding="utf-8") as out:
+                report = export_labels(conn, out, labeler=self.labeler)
+            os.replace(staged, target)
+        finally:
+            conn.close()
+            staged.unlink(missing_ok=True)
+        counts = ", ".join(f"{n} {kind}s" for kind, n in report.written.items() if n) or "nothing"
+        self.app.call_from_thread(self.notify, f"Exported {counts} to {target}", markup=False)
+
+    def merge_labels(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.run_merge(Path(path).expanduser())
+
+        self.app.push_screen(PromptScreen("Path of a labels export to merge into this workspace"), chosen)
+
+    @work(thread=True, exclusive=True, group="exchange")
+    def run_merge(self, path: Path) -> None:
+        conn = connect(self.workspace)
+        try:
+            report = merge_files(conn, [path])
+            for library in report.libraries:
+                with contextlib.suppress(SearchError):
+                    SearchIndex(conn, self.workspace, library).update()
+        except (ImportProblem, WorkspaceError) as error:
+            self.app.call_from_thread(self.notify, f"Nothing merged: {error}", severity="error", markup=False)
+            return
+        finally:
+            conn.close()
+        added = ", ".join(f"{n} {kind}s" for kind, n in report.added.items() if n) or "nothing new"
+        self.app.call_from_thread(self.merged, f"Merged {path.name}: {added}")
+
+    def merged(self, message: str) -> None:
+        self.done = set(self.labels.current_predictions(self.library.id))
+        if self.draft is not None and self.draft.item.id in self.done:
+            self.draft = self.next_draft()
+        self.refresh_task()
+        self.notify(message, markup=False)
 
     # -- the local LLM ---------------------------------------------------------
 
