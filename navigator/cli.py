@@ -41,6 +41,7 @@ from navigator.exchange_commands import export, merge
 from navigator.llm_commands import ask, llm, unpack
 from navigator.prior_command import prior
 from navigator.progress import TerminalProgress
+from navigator.score_commands import fork, score
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
 
@@ -479,7 +480,7 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         NavigatorApp(workspace=workspace, labeler=None).run()
 
 
-for command in (unpack, ask, llm, export, merge, prior):
+for command in (unpack, ask, llm, export, merge, prior, score, fork):
     main.add_command(command)
 
 

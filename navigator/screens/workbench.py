@@ -38,6 +38,7 @@ from models.prior_exact import Coherence, TooManyStatements, check_coherence
 from models.prior_exact import Credence as ExactCredence
 from navigator.generation import FAILURES, Generation, Outcome, describe_failure
 from navigator.screens.help import HelpScreen
+from navigator.screens.metrics import MetricsScreen
 from navigator.screens.pick import PickScreen
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.search import SearchScreen
@@ -76,6 +77,7 @@ class WorkbenchScreen(Screen[None]):
         Binding("u", "unpack", "Unpack (LLM)"),
         Binding("a", "ask", "Ask the LLM"),
         Binding("escape", "cancel_generation", "Cancel LLM", show=False),
+        Binding("M", "metrics", "Metrics"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("question_mark", "help", "Help"),
@@ -231,6 +233,9 @@ class WorkbenchScreen(Screen[None]):
         self.app.push_screen(
             PickScreen("Bookmarks", choices, empty="No bookmarks yet: press m on a node."), self.jump_to
         )
+
+    def action_metrics(self) -> None:
+        self.app.push_screen(MetricsScreen(self.workspace, self.library, self.labeler))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen([*self.BINDINGS, *self.app.BINDINGS]))  # type: ignore[list-item]
