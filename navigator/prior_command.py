@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kb.db import connect
-from kb.libraries import Library, get_library, list_libraries
 from models.prior import PriorReport, load_workspace_credences, prior_report, read_credences
 from models.prior_bounds import Estimate
 from models.prior_exact import Credence
 from models.prior_similarity import DEFAULT_THRESHOLD
-from navigator.command_support import Failure, guard, json_option, library_option, workspace_option
+from navigator.command_support import Failure, guard, json_option, library_option, pick_library, workspace_option
 
 
 def _credence_json(credence: Credence) -> dict[str, Any]:
@@ -113,16 +111,6 @@ def _query(text: str | None) -> list[str] | None:
     if not names:
         raise Failure("--query names no statements; give them comma-separated, e.g. --query A,B")
     return names
-
-
-def pick_library(conn: sqlite3.Connection, name: str | None) -> Library:
-    if name:
-        library: Library = guard(lambda: get_library(conn, name))
-        return library
-    libraries = list_libraries(conn)
-    if not libraries:
-        raise Failure("this workspace has no library yet; add one with `navigator import PATH`")
-    return libraries[0]
 
 
 def _from_file(path: Path, query: list[str] | None, threshold: float, as_json: bool) -> None:
