@@ -1,0 +1,558 @@
+"""The imitation trainer: learn P(y | x, Z) from the labelers' prediction labels.
+
+Learning the prior (DESIGN.md §1, step 4) only asks a model to *interpolate*: humans
+who can read Z label D*_validation, and a model trained on those labels predicts
+D*_prediction, an IID sample of the same distribution. So the learner can be simple
+and fast; what matters is that it sees what the labeler saw. Its features are the
+item's question x plus the text of the nodes that the library's own search index
+returns for x (title, path, body), so the same learner fitted against two libraries
+estimates P(y | x, Z) for two different Zs.
+
+Choices, and why:
+
+- **One model per task.** Items of one task share their options (yes/no, four
+  population bands, …), so a multinomial logistic regression per task (items with no
+  task are grouped by their option list) predicts exactly that task's options. A model
+  that scores option text would generalise to unseen tasks, but nothing here needs
+  that, and per-task models are more accurate and easier to read.
+- **Soft targets.** A label is a probability vector, not a class. Each label becomes one
+  row per option with sample_weight = its probability, which is exactly the
+  cross-entropy against the labeler's distribution. Labels on the same item have the
+  same features, so rows are summed per (item, option) first: the objective is
+  unchanged and 100 000 labels on a thousand items cost a thousand rows.
+- **Cross-validation by item**, not by label: several labelers on one item must not be
+  split between training and testing, or the report flatters the model.
+- **Smoothing.** Predictions are mixed with the uniform distribution (weight
+  `SMOOTHING`), so an option no labeler ever picked keeps a small probability and log
+  losses stay finite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from whoosh import index as whoosh_index
+
+from kb.db import WorkspaceError, transaction, utc_now
+from kb.items import Item, items_in
+from kb.libraries import Library
+from kb.search import SearchError, SearchIndex, schema
+
+MIN_ITEMS_PER_TASK = 10
+RETRIEVED_NODES = 5
+BODY_CHARS = 400
+COMMON_WORD_SHARE = 0.01
+SMOOTHING = 0.01
+LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+CALIBRATION_BINS = 10
+FEATURES_VERSION = 1
+MODEL_KIND = "prediction"
+LABELLED_SPLITS = ("train", "validation")
+
+FloatArray = NDArray[np.float64]
+
+
+class TrainerError(WorkspaceError):
+    """Training or prediction cannot go ahead; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What `train` fitted and how well it imitates the labelers, all by k-fold CV over items.
+
+    cross_entropy: mean over labels of −Σ q log p (q the labeler's distribution, p the model's);
+    top_choice_agreement: share of labels whose top option is the model's top option;
+    brier: mean over labels of Σ (p − q)²; ece: expected calibration error of the model's
+    top choice against the probability the labeler gave that option (10 equal bins).
+    """
+
+    n_labels: int
+    n_items: int
+    n_labelers: int
+    cross_entropy: float
+    top_choice_agreement: float
+    brier: float
+    ece: float
+    learning_curve: list[tuple[int, float]]
+    model_version: int
+    data_hash: str
+    tasks: dict[str, int] = field(default_factory=dict)
+    skipped_tasks: dict[str, str] = field(default_factory=dict)
+    folds: int = 5
+    seed: int = 0
+    created_at: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        shown = asdict(self)
+        shown["learning_curve"] = [list(point) for point in self.learning_curve]
+        return shown
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> TrainReport:
+        value = dict(value)
+        value["learning_curve"] = [(int(size), float(loss)) for size, loss in value["learning_curve"]]
+        return cls(**value)
+
+
+@dataclass(frozen=True)
+class Label:
+    item: Item
+    labeler: str
+    probs: tuple[float, ...]  # in the order of item.options
+
+
+@dataclass
+class TaskModel:
+    """One task's learner: text → probabilities over its options. `constant` is used
+    when the training data use a single option (a degenerate CV fold)."""
+
+    options: tuple[str, ...]
+    vectorizer: TfidfVectorizer | None = None
+    classifier: LogisticRegression | None = None
+    constant: FloatArray | None = None
+
+    def predict(self, texts: Sequence[str]) -> FloatArray:
+        k = len(self.options)
+        if self.classifier is None or self.vectorizer is None:
+            assert self.constant is not None
+            raw = np.tile(self.constant, (len(texts), 1))
+        else:
+            raw = np.zeros((len(texts), k))
+            columns = self.classifier.predict_proba(self.vectorizer.transform(list(texts)))
+            for column, option_index in enumerate(self.classifier.classes_):
+                raw[:, int(option_index)] = columns[:, column]
+        return np.asarray((1.0 - SMOOTHING) * raw + SMOOTHING / k, dtype=np.float64)
+
+
+@dataclass
+class FittedModel:
+    """What is pickled into `trained_models.model`: one TaskModel per task key."""
+
+    library_uid: str
+    retrieved_nodes: int
+    features_version: int
+    tasks: dict[str, TaskModel]
+
+
+def task_key(item: Item) -> str:
+    return item.task or "options:" + json.dumps(list(item.options), ensure_ascii=False)
+
+
+# -- features ---------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+_RETRIEVAL_CACHE: dict[tuple[str, int, str, int], str] = {}
+_CACHE_LIMIT = 50_000
+
+
+def retrieval_query(words: Sequence[str]) -> str:
+    """Any of the words in a title or body (lower case, so whoosh never reads them as
+    AND/OR/NOT): a question is a sentence, and requiring every word of it finds nothing.
+    Paths are left out: a region's name is in the path of every node below it."""
+    if not words:
+        return ""
+    any_word = " OR ".join(word.lower() for word in words)
+    return f"title:({any_word}) OR body:({any_word})"
+
+
+class Retriever:
+    """x → x plus the text of the top nodes the library's search index returns for x.
+
+    Results are cached per process by (library, index state, x, k), because evaluation
+    and the IID guard ask for the same items again; a changed index changes the key.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library, k: int = RETRIEVED_NODES):
+        self.conn = conn
+        self.library = library
+        self.k = k
+        self.search = SearchIndex(conn, workspace, library)
+        try:
+            seen = self.search.indexed_up_to()
+        except SearchError as error:
+            raise TrainerError(str(error)) from error
+        if seen is None:
+            raise TrainerError(
+                f"library {library.name!r} has no search index, which the trainer reads Z through; "
+                "build it with `navigator index`"
+            )
+        self.state = seen
+        self._reader: Any = None
+        self._analyzer = schema()["body"].analyzer
+
+    def query_words(self, x: str) -> list[str]:
+        """x's words minus those in more than COMMON_WORD_SHARE of the library's nodes.
+
+        An OR query walks every posting of every word: one word found in thousands of nodes
+        ("population") costs a search most of its time and ranks nothing, the same reason
+        the index drops stop words. The rarest word always stays.
+        """
+        if self._reader is None:
+            self._reader = whoosh_index.open_dir(str(self.search.directory)).reader()
+        limit = max(1.0, COMMON_WORD_SHARE * self._reader.doc_count())
+        frequencies = []
+        for word in dict.fromkeys(w.lower() for w in _WORD.findall(x)):
+            tokens = [token.text for token in self._analyzer(word)]
+            if tokens:
+                frequency = max(
+                    self._reader.doc_frequency(name, token) for name in ("title", "body") for token in tokens
+                )
+                frequencies.append((frequency, word))
+        kept = [word for frequency, word in frequencies if frequency <= limit]
+        if not kept and frequencies:
+            kept = [min(frequencies)[1]]
+        return kept
+
+    def text(self, x: str) -> str:
+        key = (self.library.uid, self.state, x, self.k)
+        cached = _RETRIEVAL_CACHE.get(key)
+        if cached is not None:
+            return cached
+        query = retrieval_query(self.query_words(x))
+        pieces = [x]
+        if query:
+            try:
+                hits = self.search.search(query, limit=self.k).hits
+            except SearchError as error:
+                raise TrainerError(str(error)) from error
+            ids = [hit.node_id for hit in hits]
+            bodies: dict[int, str] = {}
+            if ids:
+                marks = ",".join("?" * len(ids))
+                bodies = dict(self.conn.execute(f"SELECT id, body FROM nodes WHERE id IN ({marks})", ids).fetchall())
+            for hit in hits:
+                pieces.append(f"{hit.title}\n{hit.path}\n{bodies.get(hit.node_id, '')[:BODY_CHARS]}")
+        text = "\n".join(pieces)
+        if len(_RETRIEVAL_CACHE) >= _CACHE_LIMIT:
+            _RETRIEVAL_CACHE.clear()
+        _RETRIEVAL_CACHE[key] = text
+        return text
+
+    def texts(self, items: Sequence[Item]) -> dict[str, str]:
+        return {item.uid: self.text(item.x) for item in items}
+
+    def close(self) -> None:
+        self.search.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+# -- fitting ----------------------------------------------------------------------
+
+
+def fit_task(options: tuple[str, ...], texts: Sequence[str], targets: FloatArray, *, seed: int) -> TaskModel:
+    """Fit one task on items' texts and their summed label distributions (rows of `targets`
+    hold, per item, the total probability its labels put on each option)."""
+    used = targets.sum(axis=0) > 0
+    if used.sum() < 2:
+        totals = targets.sum(axis=0) + 1e-12
+        return TaskModel(options, constant=totals / totals.sum())
+    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=50_000, dtype=np.float64)
+    matrix = vectorizer.fit_transform(list(texts))
+    rows, columns = np.nonzero(targets > 0)
+    classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+    classifier.fit(matrix[rows], columns, sample_weight=targets[rows, columns])
+    return TaskModel(options, vectorizer, classifier)
+
+
+def label_metrics(predicted: FloatArray, targets: FloatArray) -> dict[str, float]:
+    """Per-label metrics averaged over labels; rows of both arrays are distributions."""
+    clipped = np.clip(predicted, 1e-12, 1.0)
+    cross_entropy = float(np.mean(-(targets * np.log(clipped)).sum(axis=1)))
+    top = predicted.argmax(axis=1)
+    agreement = float(np.mean(top == targets.argmax(axis=1)))
+    brier = float(np.mean(((predicted - targets) ** 2).sum(axis=1)))
+    confidence = predicted.max(axis=1)
+    hit = targets[np.arange(len(targets)), top]
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        ece += inside.mean() * abs(float(confidence[inside].mean()) - float(hit[inside].mean()))
+    return {"cross_entropy": cross_entropy, "top_choice_agreement": agreement, "brier": brier, "ece": float(ece)}
+
+
+@dataclass
+class _Task:
+    key: str
+    options: tuple[str, ...]
+    items: list[Item]  # distinct, sorted by uid
+    texts: list[str]
+    sums: FloatArray  # item × option: total probability of the item's labels
+    label_rows: FloatArray  # label × option
+    label_item: NDArray[np.int64]  # label → index into items
+
+
+def _tasks(labels: Sequence[Label], texts: dict[str, str]) -> dict[str, _Task]:
+    grouped: dict[str, list[Label]] = {}
+    for label in labels:
+        grouped.setdefault(task_key(label.item), []).append(label)
+    tasks = {}
+    for key, group in sorted(grouped.items()):
+        items = sorted({label.item.uid: label.item for label in group}.values(), key=lambda item: item.uid)
+        index = {item.uid: position for position, item in enumerate(items)}
+        options = items[0].options
+        label_rows = np.array([label.probs for label in group], dtype=np.float64)
+        label_item = np.array([index[label.item.uid] for label in group], dtype=np.int64)
+        sums = np.zeros((len(items), len(options)))
+        np.add.at(sums, label_item, label_rows)
+        tasks[key] = _Task(key, options, items, [texts[item.uid] for item in items], sums, label_rows, label_item)
+    return tasks
+
+
+def _cross_validate(
+    tasks: dict[str, _Task], *, folds: int, seed: int
+) -> tuple[dict[str, float], list[tuple[int, float]]]:
+    """Out-of-fold predictions for every label (full training folds) and, for the learning
+    curve, the same with each training fold subsampled to a fraction of its items."""
+    rng = np.random.default_rng(seed)
+    predicted: list[FloatArray] = []
+    targets: list[FloatArray] = []
+    curve_losses: dict[float, list[FloatArray]] = {fraction: [] for fraction in LEARNING_CURVE_FRACTIONS}
+    curve_sizes: dict[float, int] = dict.fromkeys(LEARNING_CURVE_FRACTIONS, 0)
+    for task in tasks.values():
+        n = len(task.items)
+        fold_of = np.empty(n, dtype=np.int64)
+        fold_of[rng.permutation(n)] = np.arange(n) % folds
+        labels_per_item = np.bincount(task.label_item, minlength=n)
+        out_of_fold = {fraction: np.zeros((n, len(task.options))) for fraction in LEARNING_CURVE_FRACTIONS}
+        for fold in range(folds):
+            held = np.flatnonzero(fold_of == fold)
+            training = rng.permutation(np.flatnonzero(fold_of != fold))
+            for fraction in LEARNING_CURVE_FRACTIONS:
+                chosen = np.sort(training[: max(2, math.ceil(fraction * len(training)))])
+                model = fit_task(task.options, [task.texts[i] for i in chosen], task.sums[chosen], seed=seed)
+                out_of_fold[fraction][held] = model.predict([task.texts[i] for i in held])
+                curve_sizes[fraction] += int(labels_per_item[chosen].sum())
+        for fraction in LEARNING_CURVE_FRACTIONS:
+            rows = out_of_fold[fraction][task.label_item]
+            curve_losses[fraction].append(-(task.label_rows * np.log(np.clip(rows, 1e-12, 1.0))).sum(axis=1))
+        predicted.append(out_of_fold[1.0][task.label_item])
+        targets.append(task.label_rows)
+    metrics = _pooled_metrics(predicted, targets)
+    curve = [
+        (round(curve_sizes[fraction] / folds), float(np.mean(np.concatenate(curve_losses[fraction]))))
+        for fraction in LEARNING_CURVE_FRACTIONS
+    ]
+    return metrics, curve
+
+
+def _pooled_metrics(predicted: list[FloatArray], targets: list[FloatArray]) -> dict[str, float]:
+    """Metrics over every label of every task; tasks have different option counts, so each
+    is padded with zero columns (which change none of the four metrics)."""
+    width = max(block.shape[1] for block in predicted)
+
+    def pad(block: FloatArray) -> FloatArray:
+        return np.pad(block, ((0, 0), (0, width - block.shape[1])))
+
+    return label_metrics(np.vstack([pad(b) for b in predicted]), np.vstack([pad(b) for b in targets]))
+
+
+# -- labels and storage -----------------------------------------------------------
+
+
+def current_labels(conn: sqlite3.Connection, library: Library) -> list[Label]:
+    """Every labeler's current prediction (human and simulated) on train and validation items.
+
+    Same rule as LabelStore.current_predictions (the newest row per item and labeler that is
+    not a retraction and was not retracted), computed in one pass over the library's rows:
+    asking per labeler costs a correlated subquery per row, which at 10^5 labels is minutes.
+    Labels on D*_prediction items are left out: those are the items the model is for.
+    """
+    items = {item.id: item for item in items_in(conn, LABELLED_SPLITS)}
+    rows = conn.execute(
+        "SELECT uid, item_id, labeler, probs, supersedes, retracted FROM predictions WHERE library_id = ? ORDER BY id",
+        (library.id,),
+    ).fetchall()
+    withdrawn = {row["supersedes"] for row in rows if row["retracted"]}
+    current: dict[tuple[int, str], sqlite3.Row] = {}
+    for row in rows:
+        if not row["retracted"] and row["uid"] not in withdrawn and row["item_id"] in items:
+            current[(row["item_id"], row["labeler"])] = row
+    labels = []
+    for (item_id, labeler), row in current.items():
+        item = items[item_id]
+        probs = json.loads(row["probs"])
+        labels.append(Label(item, labeler, tuple(float(probs.get(option, 0.0)) for option in item.options)))
+    labels.sort(key=lambda label: (label.item.uid, label.labeler))
+    return labels
+
+
+def data_hash(labels: Sequence[Label], library: Library, index_state: int, k: int) -> str:
+    """Names the training data exactly: the labels, and the library state the features came from."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([library.uid, index_state, k, FEATURES_VERSION]).encode())
+    for label in labels:
+        digest.update(json.dumps([label.item.uid, label.labeler, label.probs]).encode())
+    return digest.hexdigest()
+
+
+def _check_enough(tasks: dict[str, _Task], folds: int) -> tuple[dict[str, _Task], dict[str, str]]:
+    minimum = max(MIN_ITEMS_PER_TASK, folds)
+    kept, skipped = {}, {}
+    for key, task in tasks.items():
+        used = [option for option, total in zip(task.options, task.sums.sum(axis=0), strict=True) if total > 0]
+        top_used = {task.options[int(i)] for i in task.label_rows.argmax(axis=1)}
+        if len(task.items) < minimum:
+            skipped[key] = f"{len(task.items)} labelled items, need at least {minimum}"
+        elif len(used) < 2 or len(top_used) < 2:
+            only = sorted(top_used)[0]
+            skipped[key] = f"every label chooses {only!r}: only one option was ever used, nothing to learn"
+        else:
+            kept[key] = task
+    return kept, skipped
+
+
+def train(conn: sqlite3.Connection, workspace: Path, library: Library, *, seed: int = 0, folds: int = 5) -> TrainReport:
+    """Fit on the current prediction labels for `library`, report k-fold CV metrics, and save
+    the model as the library's next version. Tasks with too few labels are skipped (and named
+    in the report); when no task can be trained, nothing is saved and TrainerError says why."""
+    if folds < 2:
+        raise TrainerError(f"cross-validation needs at least 2 folds, got {folds}")
+    labels = current_labels(conn, library)
+    if not labels:
+        raise TrainerError(
+            f"no prediction labels for library {library.name!r} yet; the trainer needs at least "
+            f"{max(MIN_ITEMS_PER_TASK, folds)} labelled items of a task (label in the app or `navigator simulate`)"
+        )
+    retriever = Retriever(conn, workspace, library)
+    try:
+        texts = retriever.texts(list({label.item.uid: label.item for label in labels}.values()))
+    finally:
+        retriever.close()
+    tasks, skipped = _check_enough(_tasks(labels, texts), folds)
+    if not tasks:
+        reasons = "; ".join(f"task {key!r}: {reason}" for key, reason in skipped.items())
+        raise TrainerError(f"too few usable labels to train for library {library.name!r}: {reasons}")
+    metrics, curve = _cross_validate(tasks, folds=folds, seed=seed)
+    fitted = FittedModel(
+        library.uid,
+        retriever.k,
+        FEATURES_VERSION,
+        {key: fit_task(task.options, task.texts, task.sums, seed=seed) for key, task in tasks.items()},
+    )
+    used = [label for label in labels if task_key(label.item) in tasks]
+    report = TrainReport(
+        n_labels=len(used),
+        n_items=sum(len(task.items) for task in tasks.values()),
+        n_labelers=len({label.labeler for label in used}),
+        learning_curve=curve,
+        model_version=0,
+        data_hash=data_hash(labels, library, retriever.state, retriever.k),
+        tasks={key: len(task.label_item) for key, task in tasks.items()},
+        skipped_tasks=skipped,
+        folds=folds,
+        seed=seed,
+        created_at=utc_now(),
+        cross_entropy=metrics["cross_entropy"],
+        top_choice_agreement=metrics["top_choice_agreement"],
+        brier=metrics["brier"],
+        ece=metrics["ece"],
+    )
+    return save_model(conn, library, fitted, report)
+
+
+def save_model(conn: sqlite3.Connection, library: Library, fitted: FittedModel, report: TrainReport) -> TrainReport:
+    """Store the model as the library's next version, in one transaction (so two trainers
+    running at once get different versions, never the same one)."""
+    blob = pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM trained_models WHERE library_id = ? AND kind = ?",
+            (library.id, MODEL_KIND),
+        ).fetchone()
+        saved = TrainReport.from_json({**report.as_json(), "model_version": int(row[0]) + 1})
+        conn.execute(
+            "INSERT INTO trained_models (uid, library_id, kind, version, data_hash, n_labels, n_items, n_labelers,"
+            " metrics, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                f"model_{uuid.uuid4().hex}",
+                library.id,
+                MODEL_KIND,
+                saved.model_version,
+                saved.data_hash,
+                saved.n_labels,
+                saved.n_items,
+                saved.n_labelers,
+                json.dumps(saved.as_json()),
+                blob,
+                saved.created_at,
+            ),
+        )
+    return saved
+
+
+def latest_report(conn: sqlite3.Connection, library: Library) -> TrainReport | None:
+    row = conn.execute(
+        "SELECT metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
+        (library.id, MODEL_KIND),
+    ).fetchone()
+    return TrainReport.from_json(json.loads(row[0])) if row else None
+
+
+def load_model(conn: sqlite3.Connection, library: Library) -> tuple[FittedModel, TrainReport]:
+    """The latest saved model. Pickle runs code on load; these bytes come only from this
+    workspace's own `train`, the same trust as the workspace file itself."""
+    row = conn.execute(
+        "SELECT model, metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
+        (library.id, MODEL_KIND),
+    ).fetchone()
+    if row is None:
+        raise TrainerError(f"no trained model for library {library.name!r}; run `navigator train` first")
+    fitted = pickle.loads(row[0])
+    if not isinstance(fitted, FittedModel) or fitted.features_version != FEATURES_VERSION:
+        raise TrainerError(f"the saved model for library {library.name!r} is from another version; train again")
+    return fitted, TrainReport.from_json(json.loads(row[1]))
+
+
+def predict_with(
+    fitted: FittedModel, items: Sequence[Item], text_of: Callable[[Item], str]
+) -> dict[str, dict[str, float]]:
+    by_task: dict[str, list[Item]] = {}
+    for item in items:
+        by_task.setdefault(task_key(item), []).append(item)
+    missing = sorted(key for key in by_task if key not in fitted.tasks)
+    if missing:
+        raise TrainerError(
+            f"the model was not trained on task(s) {', '.join(map(repr, missing))}: "
+            "label some of those items and train again"
+        )
+    result: dict[str, dict[str, float]] = {}
+    for key, group in by_task.items():
+        model = fitted.tasks[key]
+        for item in group:
+            if item.options != model.options:
+                raise TrainerError(
+                    f"item {item.uid!r} has options {list(item.options)}, the model {list(model.options)}"
+                )
+        probs = model.predict([text_of(item) for item in group])
+        for item, row in zip(group, probs, strict=True):
+            result[item.uid] = {option: float(p) for option, p in zip(item.options, row, strict=True)}
+    return result
+
+
+def predict_items(
+    conn: sqlite3.Connection, workspace: Path, library: Library, items: list[Item]
+) -> dict[str, dict[str, float]]:
+    """item uid → probability over its options, from the latest model saved for `library`."""
+    fitted, _ = load_model(conn, library)
+    retriever = Retriever(conn, workspace, library, fitted.retrieved_nodes)
+    try:
+        return predict_with(fitted, items, lambda item: retriever.text(item.x))
+    finally:
+        retriever.close()
