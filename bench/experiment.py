@@ -11,7 +11,7 @@ The second part times `train` on 100 000 synthetic labels (issue 5: under a minu
 anchor measured in the same run: fitting the same learner once per task on features already
 retrieved, i.e. the cost of one final fit with no retrieval, cross-validation or learning curve.
 
-    python -m bench.experiment            # about 3-4 minutes on two cores (the demo build is ~1 of them)
+    python -m bench.experiment            # about 2 minutes on two cores (half of it building the demo)
 """
 
 from __future__ import annotations

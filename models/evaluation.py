@@ -34,6 +34,7 @@ from models.trainer import (
     TrainerError,
     fit_task,
     load_model,
+    one_thread,
     predict_with,
     task_key,
 )
@@ -80,15 +81,16 @@ def two_sample_test(
     target = np.array([0] * len(texts_a) + [1] * len(texts_b))
     matrix = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=50_000).fit_transform(texts)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    auc, _, p_value = permutation_test_score(
-        LogisticRegression(max_iter=1000),
-        matrix,
-        target,
-        cv=folds,
-        scoring="roc_auc",
-        n_permutations=permutations,
-        random_state=seed,
-    )
+    with one_thread():
+        auc, _, p_value = permutation_test_score(
+            LogisticRegression(max_iter=1000),
+            matrix,
+            target,
+            cv=folds,
+            scoring="roc_auc",
+            n_permutations=permutations,
+            random_state=seed,
+        )
     return IIDReport(float(auc), float(p_value), len(texts_a), len(texts_b), permutations)
 
 
@@ -172,7 +174,9 @@ def naive_baseline(conn: sqlite3.Connection, retriever: Retriever, *, seed: int 
         targets = np.zeros((len(group), len(options)))
         for row, item in enumerate(group):
             targets[row, options.index(str(gold(conn, item)))] = 1.0
-        tasks[key] = fit_task(options, [retriever.text(item.x) for item in group], targets, seed=seed)
+        texts = [retriever.text(item.x) for item in group]
+        with one_thread():
+            tasks[key] = fit_task(options, texts, targets, seed=seed)
     return FittedModel(retriever.library.uid, retriever.k, 1, tasks), len(train_items)
 
 

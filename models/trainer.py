@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 from whoosh import index as whoosh_index
 
 from kb.db import WorkspaceError, transaction, utc_now
@@ -255,6 +256,12 @@ class Retriever:
 # -- fitting ----------------------------------------------------------------------
 
 
+def one_thread() -> Any:
+    """BLAS with one thread. These fits are small (hundreds of rows): with two threads on a busy
+    two-core machine, OpenBLAS spends its time waiting for the other thread, measured 15× slower."""
+    return threadpool_limits(limits=1)
+
+
 def fit_task(options: tuple[str, ...], texts: Sequence[str], targets: FloatArray, *, seed: int) -> TaskModel:
     """Fit one task on items' texts and their summed label distributions (rows of `targets`
     hold, per item, the total probability its labels put on each option)."""
@@ -265,8 +272,12 @@ def fit_task(options: tuple[str, ...], texts: Sequence[str], targets: FloatArray
     vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=50_000, dtype=np.float64)
     matrix = vectorizer.fit_transform(list(texts))
     rows, columns = np.nonzero(targets > 0)
+    # Scaled so the mean item weighs 1: a hundred labels on one item are one point of evidence
+    # about features → answer, seen with more certainty of its label, not a hundred points; and the
+    # regularisation (C) then means the same at 100 labels and at 100 000.
+    weights = targets[rows, columns] * (len(targets) / targets.sum())
     classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
-    classifier.fit(matrix[rows], columns, sample_weight=targets[rows, columns])
+    classifier.fit(matrix[rows], columns, sample_weight=weights)
     return TaskModel(options, vectorizer, classifier)
 
 
@@ -439,13 +450,14 @@ def train(conn: sqlite3.Connection, workspace: Path, library: Library, *, seed: 
     if not tasks:
         reasons = "; ".join(f"task {key!r}: {reason}" for key, reason in skipped.items())
         raise TrainerError(f"too few usable labels to train for library {library.name!r}: {reasons}")
-    metrics, curve = _cross_validate(tasks, folds=folds, seed=seed)
-    fitted = FittedModel(
-        library.uid,
-        retriever.k,
-        FEATURES_VERSION,
-        {key: fit_task(task.options, task.texts, task.sums, seed=seed) for key, task in tasks.items()},
-    )
+    with one_thread():
+        metrics, curve = _cross_validate(tasks, folds=folds, seed=seed)
+        fitted = FittedModel(
+            library.uid,
+            retriever.k,
+            FEATURES_VERSION,
+            {key: fit_task(task.options, task.texts, task.sums, seed=seed) for key, task in tasks.items()},
+        )
     used = [label for label in labels if task_key(label.item) in tasks]
     report = TrainReport(
         n_labels=len(used),
@@ -540,7 +552,9 @@ def predict_with(
                 raise TrainerError(
                     f"item {item.uid!r} has options {list(item.options)}, the model {list(model.options)}"
                 )
-        probs = model.predict([text_of(item) for item in group])
+        texts = [text_of(item) for item in group]
+        with one_thread():
+            probs = model.predict(texts)
         for item, row in zip(group, probs, strict=True):
             result[item.uid] = {option: float(p) for option, p in zip(item.options, row, strict=True)}
     return result
