@@ -18,6 +18,7 @@ from typing import Any
 
 from whoosh import highlight, index
 from whoosh.analysis import StemmingAnalyzer
+from whoosh.collectors import TimeLimit, TimeLimitCollector
 from whoosh.fields import STORED, TEXT, Schema
 from whoosh.lang.stopwords import stoplists
 from whoosh.qparser import MultifieldParser
@@ -30,6 +31,8 @@ from kb.libraries import Library
 PATH_SEPARATOR = " › "
 _MATCH_START, _MATCH_END = "\x02", "\x03"
 SNIPPET_CHARS = 240
+OWN_TEXT, WITH_PATH = ("title", "body"), ("title", "body", "path")
+SEARCH_BUDGET_MS = 70.0  # for scoring; snippets come after it, and DESIGN.md §7 allows 100 ms in all
 _WHOLE = highlight.WholeFragmenter()
 _CONTEXT = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
 
@@ -55,9 +58,19 @@ class SearchHit:
 class SearchResult:
     query: str
     hits: list[SearchHit]
-    total: int
+    total: int  # exact when fewer hits than the limit were found, else whoosh's upper bound
     suggestion: str | None
     milliseconds: float
+    limit: int = 20
+    partial: bool = False  # the time budget ran out: the best hits among the documents scored so far
+
+    def count_text(self) -> str:
+        """ "3 matches", or "20 shown of at most 4,112" when the page is full (whoosh only bounds the count)."""
+        if self.partial:
+            return f"{len(self.hits)} shown; the search stopped at its time budget (add words to narrow it)"
+        if len(self.hits) < self.limit:
+            return f"{len(self.hits)} match" + ("" if len(self.hits) == 1 else "es")
+        return f"{len(self.hits)} shown of at most {self.total:,}"
 
 
 # Very common words match most of a large library and cost a search its budget while
@@ -265,32 +278,63 @@ class SearchIndex:
 
     # -- reading ---------------------------------------------------------
 
-    def search(self, text: str, *, limit: int = 20) -> SearchResult:
+    def search(self, text: str, *, limit: int = 20, budget_ms: float | None = SEARCH_BUDGET_MS) -> SearchResult:
+        """Best hits for `text`. With a budget, whoosh stops scoring when it runs out and the
+        result says it is partial: a labeler typing gets an answer within one budget, and
+        one more word narrows the search. `budget_ms=None` always scores everything."""
         started = time.perf_counter()
+        deadline = None if budget_ms is None else started + budget_ms / 1000
         text = text.strip()
         if not text:
             return SearchResult(text, [], 0, None, 0.0)
         if self.indexed_up_to() is None:
             raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
         searcher = self._current_searcher()
-        parser = MultifieldParser(["title", "body", "path"], searcher.schema)
         try:
-            query = parser.parse(text)
+            own, wide = (MultifieldParser(fields, searcher.schema).parse(text) for fields in (OWN_TEXT, WITH_PATH))
         except Exception as error:
             raise SearchError(
                 f'cannot read the query {text!r}; search plain words, "a phrase", or title:, body:, path: words'
             ) from error
         try:
-            results = searcher.search(query, limit=limit)
-            results.formatter = _MarkFormatter()
-            hits = self._hits(results)
-            suggestion = None if hits else self._suggest(searcher, query, text)
-            total = results.estimated_length() if hits else 0
+            hits, total, partial = self._collect(searcher, own, limit, [], deadline)
+            if len(hits) < limit and not partial:
+                hits, total, partial = self._collect(searcher, wide, limit, hits, deadline)
+            suggestion = None if hits or partial else self._suggest(searcher, wide, text)
         except SearchError:
             raise
         except Exception as error:
             raise self._damaged(error) from error
-        return SearchResult(text, hits, total, suggestion, (time.perf_counter() - started) * 1000)
+        elapsed = (time.perf_counter() - started) * 1000
+        return SearchResult(text, hits, total, suggestion, elapsed, limit, partial)
+
+    def _collect(
+        self, searcher: Any, query: Query, limit: int, found: list[SearchHit], deadline: float | None
+    ) -> tuple[list[SearchHit], int, bool]:
+        """Add this query's best hits after those already found, without repeats.
+
+        Two passes keep large libraries fast: words in a node's own title and body are
+        searched first; ancestors' titles (the path) are searched only when that finds
+        less than a page. A word in a chapter title matches every node below it, so
+        searching paths first would score huge posting lists for common words.
+        """
+        collector = searcher.collector(limit=limit)
+        partial = False
+        if deadline is not None:
+            collector = TimeLimitCollector(
+                collector, timelimit=max(deadline - time.perf_counter(), 0.001), use_alarm=False
+            )
+        try:
+            searcher.search_with_collector(query, collector)
+        except TimeLimit:
+            partial = True
+        results = collector.results()
+        results.formatter = _MarkFormatter()
+        seen = {hit.node_id for hit in found}
+        merged = found + [hit for hit in self._hits(results) if hit.node_id not in seen]
+        if len(merged) < limit and not partial:
+            return merged, len(merged), False
+        return merged[:limit], max(len(merged), results.estimated_length()), partial
 
     def _current_searcher(self) -> Any:
         """Opening an index costs far more than a query, so one searcher serves every

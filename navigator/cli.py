@@ -42,6 +42,7 @@ from navigator.llm_commands import ask, llm, unpack
 from navigator.prior_command import prior
 from navigator.progress import TerminalProgress
 from navigator.score_commands import fork, score
+from navigator.trainer_commands import evaluate, predict, simulate, train
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
 
@@ -286,6 +287,7 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
             {
                 "query": result.query,
                 "total": result.total,
+                "total_is_exact": len(result.hits) < limit,
                 "suggestion": result.suggestion,
                 "milliseconds": round(result.milliseconds, 2),
                 "hits": [
@@ -312,7 +314,7 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
         for text, is_match in hit.snippet:
             snippet.append(re.sub(r"\s+", " ", text), style="reverse" if is_match else "")
         console.print(snippet)
-    click.echo(f"{len(result.hits)} of about {result.total} results in {result.milliseconds:.0f} ms")
+    click.echo(f"{result.count_text()} in {result.milliseconds:.0f} ms")
 
 
 def _node_json(node: Node) -> dict[str, Any]:
@@ -480,7 +482,7 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         NavigatorApp(workspace=workspace, labeler=None).run()
 
 
-for command in (unpack, ask, llm, export, merge, prior, score, fork):
+for command in (unpack, ask, llm, export, merge, prior, score, fork, train, predict, evaluate, simulate):
     main.add_command(command)
 
 

@@ -245,7 +245,7 @@ def test_search_text_output(geo):
     out = ok("search", "--workspace", geo, "landlocked")
     assert "Geography › Mongolia" in out and "  mg" in out
     assert "Mongolia is landlocked." in out
-    assert "of about 2 results" in out
+    assert "2 matches in" in out
 
 
 def test_search_json(geo):

@@ -175,3 +175,23 @@ def test_rebuild_repairs_a_damaged_index(small, damage):
     assert small.rebuild() == len(NODES)
     assert uids(small.search("coastline")) == ["fr"]
     assert not small.directory.with_name(small.directory.name + ".building").exists()
+
+
+def test_a_search_over_its_time_budget_is_flagged_partial_not_silently_cut(tmp_path: Path) -> None:
+    from kb.db import connect
+    from kb.importing import StagedNode, import_staged
+    from kb.libraries import create_library
+    from kb.search import SearchIndex
+
+    workspace = tmp_path / "budget.db"
+    conn = connect(workspace, create=True)
+    library = create_library(conn, "z")
+    nodes = (StagedNode(n, f"s{n}", None, "statement", f"river delta number {n}", "river water") for n in range(3000))
+    import_staged(conn, library, nodes, source="t", importer="test")
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    complete = search.search("river", limit=5, budget_ms=None)
+    assert not complete.partial and len(complete.hits) == 5
+    rushed = search.search("river", limit=5, budget_ms=0.001)
+    assert rushed.partial and "stopped at its time budget" in rushed.count_text()
+    assert rushed.suggestion is None

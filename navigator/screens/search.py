@@ -100,7 +100,7 @@ class SearchScreen(ModalScreen[int | None]):
         for hit in result.hits:
             results.add_option(Option(hit_label(hit.path, hit.snippet), id=str(hit.node_id)))
         if result.hits:
-            status.update(Text(f"{len(result.hits)} of about {result.total} · {result.milliseconds:.0f} ms"))
+            status.update(Text(f"{result.count_text()} · {result.milliseconds:.0f} ms"))
         elif result.query:
             hint = f" — did you mean: {result.suggestion}" if result.suggestion else ""
             status.update(Text(f"no results{hint}"))
