@@ -1,0 +1,76 @@
+"""Helpers the reliability tests share: a small workspace to label, reading a driver's
+acknowledgements, checking a workspace after a fault, and printing tallies.
+
+Tallies are printed with output capture suspended so they reach the CI log
+whether or not pytest runs with -s: the acceptance criterion is that the suite
+*prints* kills survived, writes checked and fuzz cases tried.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kb.db import connect
+from kb.importing import StagedNode, import_staged
+from kb.items import add_items
+from kb.libraries import create_library
+from kb.records import ItemRecord
+
+DRIVER = Path(__file__).with_name("labeling_driver.py")
+
+
+def make_labeling_workspace(path: Path, *, statements: int = 12, items: int = 20) -> None:
+    """A workspace with one library of `statements` top-level nodes and `items` train items."""
+    conn = connect(path, create=True)
+    library = create_library(conn, "z")
+    nodes = [StagedNode(n, f"s{n}", None, "statement", f"Statement {n}") for n in range(1, statements + 1)]
+    import_staged(conn, library, iter(nodes), source="t", importer="test")
+    records = [ItemRecord(id=f"i{n}", x=f"Question {n}?", options=["yes", "no", "maybe"]) for n in range(items)]
+    add_items(conn, list(enumerate(records, 1)), source="t", dstar=False)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def start_driver(workspace: Path, labeler: str, *, seed: int, count: int = 0) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), str(workspace), labeler, "--seed", str(seed), "--count", str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def acknowledged(stdout: str) -> list[str]:
+    """The uids the driver reported as committed; a line cut off by the kill has no newline and does not count."""
+    complete = stdout.split("\n")[:-1]
+    return [line.removeprefix("ack ") for line in complete if line.startswith("ack ")]
+
+
+def stored_label_uids(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT uid FROM predictions UNION ALL SELECT uid FROM credences").fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def check_workspace(path: Path) -> sqlite3.Connection:
+    """Open the workspace the way the app does and demand a clean integrity check."""
+    conn = connect(path)
+    result = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    assert result == ["ok"], result
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    return conn
+
+
+def announce(config: pytest.Config, line: str) -> None:
+    """Print one tally line to the real terminal, past pytest's output capture."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if capture is None or reporter is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
