@@ -36,9 +36,12 @@ def make_labeling_workspace(path: Path, *, statements: int = 12, items: int = 20
     conn.close()
 
 
-def start_driver(workspace: Path, labeler: str, *, seed: int, count: int = 0) -> subprocess.Popen[str]:
+def start_driver(
+    workspace: Path, labeler: str, *, seed: int, count: int = 0, go: Path | None = None
+) -> subprocess.Popen[str]:
+    barrier = ["--go", str(go)] if go else []
     return subprocess.Popen(
-        [sys.executable, str(DRIVER), str(workspace), labeler, "--seed", str(seed), "--count", str(count)],
+        [sys.executable, str(DRIVER), str(workspace), labeler, "--seed", str(seed), "--count", str(count), *barrier],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
