@@ -7,6 +7,7 @@ timeout so concurrent writers wait instead of failing).
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 10_000
+log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 
@@ -64,6 +66,9 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> list[int]
 
     Returns the versions applied; an up-to-date file gets none (re-running is a
     no-op). A file written by a newer release is refused rather than touched.
+    Before upgrading a file that already has a schema, a copy is taken beside it
+    (see `backup_before_upgrade`): a migration that goes wrong must not cost the
+    labels in it.
     """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations ("
@@ -76,10 +81,11 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> list[int]
             f"this workspace has schema version {current}, newer than this release "
             f"understands ({known[-1].version}); upgrade z-navigator to open it"
         )
+    pending = [m for m in known if m.version > current and (target is None or m.version <= target)]
+    if pending and current > 0:
+        backup_before_upgrade(conn, current)
     applied = []
-    for migration in known:
-        if migration.version <= current or (target is not None and migration.version > target):
-            continue
+    for migration in pending:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _split_statements(migration.sql):
@@ -94,6 +100,24 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> list[int]
             raise
         applied.append(migration.version)
     return applied
+
+
+def backup_before_upgrade(conn: sqlite3.Connection, version: int) -> Path | None:
+    """Copy the workspace to `WORKSPACE.backup-v{version}-{UTC timestamp}` with SQLite's backup API
+    (consistent even while others write) and log where it went; in-memory databases have nothing to keep."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    if row is None or not row[2]:
+        return None
+    source = Path(row[2])
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = source.with_name(f"{source.name}.backup-v{version}-{stamp}")
+    copy = sqlite3.connect(target)
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
+    log.warning("upgrading %s from schema version %d; a copy of it as it was is at %s", source, version, target)
+    return target
 
 
 def _split_statements(sql: str) -> list[str]:
