@@ -1,0 +1,174 @@
+"""`navigator doctor` finds each kind of problem, says what to do, and changes nothing.
+
+The command is exercised through click on its own (it is registered on the main
+group by cli.py); the model check is replaced by a fixed answer so the result
+does not depend on whether this machine has the model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from reliability_support import make_labeling_workspace
+
+import navigator.doctor_command as doctor_module
+from kb.db import connect, latest_version, migrate
+from kb.importing import StagedNode, import_staged
+from kb.items import item_by_uid
+from kb.labels import LabelStore
+from kb.libraries import list_libraries
+from kb.search import SearchIndex, index_dir
+from kb.tree import node_by_uid
+from models.llm import Availability
+from navigator.doctor_command import doctor
+
+
+@pytest.fixture(autouse=True)
+def model_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor_module, "check_available", lambda model: Availability(True, Path("/models/m.gguf")))
+
+
+@pytest.fixture
+def healthy(tmp_path: Path) -> Path:
+    """A labelled workspace whose search index is up to date."""
+    path = tmp_path / "w.db"
+    make_labeling_workspace(path, statements=5, items=3)
+    conn = connect(path)
+    library = list_libraries(conn)[0]
+    item = item_by_uid(conn, "i1")
+    assert item is not None
+    store = LabelStore(conn, "ann")
+    store.record_prediction(item, library.id, {"yes": 0.5, "no": 0.25, "maybe": 0.25}, cited=["s1", "s2"])
+    statements = [node_by_uid(conn, uid, library.id) for uid in ("s1", "s2")]
+    store.record_credence(library.id, [node for node in statements if node is not None], 0.4)
+    SearchIndex(conn, path, library).update()
+    conn.close()
+    return path
+
+
+def run(path: Path, *args: str) -> Result:
+    return CliRunner().invoke(doctor, ["--workspace", str(path), *args], catch_exceptions=False)
+
+
+def findings(path: Path) -> dict[str, dict[str, Any]]:
+    result = run(path, "--json")
+    payload = json.loads(result.output)
+    assert result.exit_code == (0 if payload["ok"] else 1)
+    return {finding["check"]: finding for finding in payload["findings"]}
+
+
+def test_a_healthy_workspace_passes_and_is_not_changed(healthy: Path) -> None:
+    before = healthy.read_bytes()
+    result = run(healthy)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("all checks passed")
+    found = findings(healthy)
+    assert {f["status"] for f in found.values()} == {"ok"}
+    assert set(found) == {"integrity", "schema", "orphans", "index z", "model"}
+    assert healthy.read_bytes() == before
+
+
+def test_a_missing_index_a_stale_one_and_a_damaged_one_are_told_apart(healthy: Path) -> None:
+    conn = connect(healthy)
+    library = list_libraries(conn)[0]
+    import_staged(conn, library, iter([StagedNode(1, "new", None, "statement", "New")]), source="t", importer="t")
+    conn.close()
+    stale = findings(healthy)["index z"]
+    assert stale["status"] == "warning" and "1 nodes are not searchable" in stale["message"]
+    assert stale["fix"] == "`navigator index --library z`"
+
+    directory = index_dir(healthy, library)
+    for file in directory.iterdir():
+        if file.suffix == ".seg" or file.name.startswith("_MAIN"):
+            file.write_bytes(b"\x00garbage" * 10)
+    damaged = findings(healthy)["index z"]
+    assert damaged["status"] == "error" and "--rebuild --library z" in damaged["fix"]
+
+    shutil.rmtree(directory)
+    gone = findings(healthy)["index z"]
+    assert gone["status"] == "error" and "missing or damaged" in gone["message"]
+
+
+def test_an_unindexed_library_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    make_labeling_workspace(path, statements=4, items=1)
+    found = findings(path)["index z"]
+    assert found["status"] == "warning" and "no search index yet for 4 nodes" in found["message"]
+
+
+def test_orphan_nodes_and_labels_citing_missing_nodes_are_found(healthy: Path) -> None:
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("PRAGMA foreign_keys = OFF")
+    raw.execute(
+        "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, origin, created_at)"
+        " VALUES ('lost', 1, 9999, 0, 2, 'statement', 'Lost', 'import', 'now')"
+    )
+    raw.execute('UPDATE predictions SET cited = \'["s1", "gone"]\'')
+    raw.execute("UPDATE credence_nodes SET node_uid = 'vanished' WHERE rowid = (SELECT MIN(rowid) FROM credence_nodes)")
+    raw.close()
+    result = run(healthy)
+    assert result.exit_code == 1
+    assert "fix:" in result.output
+    found = findings(healthy)
+    assert found["orphan nodes"]["status"] == "error" and "lost" in found["orphan nodes"]["message"]
+    labels = found["orphan labels"]
+    assert "2 labels cite nodes missing" in labels["message"]
+    assert "gone" in labels["message"] and "vanished" in labels["message"]
+    assert found["integrity"]["status"] == "error"  # the dangling parent_id is also a foreign-key violation
+
+
+def test_an_older_schema_is_reported_not_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    migrate(raw, target=1)
+    raw.close()
+    before = path.read_bytes()
+    found = findings(path)
+    assert found["schema"]["status"] == "warning" and "older" in found["schema"]["message"]
+    assert "backup" in found["schema"]["fix"]
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("old.db.backup-*"))
+
+
+def test_a_newer_schema_is_an_error(healthy: Path) -> None:
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("INSERT INTO _migrations VALUES (?, 'future', 'later')", (latest_version() + 1,))
+    raw.close()
+    found = findings(healthy)
+    assert found["schema"]["status"] == "error" and "upgrade z-navigator" in found["schema"]["fix"]
+    assert "orphans" not in found  # a schema this release does not know is not examined further
+
+
+@pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b""])
+def test_a_file_that_is_not_a_workspace_gets_findings_not_a_traceback(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(content)
+    result = run(path)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "fix:" in result.output
+    assert "XX" in result.output  # an error, not merely a warning
+    assert path.read_bytes() == content
+
+
+def test_a_missing_workspace_and_a_missing_model_say_what_to_do(
+    tmp_path: Path, healthy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = findings(tmp_path / "nothing.db")["workspace"]
+    assert missing["status"] == "error" and "navigator init" in missing["fix"]
+    monkeypatch.setattr(
+        doctor_module, "check_available", lambda model: Availability(False, None, "no model file", "download it")
+    )
+    model = findings(healthy)["model"]
+    assert model == {
+        "check": "model",
+        "status": "warning",
+        "message": "unpack and ask cannot run: no model file",
+        "fix": "download it",
+        "needs_action": True,
+    }
