@@ -297,9 +297,18 @@ class SearchIndex:
                 f'cannot read the query {text!r}; search plain words, "a phrase", or title:, body:, path: words'
             ) from error
         try:
-            hits, total, partial = self._collect(searcher, own, limit, [], deadline)
+            hits, total, partial = self._collect(searcher, own, limit, deadline)
             if len(hits) < limit and not partial:
-                hits, total, partial = self._collect(searcher, wide, limit, hits, deadline)
+                # The wide query matches everything the first one did, so when it completes its
+                # own ranking (BM25F over all three fields) orders the page; if it runs out of
+                # time, the complete first-pass hits stay in front of its partial ones.
+                wide_hits, wide_total, partial = self._collect(searcher, wide, limit, deadline)
+                if partial:
+                    seen = {hit.node_id for hit in hits}
+                    hits = (hits + [hit for hit in wide_hits if hit.node_id not in seen])[:limit]
+                    total = max(len(hits), wide_total)
+                else:
+                    hits, total = wide_hits, wide_total
             suggestion = None if hits or partial else self._suggest(searcher, wide, text)
         except SearchError:
             raise
@@ -309,32 +318,25 @@ class SearchIndex:
         return SearchResult(text, hits, total, suggestion, elapsed, limit, partial)
 
     def _collect(
-        self, searcher: Any, query: Query, limit: int, found: list[SearchHit], deadline: float | None
+        self, searcher: Any, query: Query, limit: int, deadline: float | None
     ) -> tuple[list[SearchHit], int, bool]:
-        """Add this query's best hits after those already found, without repeats.
-
-        Two passes keep large libraries fast: words in a node's own title and body are
-        searched first; ancestors' titles (the path) are searched only when that finds
-        less than a page. A word in a chapter title matches every node below it, so
-        searching paths first would score huge posting lists for common words.
-        """
+        """The best `limit` hits, the match count (exact when the page is not full), and
+        whether the time budget cut scoring short."""
         collector = searcher.collector(limit=limit)
         partial = False
         if deadline is not None:
-            collector = TimeLimitCollector(
-                collector, timelimit=max(deadline - time.perf_counter(), 0.001), use_alarm=False
-            )
+            remaining = max(deadline - time.perf_counter(), 0.001)
+            collector = TimeLimitCollector(collector, timelimit=remaining, use_alarm=False)
         try:
             searcher.search_with_collector(query, collector)
         except TimeLimit:
             partial = True
         results = collector.results()
         results.formatter = _MarkFormatter()
-        seen = {hit.node_id for hit in found}
-        merged = found + [hit for hit in self._hits(results) if hit.node_id not in seen]
-        if len(merged) < limit and not partial:
-            return merged, len(merged), False
-        return merged[:limit], max(len(merged), results.estimated_length()), partial
+        hits = self._hits(results)
+        if len(hits) < limit and not partial:
+            return hits, len(hits), False
+        return hits, max(len(hits), results.estimated_length()), partial
 
     def _current_searcher(self) -> Any:
         """Opening an index costs far more than a query, so one searcher serves every
