@@ -8,6 +8,7 @@ whether or not pytest runs with -s: the acceptance criterion is that the suite
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,13 @@ from kb.libraries import create_library
 from kb.records import ItemRecord
 
 DRIVER = Path(__file__).with_name("labeling_driver.py")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for child processes: they must import kb from this checkout, the code under
+    test, whatever an editable install elsewhere on the machine points at."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def make_labeling_workspace(path: Path, *, statements: int = 12, items: int = 20) -> None:
@@ -45,6 +53,7 @@ def start_driver(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=subprocess_env(),
     )
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from reliability_support import (
+    ROOT,
     acknowledged,
     announce,
     check_workspace,
     make_labeling_workspace,
     start_driver,
     stored_label_uids,
+    subprocess_env,
 )
 
 from kb.db import connect
@@ -97,6 +99,8 @@ class Announce(NoProgress):
     def start(self, phase, total):
         print(phase, flush=True)
 
+import kb
+assert kb.__file__.startswith(sys.argv[3]), kb.__file__
 conn = connect(sys.argv[1])
 library = create_library(conn, "big")
 count = int(sys.argv[2])
@@ -115,10 +119,11 @@ def test_reader_stays_responsive_while_an_import_writes(tmp_path: Path, request:
     reader = connect(workspace)
     library = list_libraries(reader)[0]
     importer = subprocess.Popen(
-        [sys.executable, "-c", IMPORTER, str(workspace), str(IMPORT_NODES)],
+        [sys.executable, "-c", IMPORTER, str(workspace), str(IMPORT_NODES), str(ROOT)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=subprocess_env(),
     )
     phases: dict[str, float] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,27 @@ from kb.importing import ImportProblem, Progress, StagedNode
 from kb.records import NodeRecord
 
 
+class _NotJSONNumber(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json accepts them, JSON does not."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotJSONNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotJSONNumber(f"{text} is too large for a number")
+    return value
+
+
 def read_jsonl_lines(path: Path, progress: Progress, phase: str) -> Iterator[tuple[int, Any] | ImportProblem]:
     """Yield (line number, parsed JSON) per non-blank line, or a problem naming the line.
 
-    Shared by every JSONL reader so a broken line reads the same everywhere.
+    Shared by every JSONL reader so a broken line reads the same everywhere. NaN and
+    infinities are refused here: stored in a JSON column or written to an export
+    they would make the workspace's own output unreadable by strict JSON readers.
     """
     progress.start(phase, path.stat().st_size)
     with path.open("rb") as handle:
@@ -30,7 +48,9 @@ def read_jsonl_lines(path: Path, progress: Progress, phase: str) -> Iterator[tup
             if not text.strip():
                 continue
             try:
-                yield number, json.loads(text)
+                yield number, json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+            except _NotJSONNumber as error:
+                yield ImportProblem(str(path), number, "-", f"invalid JSON: {error}")
             except json.JSONDecodeError as error:
                 yield ImportProblem(str(path), number, "-", f"invalid JSON: {error.msg} at column {error.colno}")
             except RecursionError:
