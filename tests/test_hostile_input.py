@@ -267,7 +267,7 @@ def test_numbers_json_does_not_allow_are_refused_by_name(
     action = (
         (lambda: import_nodes(target, path)) if kind == "nodes" else (lambda: import_items(target, path, dstar=False))
     )
-    with pytest.raises(ImportProblem, match="invalid JSON"):
+    with pytest.raises(ImportProblem, match=r"in\.jsonl:1: weight: must be a finite number, got -?(NaN|Infinity)"):
         action()
     assert attempt(kind, target, action) is False
 

@@ -14,26 +14,29 @@ from kb.importing import ImportProblem, Progress, StagedNode
 from kb.records import NodeRecord
 
 
-class _NotJSONNumber(ValueError):
-    """NaN, Infinity or a number too large for a float: Python's json accepts them, JSON does not."""
-
-
-def _refuse_constant(name: str) -> float:
-    raise _NotJSONNumber(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise _NotJSONNumber(f"{text} is too large for a number")
-    return value
+def first_non_finite(value: Any) -> tuple[str, float] | None:
+    """The path (as pydantic names fields: `probs.yes`, `cited.0`) and value of the first NaN or
+    infinity in parsed JSON. Walked without recursion: the input may be nested as deep as json allows."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, current = stack.pop()
+        if isinstance(current, float) and not math.isfinite(current):
+            return path or "-", current
+        if isinstance(current, dict):
+            stack.extend((f"{path}.{key}" if path else str(key), item) for key, item in reversed(current.items()))
+        elif isinstance(current, list):
+            stack.extend(
+                (f"{path}.{index}" if path else str(index), item) for index, item in reversed(list(enumerate(current)))
+            )
+    return None
 
 
 def read_jsonl_lines(path: Path, progress: Progress, phase: str) -> Iterator[tuple[int, Any] | ImportProblem]:
     """Yield (line number, parsed JSON) per non-blank line, or a problem naming the line.
 
     Shared by every JSONL reader so a broken line reads the same everywhere. NaN and
-    infinities are refused here: stored in a JSON column or written to an export
+    infinities (Python's json reads `NaN`, `Infinity` and `1e999`; JSON has none of them)
+    are refused here, naming the field: stored in a JSON column or written to an export
     they would make the workspace's own output unreadable by strict JSON readers.
     """
     progress.start(phase, path.stat().st_size)
@@ -48,13 +51,19 @@ def read_jsonl_lines(path: Path, progress: Progress, phase: str) -> Iterator[tup
             if not text.strip():
                 continue
             try:
-                yield number, json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-            except _NotJSONNumber as error:
-                yield ImportProblem(str(path), number, "-", f"invalid JSON: {error}")
+                value = json.loads(text)
             except json.JSONDecodeError as error:
                 yield ImportProblem(str(path), number, "-", f"invalid JSON: {error.msg} at column {error.colno}")
+                continue
             except RecursionError:
                 yield ImportProblem(str(path), number, "-", "invalid JSON: nested too deeply")
+                continue
+            bad = first_non_finite(value)
+            if bad is None:
+                yield number, value
+            else:
+                shown = "NaN" if math.isnan(bad[1]) else ("-" if bad[1] < 0 else "") + "Infinity"
+                yield ImportProblem(str(path), number, bad[0], f"must be a finite number, got {shown}")
 
 
 def first_validation_problem(source: str, line: int, error: ValidationError) -> ImportProblem:
