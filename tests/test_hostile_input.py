@@ -41,7 +41,7 @@ from navigator.doctor_command import check_orphans
 REJECTIONS = (ImportProblem, WorkspaceError, LabelError)
 ALL_TABLES = ("libraries", "nodes", "items", "predictions", "credences", "credence_nodes", "search_index_state")
 FUZZ = settings(
-    max_examples=120,
+    max_examples=200,
     deadline=None,
     database=None,
     derandomize=True,
@@ -285,18 +285,24 @@ ITEM = st.fixed_dictionaries(
 )
 
 
+@st.composite
+def item_files(draw: st.DrawFn) -> list[bytes]:
+    """Half the time a plausible file (distinct new ids, valid fields, maybe gold) so acceptance is
+    exercised too; otherwise any mix of odd records and hostile lines."""
+    if draw(st.booleans()):
+        count = draw(st.integers(1, 4))
+        return [
+            json.dumps(
+                {"id": f"n{n}", "x": "Is it?", "options": ["a", "b"], "y": draw(st.sampled_from([None, "a", "b"]))}
+            ).encode()
+            for n in range(count)
+        ]
+    encoded = ITEM.map(lambda r: json.dumps(r).encode())
+    return draw(st.lists(st.one_of(encoded, encoded, HOSTILE_LINES), min_size=1, max_size=4))
+
+
 @FUZZ
-@given(
-    lines=st.lists(
-        st.one_of(
-            ITEM.map(lambda r: json.dumps(r).encode()), ITEM.map(lambda r: json.dumps(r).encode()), HOSTILE_LINES
-        ),
-        min_size=1,
-        max_size=4,
-    ),
-    dstar=st.booleans(),
-    with_key=st.booleans(),
-)
+@given(lines=item_files(), dstar=st.booleans(), with_key=st.booleans())
 def test_hostile_item_files_never_crash_or_half_import(
     lines: list[bytes],
     dstar: bool,
@@ -317,6 +323,10 @@ def test_hostile_item_files_never_crash_or_half_import(
     if accepted:
         added = target.execute("SELECT COUNT(*) FROM items").fetchone()[0] - before
         assert added == sum(1 for line in lines if line.strip())
+        gold_given = any(json.loads(line).get("y") is not None for line in lines if line.strip())
+        stored_gold = target.execute("SELECT COUNT(*) FROM items WHERE split != 'train' AND y IS NOT NULL")
+        assert stored_gold.fetchone()[0] == 0, "D* gold reached the workspace"
+        assert (key.read_bytes() != key_before) == (dstar and gold_given)
     else:
         assert key.read_bytes() == key_before, "a rejected import changed the answer key"
         assert not key.with_name(key.name + ".tmp").exists()
