@@ -44,6 +44,16 @@ def make_labeling_workspace(path: Path, *, statements: int = 12, items: int = 20
     conn.close()
 
 
+def start_importer(workspace: Path, nodes: int, library: str = "big") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", IMPORTER, str(workspace), str(nodes), str(ROOT), library],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+
+
 def start_driver(
     workspace: Path, labeler: str, *, seed: int, count: int = 0, go: Path | None = None
 ) -> subprocess.Popen[str]:
@@ -55,6 +65,33 @@ def start_driver(
         text=True,
         env=subprocess_env(),
     )
+
+
+# A generated import (IMPORT_NODES nodes, 100 under the root, the rest 100 to a parent) through
+# kb.importing.import_staged in its own process: it prints each phase as it starts and `done N` at the end.
+# argv: workspace, node count, the checkout kb must come from, library name (made if missing).
+IMPORTER = """
+import sys
+from kb.db import connect
+from kb.importing import NoProgress, StagedNode, import_staged
+from kb.libraries import get_or_create_library
+
+class Announce(NoProgress):
+    def start(self, phase, total):
+        print(phase, flush=True)
+
+import kb
+assert kb.__file__.startswith(sys.argv[3]), kb.__file__
+conn = connect(sys.argv[1])
+library = get_or_create_library(conn, sys.argv[4] if len(sys.argv) > 4 else "big")
+count = int(sys.argv[2])
+nodes = (
+    StagedNode(n + 1, f"n{n}", None if n < 100 else f"n{n // 100 - 1}", "statement", f"Title {n} " + "word " * 20)
+    for n in range(count)
+)
+report = import_staged(conn, library, nodes, source="generated", importer="test", progress=Announce())
+print("done", report.added, flush=True)
+"""
 
 
 def acknowledged(stdout: str) -> list[str]:

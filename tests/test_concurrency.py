@@ -9,8 +9,6 @@ which happens if the "previous label" lookup runs outside the write lock), a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,14 +16,13 @@ from pathlib import Path
 
 import pytest
 from reliability_support import (
-    ROOT,
     acknowledged,
     announce,
     check_workspace,
     make_labeling_workspace,
     start_driver,
+    start_importer,
     stored_label_uids,
-    subprocess_env,
 )
 
 from kb.db import connect
@@ -89,42 +86,12 @@ def test_concurrent_labelers_lose_and_double_nothing(tmp_path: Path, request: py
     )
 
 
-IMPORTER = """
-import sys
-from kb.db import connect
-from kb.importing import NoProgress, StagedNode, import_staged
-from kb.libraries import create_library
-
-class Announce(NoProgress):
-    def start(self, phase, total):
-        print(phase, flush=True)
-
-import kb
-assert kb.__file__.startswith(sys.argv[3]), kb.__file__
-conn = connect(sys.argv[1])
-library = create_library(conn, "big")
-count = int(sys.argv[2])
-nodes = (
-    StagedNode(n + 1, f"n{n}", None if n < 100 else f"n{n // 100 - 1}", "statement", f"Title {n} " + "word " * 20)
-    for n in range(count)
-)
-report = import_staged(conn, library, nodes, source="generated", importer="test", progress=Announce())
-print("done", report.added, flush=True)
-"""
-
-
 def test_reader_stays_responsive_while_an_import_writes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     workspace = tmp_path / "w.db"
     make_labeling_workspace(workspace)
     reader = connect(workspace)
     library = list_libraries(reader)[0]
-    importer = subprocess.Popen(
-        [sys.executable, "-c", IMPORTER, str(workspace), str(IMPORT_NODES), str(ROOT)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
+    importer = start_importer(workspace, IMPORT_NODES)
     phases: dict[str, float] = {}
 
     def watch() -> None:

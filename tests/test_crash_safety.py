@@ -21,10 +21,13 @@ from reliability_support import (
     check_workspace,
     make_labeling_workspace,
     start_driver,
+    start_importer,
     stored_label_uids,
 )
 
 KILLS = 30
+IMPORT_KILLS = 8
+IMPORT_NODES = 40_000
 SEED = 20261124
 
 
@@ -56,3 +59,48 @@ def test_sigkill_at_random_points_loses_no_acknowledged_label(tmp_path: Path, re
     assert len(acked) >= KILLS * 5, f"only {len(acked)} labels acknowledged in {KILLS} runs"
     assert runs_that_labeled >= KILLS // 2, f"only {runs_that_labeled} of {KILLS} runs labeled before the kill"
     announce(request.config, f"crash-safety: {KILLS} kills survived, {len(acked)} acknowledged labels, 0 lost")
+
+
+def test_sigkill_during_an_import_leaves_all_or_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """An import is one transaction: killed anywhere, its library holds none of the new nodes or all of them,
+    and the labels already in the workspace are untouched. Half the kills wait for the write phase."""
+    workspace = tmp_path / "w.db"
+    make_labeling_workspace(workspace)
+    labeler = start_driver(workspace, "ann", seed=1, count=50)
+    labels, _ = labeler.communicate(timeout=60)
+    acked = acknowledged(labels)
+    assert len(acked) == 50
+    rng = random.Random(SEED)
+    outcomes: list[str] = []
+    for kill in range(IMPORT_KILLS):
+        importer = start_importer(workspace, IMPORT_NODES, library=f"big{kill}")
+        assert importer.stdout is not None
+        if kill % 2:
+            while (line := importer.stdout.readline()) and not line.startswith("writing"):
+                pass
+            time.sleep(rng.uniform(0.0, 0.3))
+        else:
+            time.sleep(rng.uniform(0.3, 1.5))
+        importer.send_signal(signal.SIGKILL)
+        stdout, _ = importer.communicate(timeout=30)
+        conn = check_workspace(workspace)
+        sizes = conn.execute(
+            "SELECT l.name, COUNT(n.id) - 1 FROM libraries l LEFT JOIN nodes n ON n.library_id = l.id"
+            " WHERE l.name = ? GROUP BY l.id",
+            (f"big{kill}",),
+        ).fetchall()
+        assert set(stored_label_uids(conn)) == set(acked)
+        conn.close()
+        imported = sizes[0][1] if sizes else 0
+        assert imported in (0, IMPORT_NODES), f"kill {kill + 1}: a half-written import of {imported} nodes"
+        outcomes.append("done" if "done" in stdout else ("killed writing" if kill % 2 else "killed"))
+    killed = sum(outcome.startswith("killed") for outcome in outcomes)
+    writing = outcomes.count("killed writing")
+    assert killed >= IMPORT_KILLS // 2, f"most imports finished before the kill: {outcomes}"
+    assert writing >= 1, f"no kill landed inside the write transaction: {outcomes}"
+    announce(
+        request.config,
+        f"crash-safety: {IMPORT_KILLS} imports SIGKILLed ({killed} mid-way, {writing} of them while writing,"
+        f" {IMPORT_KILLS - killed} after commit),"
+        " 0 partial imports, 0 labels lost",
+    )
