@@ -37,6 +37,7 @@ from navigator.command_support import (
     pick_library,
     workspace_option,
 )
+from navigator.doctor_command import doctor
 from navigator.exchange_commands import export, merge
 from navigator.llm_commands import ask, llm, unpack
 from navigator.prior_command import prior
@@ -482,7 +483,7 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         NavigatorApp(workspace=workspace, labeler=None).run()
 
 
-for command in (unpack, ask, llm, export, merge, prior, score, fork, train, predict, evaluate, simulate):
+for command in (unpack, ask, llm, export, merge, prior, score, fork, train, predict, evaluate, simulate, doctor):
     main.add_command(command)
 
 
