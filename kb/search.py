@@ -372,10 +372,13 @@ class SearchIndex:
             body = _clean(bodies.get(hit["node_id"], ""))
             results.fragmenter = _WHOLE if len(body) <= SNIPPET_CHARS else _CONTEXT
             marked = hit.highlights("body", text=body) if body else ""
-            if not marked:
+            if marked:
+                snippet = _segments(marked)
+            elif body:  # matched by title or path: the node's own text says more than its title again
+                snippet = [(body[:SNIPPET_CHARS], False)]
+            else:
                 results.fragmenter = _WHOLE
-                marked = hit.highlights("title", text=_clean(hit["title"]))
-            snippet = _segments(marked) if marked else [(body[:SNIPPET_CHARS], False)] if body else []
+                snippet = _segments(hit.highlights("title", text=_clean(hit["title"]))) or [(hit["title"], False)]
             hits.append(SearchHit(hit["node_id"], hit["uid"], hit["title"], hit["path"], snippet, hit.score))
         return hits
 
