@@ -32,7 +32,7 @@ PATH_SEPARATOR = " › "
 _MATCH_START, _MATCH_END = "\x02", "\x03"
 SNIPPET_CHARS = 240
 OWN_TEXT, WITH_PATH = ("title", "body"), ("title", "body", "path")
-SEARCH_BUDGET_MS = 70.0  # for scoring; snippets come after it, and DESIGN.md §7 allows 100 ms in all
+SEARCH_BUDGET_MS = 60.0  # for scoring; snippets come after it, and DESIGN.md §7 allows 100 ms in all
 _WHOLE = highlight.WholeFragmenter()
 _CONTEXT = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
 
@@ -309,7 +309,9 @@ class SearchIndex:
                     total = max(len(hits), wide_total)
                 else:
                     hits, total = wide_hits, wide_total
-            suggestion = None if hits or partial else self._suggest(searcher, wide, text)
+            # A suggestion is a convenience: offered only while the search is within its budget.
+            in_budget = deadline is None or time.perf_counter() < deadline
+            suggestion = self._suggest(searcher, wide, text) if not hits and not partial and in_budget else None
         except SearchError:
             raise
         except Exception as error:
@@ -325,7 +327,9 @@ class SearchIndex:
         collector = searcher.collector(limit=limit)
         partial = False
         if deadline is not None:
-            remaining = max(deadline - time.perf_counter(), 0.001)
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return [], 0, True
             collector = TimeLimitCollector(collector, timelimit=remaining, use_alarm=False)
         try:
             searcher.search_with_collector(query, collector)
@@ -383,10 +387,10 @@ class SearchIndex:
         return hits
 
     def _suggest(self, searcher: Any, query: Query, text: str) -> str | None:
-        """Spelling from title words only, and only among words sharing the first letter:
+        """Spelling from title words only, and only among words sharing the first two letters:
         against every term of a large index a suggestion would cost most of a second."""
         titles = searcher.corrector("title")
         correctors = {field: titles for field in ("title", "body", "path")}
-        correction = searcher.correct_query(query, text, correctors=correctors, prefix=1, maxdist=2)
+        correction = searcher.correct_query(query, text, correctors=correctors, prefix=2, maxdist=2)
         corrected = correction.string
         return corrected if corrected and corrected != text else None
