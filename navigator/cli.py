@@ -37,6 +37,7 @@ from navigator.command_support import (
     pick_library,
     workspace_option,
 )
+from navigator.display import visible
 from navigator.doctor_command import doctor
 from navigator.exchange_commands import export, merge
 from navigator.llm_commands import ask, llm, unpack
@@ -309,11 +310,11 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
         click.echo(f"no results for {query!r}" + (f"; did you mean: {result.suggestion}" if result.suggestion else ""))
         return
     for hit in result.hits:
-        console.print(Text(hit.path, style="bold"))
-        console.print(Text(f"  {hit.uid}", style="dim"))
+        console.print(Text(visible(hit.path), style="bold"))
+        console.print(Text(visible(f"  {hit.uid}"), style="dim"))
         snippet = Text("  ")
         for text, is_match in hit.snippet:
-            snippet.append(re.sub(r"\s+", " ", text), style="reverse" if is_match else "")
+            snippet.append(visible(re.sub(r"\s+", " ", text)), style="reverse" if is_match else "")
         console.print(snippet)
     click.echo(f"{result.count_text()} in {result.milliseconds:.0f} ms")
 
@@ -348,13 +349,13 @@ def show(workspace: Path, node: str, library_name: str | None, as_json: bool) ->
             {**_node_json(found), "path": [n.title for n in trail], "first_children": [_node_json(kid) for kid in kids]}
         )
         return
-    click.echo(" › ".join(n.title for n in trail))
-    click.echo(f"[{found.kind}, {found.origin}] {found.title}")
+    click.echo(visible(" › ".join(n.title for n in trail)))
+    click.echo(visible(f"[{found.kind}, {found.origin}] {found.title}"))
     if found.body:
-        click.echo(found.body)
+        click.echo(visible(found.body))
     click.echo(f"{found.child_count:,} children, {found.subtree_size:,} nodes in subtree")
     for kid in kids:
-        click.echo(f"  - {kid.title}  ({kid.uid})")
+        click.echo(visible(f"  - {kid.title}  ({kid.uid})"))
     if found.child_count > len(kids):
         click.echo(f"  ... {found.child_count - len(kids):,} more")
 
@@ -387,7 +388,7 @@ def tree(workspace: Path, node: str | None, library_name: str | None, depth: int
 
     def render(entry: dict[str, Any], indent: int) -> None:
         more = f"  [{entry['children']:,}]" if entry["children"] else ""
-        click.echo(f"{'  ' * indent}{entry['title']}{more}  ({entry['id']})")
+        click.echo(visible(f"{'  ' * indent}{entry['title']}{more}  ({entry['id']})"))
         for kid in entry["first_children"]:
             render(kid, indent + 1)
         hidden = entry["children"] - len(entry["first_children"])

@@ -10,6 +10,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from kb.tree import DEFAULT_PAGE, Node, children
+from navigator.display import visible
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,12 @@ class ZTree(Tree[TreeData]):
     """The library as a lazy tree: children are read a page at a time when a node opens."""
 
     def __init__(self, conn: sqlite3.Connection, root: Node, *, page: int = DEFAULT_PAGE, **kwargs: object) -> None:
-        super().__init__(Text(root.title), data=root, **kwargs)  # type: ignore[arg-type]
+        super().__init__(Text(visible(root.title)), data=root, **kwargs)  # type: ignore[arg-type]
         self.conn = conn
         self.page = page
 
     def process_label(self, label: str | Text) -> Text:
-        return label if isinstance(label, Text) else Text(label)
+        return label if isinstance(label, Text) else Text(visible(label))
 
     def on_mount(self) -> None:
         self.root.expand()
@@ -64,7 +65,7 @@ class ZTree(Tree[TreeData]):
 
 
 def node_label(node: Node) -> Text:
-    label = Text(node.title if len(node.title) <= 100 else node.title[:99] + "…")
+    label = Text(visible(node.title if len(node.title) <= 100 else node.title[:99] + "…"))
     if node.child_count:
         label.append(f"  {node.child_count:,}", style="dim")
     if node.is_generated:

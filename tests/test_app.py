@@ -142,3 +142,29 @@ async def test_export_and_merge_from_the_command_palette(workspace: Path, tmp_pa
     assert [(row[0], json.loads(row[1]), json.loads(row[2])) for row in rows] == [
         ("ann", {"yes": 0.9, "no": 0.1}, ["book"])
     ]
+
+
+ESCAPES = "red\x1b[31m title\x1b]0;pwned\x07 end\x08"
+
+
+async def test_control_characters_from_z_are_shown_not_sent_to_the_terminal(tmp_path: Path) -> None:
+    """Rich drops BEL and backspace but passes ESC through: a title could restyle or retitle the terminal."""
+    path = tmp_path / "esc.db"
+    conn = connect(path, create=True)
+    library = create_library(conn, "z")
+    import_staged(
+        conn, library, iter([StagedNode(1, "e", None, "statement", ESCAPES, body=ESCAPES)]), source="t", importer="test"
+    )
+    conn.close()
+    app = NavigatorApp(workspace=path, labeler="ann")
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        screen = app.export_screenshot()
+        for shown in (
+            rendered(app.screen.query_one("#node-title", Static)),
+            str(app.screen.query_one(ZTree).root.children[0].label),
+            screen,
+        ):
+            assert "\x1b" not in shown and "\x07" not in shown
+        assert "red␛[31m title␛]0;pwned␇ end␈" in rendered(app.screen.query_one("#node-body", Static))

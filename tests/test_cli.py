@@ -385,3 +385,23 @@ def test_help(command):
     result = cli(*command, "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_control_characters_are_printed_as_visible_symbols(tmp_path: Path) -> None:
+    from kb.db import connect
+    from kb.importing import StagedNode, import_staged
+    from kb.libraries import create_library
+
+    workspace = tmp_path / "esc.db"
+    conn = connect(workspace, create=True)
+    library = create_library(conn, "z")
+    nasty = "title\x1b]0;pwned\x07 x"
+    import_staged(
+        conn, library, iter([StagedNode(1, "e", None, "statement", nasty, body=nasty)]), source="t", importer="test"
+    )
+    conn.close()
+    for args in (["show", "e"], ["tree"]):
+        result = CliRunner().invoke(main, [*args, "--workspace", str(workspace)])
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output
+        assert "title␛]0;pwned␇ x" in result.output

@@ -10,6 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from navigator.display import visible
+
 
 class PickScreen(ModalScreen[int | None]):
     """Returns the chosen node id."""
@@ -24,7 +26,7 @@ class PickScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(Text(self.heading), classes="dialog-title")
+            yield Static(Text(visible(self.heading)), classes="dialog-title")
             if self.choices:
                 yield OptionList(*(Option(label, id=str(node_id)) for node_id, label in self.choices))
             else:

@@ -19,13 +19,14 @@ from textual.worker import get_current_worker
 from kb.db import connect
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex, SearchResult
+from navigator.display import visible
 
 
 def hit_label(path: str, snippet: list[tuple[str, bool]]) -> Text:
-    label = Text(path, style="bold")
+    label = Text(visible(path), style="bold")
     label.append("\n  ")
     for text, is_match in snippet:
-        label.append(re.sub(r"\s+", " ", text), style="reverse" if is_match else "")
+        label.append(visible(re.sub(r"\s+", " ", text)), style="reverse" if is_match else "")
     return label
 
 
@@ -95,7 +96,7 @@ class SearchScreen(ModalScreen[int | None]):
         results = self.query_one("#search-results", OptionList)
         results.clear_options()
         if isinstance(result, str):
-            status.update(Text(result, style="red"))
+            status.update(Text(visible(result), style="red"))
             return
         for hit in result.hits:
             results.add_option(Option(hit_label(hit.path, hit.snippet), id=str(hit.node_id)))
@@ -103,6 +104,6 @@ class SearchScreen(ModalScreen[int | None]):
             status.update(Text(f"{result.count_text()} · {result.milliseconds:.0f} ms"))
         elif result.query:
             hint = f" — did you mean: {result.suggestion}" if result.suggestion else ""
-            status.update(Text(f"no results{hint}"))
+            status.update(Text(visible(f"no results{hint}")))
         else:
             status.update(Text(""))
