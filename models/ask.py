@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 
 from kb.db import WorkspaceError
-from kb.tree import Node, add_children, node_by_id
+from kb.tree import Node
 from models.calls import mark_failed
 from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
 from models.unpack import (
@@ -22,7 +22,6 @@ from models.unpack import (
     FENCE_CLOSE,
     FENCE_OPEN,
     MAX_CONTEXT_CHARS,
-    CallOutcome,
     RetryEvent,
     TokenEvent,
     UnpackCancelled,
@@ -30,6 +29,7 @@ from models.unpack import (
     node_text,
     quote_data,
     run_call,
+    store_generated,
 )
 
 QA_KIND = "qa"
@@ -134,8 +134,7 @@ def ask_stream(
             request = Request("", seeded, messages=ask_messages(context, statement, question))
         else:
             request = Request(ask_prompt(context, statement, question), seeded, stop=STOP)
-        outcome: CallOutcome | None = None
-        for event in run_call(
+        outcome = yield from run_call(
             conn,
             llm,
             node,
@@ -146,33 +145,12 @@ def ask_stream(
             enough=lambda text: "\n\n" in text,
             extra_params={"question": question},
             labeler=labeler,
-        ):
-            if isinstance(event, CallOutcome):
-                outcome = event
-            else:
-                yield event
-        assert outcome is not None
+        )
         answer = clean_answer(outcome.response)
         if answer:
-            identity = llm.identity
-            record = {
-                "purpose": "ask",
-                "question": question,
-                "model": identity.name,
-                "model_sha256": identity.sha256,
-                "prompt": outcome.prompt,
-                "params": outcome.params,
-                "seed": seeded.seed,
-                "llm_call": outcome.uid,
-            }
-            fresh = node_by_id(conn, node.id) or node
-            try:
-                (child,) = add_children(
-                    conn, fresh, [(f"Q: {question}", answer, QA_KIND)], origin="llm", provenance=record
-                )
-            except Exception as error:
-                mark_failed(conn, outcome.uid, f"could not store the answer: {error}")
-                raise
+            record = {"purpose": "ask", "question": question, "seed": seeded.seed}
+            new = [(f"Q: {question}", answer, QA_KIND)]
+            (child,) = store_generated(conn, llm, node, new, outcome, record, what="the answer")
             yield child
             return
         reasons.append("the answer was empty")

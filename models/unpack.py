@@ -23,7 +23,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -334,8 +334,9 @@ def run_call(
     enough: Callable[[str], bool],
     extra_params: dict[str, Any],
     labeler: str | None,
-) -> Iterator[TokenEvent | CallOutcome]:
-    """Stream one call, yield its tokens, log it, and finally yield its CallOutcome.
+) -> Generator[TokenEvent, None, CallOutcome]:
+    """Stream one call, yield its tokens, log it, and return its CallOutcome
+    (callers write `outcome = yield from run_call(...)`).
 
     `enough(text)` lets the caller stop generation early (k lines are in);
     a cancel or an error is logged before it propagates.
@@ -396,7 +397,7 @@ def run_call(
             error=error,
             labeler=labeler,
         )
-    yield CallOutcome(uid, response, prompt, ms, tokens_in, tokens_out, params)
+    return CallOutcome(uid, response, prompt, ms, tokens_in, tokens_out, params)
 
 
 def _safe_count(llm: LLM, text: str) -> int:
@@ -471,8 +472,7 @@ def unpack_stream(
             complete = text[: text.rfind("\n") + 1] if "\n" in text else ""
             return len(parse_statements(complete, parent=parent, existing=existing, k=k)) >= k
 
-        outcome: CallOutcome | None = None
-        for event in run_call(
+        outcome = yield from run_call(
             conn,
             llm,
             node,
@@ -483,15 +483,13 @@ def unpack_stream(
             enough=enough,
             extra_params={"k": k},
             labeler=labeler,
-        ):
-            if isinstance(event, CallOutcome):
-                outcome = event
-            else:
-                yield event
-        assert outcome is not None
+        )
         lines = parse_statements(outcome.response, parent=parent, existing=existing, k=k)
         if lines:
-            children = _store(conn, llm, node, lines, outcome, seed=seed, k=k, attempt=attempt + 1)
+            record = {"purpose": "unpack", "seed": seed, "k": k, "attempt": attempt + 1}
+            children = store_generated(
+                conn, llm, node, [(line, "", UNPACK_KIND) for line in lines], outcome, record, what="the children"
+            )
             yield DoneEvent(UnpackResult(node, children, False, outcome.uid, (time.perf_counter() - started) * 1000))
             return
         reason = _why_unusable(outcome.response)
@@ -511,34 +509,36 @@ def _why_unusable(response: str) -> str:
     return "every line was empty, a duplicate, or a copy of the node's own text"
 
 
-def _store(
+def store_generated(
     conn: sqlite3.Connection,
     llm: LLM,
     node: Node,
-    lines: list[str],
+    new: list[tuple[str, str, str]],
     outcome: CallOutcome,
+    record: dict[str, Any],
     *,
-    seed: int,
-    k: int,
-    attempt: int,
+    what: str,
 ) -> list[Node]:
+    """Store (title, body, kind) children the model wrote, each with its full provenance.
+
+    `record` holds what is particular to the call (purpose, seed, …); the model's
+    identity, prompt, parameters and call id are added here. If storing fails, the
+    logged call says so before the error propagates.
+    """
     identity = llm.identity
-    record = {
-        "purpose": "unpack",
+    provenance = {
+        **record,
         "model": identity.name,
         "model_sha256": identity.sha256,
         "prompt": outcome.prompt,
         "params": outcome.params,
-        "seed": seed,
-        "k": k,
-        "attempt": attempt,
         "llm_call": outcome.uid,
     }
     fresh = node_by_id(conn, node.id) or node
     try:
-        return add_children(conn, fresh, [(line, "", UNPACK_KIND) for line in lines], origin="llm", provenance=record)
+        return add_children(conn, fresh, new, origin="llm", provenance=provenance)
     except Exception as error:
-        mark_failed(conn, outcome.uid, f"could not store the children: {error}")
+        mark_failed(conn, outcome.uid, f"could not store {what}: {error}")
         raise
 
 
