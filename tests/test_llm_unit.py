@@ -81,19 +81,6 @@ def coastline(conn: sqlite3.Connection, library: Library) -> Node:
 GOOD = "- Madagascar has a coastline.\n- The coastline is 4,828 km long.\n- Madagascar is an island.\nEND"
 
 
-@pytest.fixture
-def state(conn: sqlite3.Connection) -> Callable[[], dict[str, Any]]:
-    """Every node row plus `PRAGMA integrity_check`: equal before and after means nothing was half-written."""
-
-    def take() -> dict[str, Any]:
-        return {
-            "nodes": [tuple(row) for row in conn.execute("SELECT * FROM nodes ORDER BY id")],
-            "integrity_check": [row[0] for row in conn.execute("PRAGMA integrity_check")],
-        }
-
-    return take
-
-
 # -- prompts and parsing ----------------------------------------------------------
 
 
@@ -200,9 +187,9 @@ def test_regenerate_adds_a_new_set_beside_the_old(conn: sqlite3.Connection, coas
 
 
 def test_nothing_usable_retries_once_then_fails_cleanly(
-    conn: sqlite3.Connection, coastline: Node, state, check_tree
+    conn: sqlite3.Connection, coastline: Node, db_dump, check_tree
 ) -> None:
-    before = state()
+    before = db_dump()
     llm = FakeLLM(["- Coastline: 4,828 km\n- \nEND", "   "])
     events: list[Any] = []
     with pytest.raises(UnpackFailed, match="no usable statements.*nothing was written"):
@@ -210,14 +197,14 @@ def test_nothing_usable_retries_once_then_fails_cleanly(
             events.append(event)
     assert any(isinstance(event, RetryEvent) for event in events)
     assert len(llm.requests) == 2 and llm.requests[0].params.seed != llm.requests[1].params.seed
-    assert state() == before
+    assert db_dump() == before
     assert [call.outcome for call in recent_calls(conn, limit=None)] == ["failed", "failed"]
     assert all("nothing usable" in (call.error or "") for call in recent_calls(conn, limit=None))
     check_tree()
 
 
-def test_cancel_mid_stream_writes_no_children(conn: sqlite3.Connection, coastline: Node, state) -> None:
-    before = state()
+def test_cancel_mid_stream_writes_no_children(conn: sqlite3.Connection, coastline: Node, db_dump) -> None:
+    before = db_dump()
     seen: list[str] = []
 
     def cancel() -> bool:
@@ -227,19 +214,19 @@ def test_cancel_mid_stream_writes_no_children(conn: sqlite3.Connection, coastlin
         for event in unpack_stream(conn, FakeLLM([GOOD]), coastline, k=3, cancel=cancel):
             if isinstance(event, TokenEvent):
                 seen.append(event.text)
-    assert state() == before
+    assert db_dump() == before
     (call,) = recent_calls(conn)
     assert call.outcome == "cancelled" and call.response
 
 
-def test_a_failing_model_is_logged_and_writes_nothing(conn: sqlite3.Connection, coastline: Node, state) -> None:
+def test_a_failing_model_is_logged_and_writes_nothing(conn: sqlite3.Connection, coastline: Node, db_dump) -> None:
     def boom(request: Request) -> str:
         raise RuntimeError("decode failed")
 
-    before = state()
+    before = db_dump()
     with pytest.raises(RuntimeError):
         unpack(conn, FakeLLM(boom), coastline)
-    assert state() == before
+    assert db_dump() == before
     (call,) = recent_calls(conn)
     assert call.outcome == "failed" and "decode failed" in (call.error or "")
 
@@ -297,11 +284,11 @@ def test_ask_stores_the_answer_as_a_qa_child(conn: sqlite3.Connection, coastline
     check_tree()
 
 
-def test_ask_with_no_answer_fails_and_writes_nothing(conn: sqlite3.Connection, coastline: Node, state) -> None:
-    before = state()
+def test_ask_with_no_answer_fails_and_writes_nothing(conn: sqlite3.Connection, coastline: Node, db_dump) -> None:
+    before = db_dump()
     with pytest.raises(Exception, match="no answer"):
         list(ask_stream(conn, FakeLLM(["\n\n", "END"]), coastline, "Why?"))
-    assert state() == before and count_calls(conn, outcome="failed") == 2
+    assert db_dump() == before and count_calls(conn, outcome="failed") == 2
 
 
 # -- batch ----------------------------------------------------------------------------
