@@ -79,6 +79,7 @@ class GenerationParams:
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """Exactly llama-cpp-python's sampling keywords: passed as is, and logged as is."""
         return asdict(self)
 
     def with_seed(self, seed: int) -> GenerationParams:
@@ -387,12 +388,7 @@ class LocalLLM:
                     chunk["choices"][0]["text"]
                     for chunk in llama.create_completion(
                         request.prompt,
-                        max_tokens=params.max_tokens,
-                        temperature=params.temperature,
-                        top_p=params.top_p,
-                        top_k=params.top_k,
-                        repeat_penalty=params.repeat_penalty,
-                        seed=params.seed,
+                        **params.as_dict(),
                         stop=list(request.stop),
                         stream=True,
                     )
@@ -420,12 +416,7 @@ class LocalLLM:
             extra["response_format"] = {"type": "json_object", "schema": request.json_schema}
         for chunk in llama.create_chat_completion(
             messages=request.messages,
-            max_tokens=params.max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k,
-            repeat_penalty=params.repeat_penalty,
-            seed=params.seed,
+            **params.as_dict(),
             stop=list(request.stop) or None,
             stream=True,
             **extra,
