@@ -287,7 +287,8 @@ class SearchIndex:
         text = text.strip()
         if not text:
             return SearchResult(text, [], 0, None, 0.0)
-        if self.indexed_up_to() is None:
+        # Once a searcher is open, its refresh notices a missing or damaged index itself.
+        if self._searcher is None and self.indexed_up_to() is None:
             raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
         searcher = self._current_searcher()
         try:

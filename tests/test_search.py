@@ -195,3 +195,22 @@ def test_a_search_over_its_time_budget_is_flagged_partial_not_silently_cut(tmp_p
     spent = search.search("river", limit=5, budget_ms=0)
     assert spent.partial and spent.hits == [] and "stopped at its time budget" in spent.count_text()
     assert spent.suggestion is None
+
+
+def test_an_index_deleted_under_an_open_searcher_is_still_reported(tmp_path: Path) -> None:
+    """The first search checks the index exists; later ones rely on the open searcher's refresh."""
+    from kb.db import connect
+    from kb.importing import StagedNode, import_staged
+    from kb.libraries import create_library
+    from kb.search import SearchError, SearchIndex, index_dir
+
+    workspace = tmp_path / "w.db"
+    conn = connect(workspace, create=True)
+    library = create_library(conn, "z")
+    import_staged(conn, library, iter([StagedNode(1, "a", None, "statement", "river")]), source="t", importer="t")
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    assert search.search("river").hits
+    shutil.rmtree(index_dir(workspace, library))
+    with pytest.raises(SearchError, match="navigator index --rebuild"):
+        search.search("river")
