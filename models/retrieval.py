@@ -1,0 +1,244 @@
+"""How the trainer reads Z for an item: the fields labelers read, and what search returns.
+
+All retrieval lives in `Retriever` so that it changes in one place. For an item it
+returns a `View`: the question, its options, and the nodes read — first the fields of
+the reading plan (models.reading_plan) under the item's subject, then the top search
+hits for the question. Each node carries a key saying which field it is relative to the
+subject ("cited:people and society › population › total", "hit:geography › location",
+"hit:elsewhere"), so learners can tell a population figure from a GDP figure whichever
+nodes search happens to return. A node without text of its own is read as a person sees
+it opened: its first children's titles and texts.
+
+Search results and reads are cached per process by (library, index state, question,
+hits, plan fields): evaluation and the IID guard ask for the same items again, and a
+changed index changes the key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+
+from kb.db import WorkspaceError
+from kb.items import Item
+from kb.libraries import Library
+from kb.search import SearchError, SearchIndex, schema
+from kb.tree import Node, ancestors, children
+from models.reading_plan import SEPARATOR, Field, ReadingPlan, masked, names_subject, walk
+
+RETRIEVED_NODES = 10
+BODY_CHARS = 400
+CHILDREN_READ = 3
+COMMON_WORD_SHARE = 0.01
+_CACHE_LIMIT = 50_000
+_WORD = re.compile(r"\w+")
+
+
+class TrainerError(WorkspaceError):
+    """Training or prediction cannot go ahead; the message says what to do."""
+
+
+def task_key(item: Item) -> str:
+    """Items of one task share their options; items without a task are grouped by their options."""
+    return item.task or "options:" + json.dumps(list(item.options), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ReadNode:
+    key: str  # "cited:FIELD", "hit:FIELD" (relative to the subject) or "hit:elsewhere"
+    title: str
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class View:
+    """What the learners see of one item."""
+
+    x: str
+    options: tuple[str, ...]
+    nodes: tuple[ReadNode, ...]
+
+    def text(self) -> str:
+        """Question and nodes as one text (the bag-of-words learner and the IID check read this)."""
+        pieces = [self.x]
+        pieces += [f"{node.title}\n{node.path}\n{node.text[:BODY_CHARS]}" for node in self.nodes]
+        return "\n".join(pieces)
+
+
+def retrieval_query(words: Sequence[str]) -> str:
+    """Any of the words in a title or body (lower case, so whoosh never reads them as
+    AND/OR/NOT): a question is a sentence, and requiring every word of it finds nothing.
+    Paths are left out: a region's name is in the path of every node below it."""
+    if not words:
+        return ""
+    any_word = " OR ".join(word.lower() for word in words)
+    return f"title:({any_word}) OR body:({any_word})"
+
+
+_HITS: dict[tuple[str, int, str, int], tuple[int, ...]] = {}
+_VIEWS: dict[tuple[str, int, str, int, tuple[Field, ...]], tuple[ReadNode, ...]] = {}
+
+
+def clear_cache() -> None:
+    """Forget cached searches and reads (benches time a cold `train`)."""
+    _HITS.clear()
+    _VIEWS.clear()
+
+
+class Retriever:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        workspace: Path,
+        library: Library,
+        k: int = RETRIEVED_NODES,
+        plan: ReadingPlan | None = None,
+    ) -> None:
+        self.conn = conn
+        self.library = library
+        self.k = k
+        self.plan: ReadingPlan = plan or {}
+        self.search = SearchIndex(conn, workspace, library)
+        try:
+            seen = self.search.indexed_up_to()
+        except SearchError as error:
+            raise TrainerError(str(error)) from error
+        if seen is None:
+            raise TrainerError(
+                f"library {library.name!r} has no search index, which the trainer reads Z through; "
+                "build it with `navigator index`"
+            )
+        self.state = seen
+        self._reader: Any = None
+        self._analyzer = schema()["body"].analyzer
+        self._paths: dict[int, list[Node]] = {}
+
+    # -- search -------------------------------------------------------------
+
+    def query_words(self, x: str) -> list[str]:
+        """x's words minus those in more than COMMON_WORD_SHARE of the library's nodes.
+
+        An OR query walks every posting of every word: one word found in thousands of nodes
+        ("population") costs a search most of its time and ranks nothing, the same reason
+        the index drops stop words. The rarest word always stays.
+        """
+        if self._reader is None:
+            self._reader = whoosh_index.open_dir(str(self.search.directory)).reader()
+        limit = max(1.0, COMMON_WORD_SHARE * self._reader.doc_count())
+        frequencies = []
+        for word in dict.fromkeys(w.lower() for w in _WORD.findall(x)):
+            tokens = [token.text for token in self._analyzer(word)]
+            if tokens:
+                frequency = max(
+                    self._reader.doc_frequency(name, token) for name in ("title", "body") for token in tokens
+                )
+                frequencies.append((frequency, word))
+        kept = [word for frequency, word in frequencies if frequency <= limit]
+        if not kept and frequencies:
+            kept = [min(frequencies)[1]]
+        return kept
+
+    def hits(self, x: str) -> tuple[int, ...]:
+        """Node ids of the top k search hits for the question: the one place search is asked.
+
+        Scored completely (no time budget), so the same index gives the same hits under any load.
+        """
+        key = (self.library.uid, self.state, x, self.k)
+        cached = _HITS.get(key)
+        if cached is not None:
+            return cached
+        query = retrieval_query(self.query_words(x))
+        found: tuple[int, ...] = ()
+        if query:
+            try:
+                found = tuple(hit.node_id for hit in self.search.search(query, limit=self.k, budget_ms=None).hits)
+            except SearchError as error:
+                raise TrainerError(str(error)) from error
+        if len(_HITS) >= _CACHE_LIMIT:
+            _HITS.clear()
+        _HITS[key] = found
+        return found
+
+    # -- reading ------------------------------------------------------------
+
+    def _path(self, node_id: int) -> list[Node]:
+        path = self._paths.get(node_id)
+        if path is None:
+            path = ancestors(self.conn, node_id)
+            self._paths[node_id] = path
+        return path
+
+    def _subject(self, x: str, paths: Sequence[list[Node]], depth: int | None) -> Node | None:
+        """The node the question names among the hits and their ancestors: at `depth` when
+        given (the plan's subject depth), the longest title first, then the best-ranked hit."""
+        best: Node | None = None
+        for path in paths:
+            for node in path:
+                if node.parent_id is None or (depth is not None and node.depth != depth):
+                    continue
+                if (best is None or len(node.title) > len(best.title)) and names_subject(node.title, x):
+                    best = node
+        return best
+
+    def _read(self, node: Node, key: str) -> ReadNode:
+        text = node.body
+        if not text.strip():
+            text = "\n".join(
+                f"{child.title}: {child.body}" for child in children(self.conn, node.id, limit=CHILDREN_READ)
+            )
+        path = SEPARATOR.join(n.title for n in self._path(node.id)[1:])
+        return ReadNode(key, node.title, path, text)
+
+    def view(self, item: Item) -> View:
+        """The item as the learners see it."""
+        fields = self.plan.get(task_key(item), ())
+        key = (self.library.uid, self.state, item.x, self.k, fields)
+        nodes = _VIEWS.get(key)
+        if nodes is None:
+            nodes = self._nodes(item.x, fields)
+            if len(_VIEWS) >= _CACHE_LIMIT:
+                _VIEWS.clear()
+            _VIEWS[key] = nodes
+        return View(item.x, item.options, nodes)
+
+    def _nodes(self, x: str, fields: Sequence[Field]) -> tuple[ReadNode, ...]:
+        hit_ids = self.hits(x)
+        paths = [self._path(node_id) for node_id in hit_ids]
+        read: list[ReadNode] = []
+        subject: Node | None = None
+        for field in fields:
+            found = self._subject(x, paths, field.subject_depth)
+            subject = subject or found
+            node = walk(self.conn, found, field.steps) if found is not None else None
+            if node is not None:
+                read.append(self._read(node, "cited:" + field.name))
+        subject = subject or self._subject(x, paths, None)
+        for node_id, path in zip(hit_ids, paths, strict=True):
+            if not path or path[-1].id != node_id:
+                continue
+            ids = [n.id for n in path]
+            if subject is not None and subject.id in ids:
+                below = path[ids.index(subject.id) + 1 :]
+                where = SEPARATOR.join(masked(n.title) for n in below) or "subject"
+            else:
+                where = "elsewhere"
+            read.append(self._read(path[-1], "hit:" + where))
+        return tuple(read)
+
+    def views(self, items: Sequence[Item]) -> dict[str, View]:
+        return {item.uid: self.view(item) for item in items}
+
+    def close(self) -> None:
+        self.search.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
