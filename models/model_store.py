@@ -1,4 +1,4 @@
-"""Fitted imitation models as bytes that cannot run code when read.
+"""Fitted imitation models, stored in `trained_models` as bytes that cannot run code when read.
 
 A workspace is a file people send each other, and `trained_models.model` used to hold a
 pickle: opening someone's workspace and predicting ran whatever that pickle said. Now a
@@ -13,23 +13,34 @@ manifest with pydantic, rebuilds each task from the named learner's fixed parame
 these numbers (models.learners.restore_task), and checks sizes before anything is
 decompressed. A blob that is not in this format is never unpickled: an old pickled model
 gets "retrain with `navigator train`", anything else "damaged".
+
+This module is the one reader and writer of the `trained_models` table. It imports the
+learners only to rebuild a model, so reading a model's stored predictions (the labelling
+queue does, models.item_order) does not load scikit-learn.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sqlite3
+import uuid
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from models.learners import Arrays, TaskModel, get_learner, restore_task, task_state
+from kb.db import transaction
 from models.reading_plan import ReadingPlan, plan_as_json, plan_from_json
 from models.retrieval import TrainerError
 
+if TYPE_CHECKING:
+    from models.learners import TaskModel
+
+MODEL_KIND = "prediction"
 MAGIC = b"z-navigator model\n"
 FORMAT_VERSION = 1
 MAX_UNPACKED_BYTES = 1 << 30
@@ -74,7 +85,9 @@ class _Manifest(BaseModel):
 
 
 def dump_model(fitted: FittedModel) -> bytes:
-    arrays: Arrays = {}
+    from models.learners import task_state
+
+    arrays: dict[str, NDArray[Any]] = {}
     entries: dict[str, _TaskEntry] = {}
     for index, (key, model) in enumerate(sorted(fitted.tasks.items())):
         state, task_arrays = task_state(model)
@@ -155,6 +168,8 @@ def _manifest(archive: Any, library: str) -> _Manifest:
 
 def load_model_bytes(blob: bytes, library: str) -> FittedModel:
     """The stored model, rebuilt from data alone; ModelFormatError says why not."""
+    from models.learners import get_learner, restore_task
+
     _refuse(blob, library)
     with _archive(blob, library) as archive:
         manifest = _manifest(archive, library)
@@ -185,3 +200,65 @@ def load_validation_predictions(blob: bytes, library: str) -> dict[str, list[flo
     _refuse(blob, library)
     with _archive(blob, library) as archive:
         return _manifest(archive, library).validation_predictions
+
+
+# -- the trained_models table ---------------------------------------------------------
+
+
+def store_model(conn: sqlite3.Connection, library_id: int, fitted: FittedModel, report: dict[str, Any]) -> int:
+    """Insert the model as the library's next version, in one transaction (two trainers running
+    at once get different versions, never the same one); `report` is stored with that version."""
+    blob = dump_model(fitted)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM trained_models WHERE library_id = ? AND kind = ?",
+            (library_id, MODEL_KIND),
+        ).fetchone()
+        version = int(row[0]) + 1
+        conn.execute(
+            "INSERT INTO trained_models (uid, library_id, kind, version, data_hash, n_labels, n_items, n_labelers,"
+            " metrics, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                f"model_{uuid.uuid4().hex}",
+                library_id,
+                MODEL_KIND,
+                version,
+                report["data_hash"],
+                report["n_labels"],
+                report["n_items"],
+                report["n_labelers"],
+                json.dumps({**report, "model_version": version}),
+                blob,
+                report["created_at"],
+            ),
+        )
+    return version
+
+
+def latest_metrics(conn: sqlite3.Connection, library_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
+        (library_id, MODEL_KIND),
+    ).fetchone()
+    return dict(json.loads(row[0])) if row else None
+
+
+def latest_model_row(conn: sqlite3.Connection, library_id: int) -> tuple[bytes, dict[str, Any]] | None:
+    """The latest model's bytes (not yet read) and its stored report."""
+    row = conn.execute(
+        "SELECT model, metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
+        (library_id, MODEL_KIND),
+    ).fetchone()
+    return (bytes(row[0]), dict(json.loads(row[1]))) if row else None
+
+
+def latest_validation_predictions(
+    conn: sqlite3.Connection, library_id: int, library: str
+) -> tuple[int, dict[str, list[float]]] | None:
+    """(version, the latest model's probabilities on D*_validation items when it was trained),
+    or None when the library has no model."""
+    row = latest_model_row(conn, library_id)
+    if row is None:
+        return None
+    blob, report = row
+    return int(report.get("model_version", 0)), load_validation_predictions(blob, library)

@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,11 +42,11 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from kb.db import transaction, utc_now
+from kb.db import utc_now
 from kb.items import Item, items_in
 from kb.libraries import Library
 from models.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
-from models.model_store import FittedModel, dump_model, load_model_bytes, load_validation_predictions
+from models.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
 from models.reading_plan import ReadingPlan, describe, learn_plan
 from models.retrieval import Retriever, TrainerError, View, clear_cache, task_key
 
@@ -67,7 +66,6 @@ MIN_ITEMS_PER_TASK = 10
 LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 CALIBRATION_BINS = 10
 FEATURES_VERSION = 2
-MODEL_KIND = "prediction"
 LABELLED_SPLITS = ("train", "validation")
 
 FloatArray = NDArray[np.float64]
@@ -370,74 +368,29 @@ def train(
 
 
 def save_model(conn: sqlite3.Connection, library: Library, fitted: FittedModel, report: TrainReport) -> TrainReport:
-    """Store the model as the library's next version, in one transaction (so two trainers
-    running at once get different versions, never the same one)."""
-    blob = dump_model(fitted)
-    with transaction(conn):
-        row = conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM trained_models WHERE library_id = ? AND kind = ?",
-            (library.id, MODEL_KIND),
-        ).fetchone()
-        saved = TrainReport.from_json({**report.as_json(), "model_version": int(row[0]) + 1})
-        conn.execute(
-            "INSERT INTO trained_models (uid, library_id, kind, version, data_hash, n_labels, n_items, n_labelers,"
-            " metrics, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                f"model_{uuid.uuid4().hex}",
-                library.id,
-                MODEL_KIND,
-                saved.model_version,
-                saved.data_hash,
-                saved.n_labels,
-                saved.n_items,
-                saved.n_labelers,
-                json.dumps(saved.as_json()),
-                blob,
-                saved.created_at,
-            ),
-        )
-    return saved
+    """Store the model as the library's next version (models.model_store)."""
+    version = store_model(conn, library.id, fitted, report.as_json())
+    return TrainReport.from_json({**report.as_json(), "model_version": version})
 
 
 def latest_report(conn: sqlite3.Connection, library: Library) -> TrainReport | None:
-    row = conn.execute(
-        "SELECT metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
-        (library.id, MODEL_KIND),
-    ).fetchone()
-    return TrainReport.from_json(json.loads(row[0])) if row else None
-
-
-def _latest_blob(conn: sqlite3.Connection, library: Library) -> tuple[bytes, str]:
-    row = conn.execute(
-        "SELECT model, metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
-        (library.id, MODEL_KIND),
-    ).fetchone()
-    if row is None:
-        raise TrainerError(f"no trained model for library {library.name!r}; run `navigator train` first")
-    return bytes(row[0]), str(row[1])
+    stored = latest_metrics(conn, library.id)
+    return TrainReport.from_json(stored) if stored is not None else None
 
 
 def load_model(conn: sqlite3.Connection, library: Library) -> tuple[FittedModel, TrainReport]:
     """The latest saved model, rebuilt from numbers alone (models.model_store): a workspace
     from anyone can be opened and predicted with; nothing stored in it runs as code."""
-    blob, metrics = _latest_blob(conn, library)
-    fitted = load_model_bytes(blob, library.name)
+    row = latest_model_row(conn, library.id)
+    if row is None:
+        raise TrainerError(f"no trained model for library {library.name!r}; run `navigator train` first")
+    fitted = load_model_bytes(row[0], library.name)
     if fitted.features_version != FEATURES_VERSION:
         raise TrainerError(
             f"the saved model for library {library.name!r} reads Z the way an earlier version did; "
             "retrain with `navigator train`"
         )
-    return fitted, TrainReport.from_json(json.loads(metrics))
-
-
-def latest_validation_predictions(conn: sqlite3.Connection, library: Library) -> dict[str, list[float]]:
-    """The latest model's probabilities on D*_validation items when it was trained (uid →
-    probabilities in the item's option order); empty when there is no model."""
-    try:
-        blob, _ = _latest_blob(conn, library)
-    except TrainerError:
-        return {}
-    return load_validation_predictions(blob, library.name)
+    return fitted, TrainReport.from_json(row[1])
 
 
 def predict_with(

@@ -30,12 +30,19 @@ from navigator.command_support import (
 )
 
 PREDICTION_SCHEMA_VERSION = 1
+# Named here rather than imported from models.learners, which loads scikit-learn: `navigator --help`
+# must not pay for that. tests/test_trainer.py checks the two lists agree.
+LEARNER_NAMES = ("bow", "reader")
+DEFAULT_LEARNER = "reader"
+ORDERS = ("auto", "given", "random", "uncertain")  # models.item_order.ORDERS
 
 
 def _report_lines(report: TrainReport) -> list[str]:
+    params = ", ".join(f"{name}={value}" for name, value in report.learner_params.items())
     lines = [
         f"model v{report.model_version} trained on {report.n_labels} labels "
         f"({report.n_items} items, {report.n_labelers} labelers); data hash {report.data_hash[:16]}",
+        f"learner {report.learner!r}" + (f" ({params})" if params else ""),
         f"{report.folds}-fold cross-validation over items (seed {report.seed}), per label:",
         f"  cross-entropy vs the labelers' distributions  {report.cross_entropy:.4f}",
         f"  agreement with the labelers' top choice       {report.top_choice_agreement:.3f}",
@@ -47,6 +54,8 @@ def _report_lines(report: TrainReport) -> list[str]:
     ]
     for task, reason in report.skipped_tasks.items():
         lines.append(f"  skipped task {task!r}: {reason}")
+    for task, fields in report.reading.items():
+        lines.append(f"  reads for {task}, where labelers looked: " + "; ".join(fields))
     return lines
 
 
@@ -55,14 +64,21 @@ def _report_lines(report: TrainReport) -> list[str]:
 @library_option
 @click.option("--seed", default=0, show_default=True, help="Seed of the CV folds and the learner.")
 @click.option("--folds", default=5, show_default=True, help="Folds of the cross-validation.")
+@click.option(
+    "--learner",
+    type=click.Choice(sorted(LEARNER_NAMES)),
+    default=DEFAULT_LEARNER,
+    show_default=True,
+    help="bow: TF-IDF words → logistic regression; reader: fields and figures read → conditional logit.",
+)
 @json_option
-def train(workspace: Path, library_name: str | None, seed: int, folds: int, as_json: bool) -> None:
+def train(workspace: Path, library_name: str | None, seed: int, folds: int, learner: str, as_json: bool) -> None:
     """Fit the imitation model on the current prediction labels and save it as a new version."""
     from models.trainer import train as fit
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
-    report: TrainReport = guard(lambda: fit(conn, workspace, library, seed=seed, folds=folds))
+    report: TrainReport = guard(lambda: fit(conn, workspace, library, seed=seed, folds=folds, learner=learner))
     if as_json:
         emit_json({"library": library.name, **report.as_json()})
     else:
@@ -211,6 +227,14 @@ def evaluate(workspace: Path, library_name: str | None, answers: Path, seed: int
 @click.option("--noise", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0), help="P(wrong or hesitant).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the noise.")
 @click.option("--relabel", is_flag=True, help="Label items this labeler already labelled again.")
+@click.option(
+    "--order",
+    type=click.Choice(ORDERS),
+    default="given",
+    show_default=True,
+    help="Queue order: given; random; uncertain (least sure first, 1 in 3 at random); auto (uncertain with a model).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Label only the next N items of the queue.")
 @json_option
 def simulate(
     workspace: Path,
@@ -220,9 +244,12 @@ def simulate(
     noise: float,
     seed: int,
     relabel: bool,
+    order: str,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """A SIMULATED labeler answers the demo questions by reading the library, and records its labels."""
+    from models.item_order import order_items
     from models.simulated_labeler import SimulatedLabeler
 
     conn = open_workspace(workspace)
@@ -230,14 +257,20 @@ def simulate(
     items = items_in(conn, (split,))
     if not items:
         raise Failure(f"no {split} items in this workspace")
+    ordering = guard(lambda: order_items(conn, library, items, order=order))
     simulated = SimulatedLabeler(conn, workspace, library, labeler, noise=noise, seed=seed)
-    report = guard(lambda: simulated.label(items, relabel=relabel))
+    queue = ordering.items
+    if limit is not None:
+        done = set() if relabel else set(simulated.store.current_predictions(library.id))
+        queue = [item for item in queue if item.id not in done][:limit]
+    report = guard(lambda: simulated.label(queue, relabel=relabel))
     if as_json:
         emit_json(
             {
                 "labeler": report.labeler,
                 "source": "simulated",
                 "split": split,
+                "order": ordering.how,
                 "labelled": report.labelled,
                 "skipped": report.skipped,
                 "not_found": report.not_found,
@@ -249,7 +282,7 @@ def simulate(
         click.echo(
             f"SIMULATED labeler {report.labeler!r}: labelled {report.labelled} {split} items "
             f"({report.noisy} noisy, {report.not_found} not found in the library, {report.skipped} already labelled) "
-            f"in {report.seconds:.1f} s"
+            f"in {report.seconds:.1f} s; order: {ordering.how}"
         )
         for problem in report.problems[:10]:
             click.echo(f"  {problem}")
