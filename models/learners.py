@@ -275,7 +275,13 @@ def restore_task(learner: Learner, state: dict[str, Any], arrays: Arrays) -> Tas
     estimator.classes_ = classes
     if "intercept" in arrays:
         estimator.intercept_ = _floats(arrays, "intercept", None)
-    return TaskModel(options, featurizer, estimator)
+    model = TaskModel(options, featurizer, estimator)
+    # One prediction on an empty view proves the numbers fit together (shapes, classes) now,
+    # rather than as an obscure error in the middle of someone's `predict`.
+    probe = model.predict([View("", options, ())])
+    if probe.shape != (1, len(options)) or not np.all(np.isfinite(probe)):
+        raise ValueError("the stored numbers do not make a model")
+    return model
 
 
 def _strings(state: dict[str, Any], key: str) -> list[str]:

@@ -122,8 +122,7 @@ def _refuse(blob: bytes, library: str) -> None:
             "loaded, so it was not loaded: retrain with `navigator train`"
         )
     raise ModelFormatError(
-        f"the saved model for library {library!r} is not in a format this version reads; "
-        "retrain with `navigator train`"
+        f"the saved model for library {library!r} is not in a format this version reads; retrain with `navigator train`"
     )
 
 
@@ -182,7 +181,7 @@ def load_model_bytes(blob: bytes, library: str) -> FittedModel:
             plan = plan_from_json(manifest.plan)
         except ModelFormatError:
             raise
-        except (TrainerError, KeyError, ValueError, IndexError, OSError) as error:
+        except (TrainerError, KeyError, ValueError, TypeError, IndexError, OSError) as error:
             raise _damaged(library, error) from error
     return FittedModel(
         manifest.library_uid,

@@ -241,4 +241,3 @@ class Retriever:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-
