@@ -264,7 +264,7 @@ def test_search_no_results_suggests(geo):
 
 def test_search_damaged_index_then_index_rebuild(geo):
     index_root = geo.with_name(geo.name + ".index")
-    for segment in index_root.rglob("*.seg"):
+    for segment in (*index_root.rglob("*.pst"), *index_root.rglob("*.doc")):
         segment.write_bytes(b"garbage")
     broken = cli("search", "--workspace", geo, "coastline")
     assert broken.exit_code == 1 and "navigator index --rebuild" in broken.stderr
