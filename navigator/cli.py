@@ -44,29 +44,24 @@ FORMATS = ("markdown", "jsonl", "text", "factbook")
 
 # Commands defined in their own modules, imported only when run: those modules pull in
 # scikit-learn, scipy, llama.cpp and Textual, which `navigator --help` and a one-shot
-# `navigator search` never need. name: (module, attribute, the help line shown in the list).
-LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "unpack": ("navigator.llm_commands", "unpack", "Unpack NODE into K simpler generated statements, DEPTH..."),
-    "ask": ("navigator.llm_commands", "ask", "Ask the LLM a QUESTION about NODE; the answer is stored as a..."),
-    "llm": ("navigator.llm_commands", "llm", "The local LLM: call logs, model status, and review of..."),
-    "export": ("navigator.exchange_commands", "export", "Export predictions and credences (with undo history), the..."),
-    "merge": ("navigator.exchange_commands", "merge", "Merge exports (from `navigator export`) into this workspace."),
-    "prior": ("navigator.prior_command", "prior", "What credences imply about P(Z): exact interval, bounds,..."),
-    "score": ("navigator.score_commands", "score", "Rank the libraries by F(Z) = Σ log P(y|x,Z) over D (train..."),
-    "fork": ("navigator.score_commands", "fork", "Copy library SOURCE whole into a new library NEW_NAME (same..."),
-    "train": ("navigator.trainer_commands", "train", "Fit the imitation model on the current prediction labels and..."),
-    "predict": ("navigator.trainer_commands", "predict", "Predict every D*_prediction item with the latest model;..."),
-    "evaluate": (
-        "navigator.trainer_commands",
-        "evaluate",
-        "Accuracy and log loss on D*_prediction: imitation model vs...",
-    ),
+# `navigator search` never need. name (= the module's attribute): (module, the help line listed).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "unpack": ("navigator.llm_commands", "Unpack NODE into K simpler generated statements, DEPTH levels deep."),
+    "ask": ("navigator.llm_commands", "Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."),
+    "llm": ("navigator.llm_commands", "The local LLM: call logs, model status, and review of generated nodes."),
+    "export": ("navigator.exchange_commands", "Export predictions and credences (with undo history), the nodes…"),
+    "merge": ("navigator.exchange_commands", "Merge exports (from `navigator export`) into this workspace."),
+    "prior": ("navigator.prior_command", "What credences imply about P(Z): exact interval, bounds, point estimates…"),
+    "score": ("navigator.score_commands", "Rank the libraries by F(Z) = Σ log P(y|x,Z) over D (train items with…"),
+    "fork": ("navigator.score_commands", "Copy library SOURCE whole into a new library NEW_NAME (same node ids…"),
+    "train": ("navigator.trainer_commands", "Fit the imitation model on the current prediction labels and save it…"),
+    "predict": ("navigator.trainer_commands", "Predict every D*_prediction item with the latest model; JSONL, one…"),
+    "evaluate": ("navigator.trainer_commands", "Accuracy and log loss on D*_prediction: imitation model vs naive…"),
     "simulate": (
         "navigator.trainer_commands",
-        "simulate",
-        "A SIMULATED labeler answers the demo questions by reading the...",
+        "A SIMULATED labeler answers the demo questions by reading the library…",
     ),
-    "doctor": ("navigator.doctor_command", "doctor", "Check a workspace (integrity, schema, search indexes,..."),
+    "doctor": ("navigator.doctor_command", "Check a workspace (integrity, schema, search indexes, orphans, the…"),
 }
 
 
@@ -78,8 +73,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
-            module, attribute, _ = LAZY_COMMANDS[cmd_name]
-            command: click.Command = getattr(import_module(module), attribute)
+            command: click.Command = getattr(import_module(LAZY_COMMANDS[cmd_name][0]), cmd_name)
             return command
         return super().get_command(ctx, cmd_name)
 
@@ -87,7 +81,7 @@ class LazyGroup(click.Group):
         rows = []
         for name in self.list_commands(ctx):
             if name in LAZY_COMMANDS:
-                rows.append((name, LAZY_COMMANDS[name][2]))
+                rows.append((name, LAZY_COMMANDS[name][1]))
             else:
                 command = super().get_command(ctx, name)
                 if command is not None and not command.hidden:
