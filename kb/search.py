@@ -27,8 +27,6 @@ from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
 
 PATH_SEPARATOR = " › "
-SNIPPET_CHARS = 240
-_MATCH_START, _MATCH_END = "\x02", "\x03"
 WRITE_LOCK_SECONDS = 60.0
 SUGGESTION_TERMS = 20_000  # spelling candidates examined per word, in dictionary order
 SUGGESTION_DISTANCE = 2
@@ -38,7 +36,7 @@ class SearchError(Exception):
     """A query or an index that cannot be used; the message says what to do."""
 
 
-Snippet = list[tuple[str, bool]]
+Snippet = list[tuple[str, bool]]  # (piece of text, is it a match); kb.search_snippet makes them
 
 
 @dataclass(frozen=True)
@@ -75,45 +73,6 @@ class SearchResult:
 
 def index_dir(workspace: Path, library: Library) -> Path:
     return workspace.parent / f"{workspace.name}.index" / library.uid
-
-
-class _MarkFormatter:
-    """Marks matches with control characters so callers style them without parsing markup."""
-
-    between = " … "
-
-    def __call__(self, text: str, fragments: Any) -> str:
-        from whoosh import highlight
-
-        return self.between.join(self._fragment(text, fragment, highlight) for fragment in fragments)
-
-    def _fragment(self, text: str, fragment: Any, highlight: Any) -> str:
-        output, index = [], fragment.startchar
-        for token in fragment.matches:
-            if token.startchar < index:
-                continue
-            output.append(text[index : token.startchar])
-            output.append(f"{_MATCH_START}{text[token.startchar : token.endchar]}{_MATCH_END}")
-            index = token.endchar
-        output.append(text[index : fragment.endchar])
-        return "".join(output)
-
-
-def _segments(marked: str) -> Snippet:
-    pieces: Snippet = []
-    for chunk in marked.split(_MATCH_START):
-        if _MATCH_END in chunk:
-            match, rest = chunk.split(_MATCH_END, 1)
-            pieces.append((match, True))
-            if rest:
-                pieces.append((rest, False))
-        elif chunk:
-            pieces.append((chunk, False))
-    return pieces
-
-
-def _clean(text: str) -> str:
-    return text.replace(_MATCH_START, "").replace(_MATCH_END, "")
 
 
 class SearchIndex:
@@ -376,9 +335,7 @@ class SearchIndex:
     def _hits(self, ranked: Any, labels: list[str]) -> list[SearchHit]:
         if not ranked.node_ids:
             return []
-        from whoosh import highlight
-
-        from kb.search_text import analyzer
+        from kb.search_snippet import snippet
         from kb.tree import path_titles
 
         marks = ",".join("?" * len(ranked.node_ids))
@@ -389,32 +346,15 @@ class SearchIndex:
             )
         }
         words = {term for field, term in ranked.terms if field in ("title", "body", "path")}
-        tokens = analyzer()
         hits = []
         for node_id, score, hit_clauses in zip(ranked.node_ids, ranked.scores, ranked.clause_hits, strict=True):
             uid, title, body = rows.get(node_id, ("", "", ""))
-            body = _clean(body)
-            snippet = self._snippet(body, title, words, tokens, highlight)
+            # A node matched by its title or path shows its own text: it says more than the title again.
+            shown = snippet(body, words) if body else snippet(title, words)
             path = PATH_SEPARATOR.join(path_titles(self.conn, node_id)[1:])
             matched = tuple(label for label, hit in zip(labels, hit_clauses, strict=True) if hit)
-            hits.append(SearchHit(node_id, uid, title, path, snippet, score, matched, len(matched)))
+            hits.append(SearchHit(node_id, uid, title, path, shown, score, matched, len(matched)))
         return hits
-
-    @staticmethod
-    def _snippet(body: str, title: str, words: set[str], tokens: Any, highlight: Any) -> Snippet:
-        if body:
-            fragmenter = (
-                highlight.WholeFragmenter()
-                if len(body) <= SNIPPET_CHARS
-                else highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
-            )
-            marked = highlight.highlight(body, frozenset(words), tokens, fragmenter, _MarkFormatter(), top=3)
-            if marked:
-                return _segments(marked)
-            return [(body[:SNIPPET_CHARS], False)]  # matched by title or path: its own text says more
-        title = _clean(title)
-        marked = highlight.highlight(title, frozenset(words), tokens, highlight.WholeFragmenter(), _MarkFormatter())
-        return _segments(marked) if marked else [(title, False)]
 
     def _suggest(self, view: Any, text: str) -> str | None:
         """The query with each word that is nowhere in the library replaced by the closest

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh import query
 
-from kb.search_codec import ArrayDocsReader, read_postings
+from kb.search_codec import ArrayDocsReader, SegmentDamaged, read_postings
 from kb.search_query import Plan
 from kb.search_text import FIELD_BOOSTS
 
@@ -66,6 +66,7 @@ class IndexView:
         self.count = int(searcher.doc_count_all())
         self._lengths: dict[str, NDArray[np.float64]] = {}
         self._norm: dict[str, NDArray[np.float64]] = {}
+        self._term_infos: dict[tuple[str, bytes], list[tuple[Any, int, Any]]] = {}
         self._single: dict[str, NDArray[np.float64]] = {}
         self._node_ids: DocArray | None = None
         self._averages = {
@@ -90,20 +91,31 @@ class IndexView:
             self._node_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         return self._node_ids
 
+    def _infos(self, field: str, term: bytes) -> list[tuple[Any, int, Any]]:
+        """(segment reader, doc base, term info) for every segment holding the term; cached,
+        since a query asks for a term's frequency and its postings."""
+        key = (field, term)
+        found = self._term_infos.get(key)
+        if found is None:
+            found = []
+            for leaf, base in self.leaves:
+                try:
+                    info = leaf._terms.term_info(field, term)
+                except Exception:  # whoosh's TermNotFound, or a field this segment lacks
+                    continue
+                found.append((leaf, base, info))
+            if len(self._term_infos) > 4_096:
+                self._term_infos.clear()
+            self._term_infos[key] = found
+        return found
+
     def postings(self, field: str, term: bytes, *, positions: bool = False) -> tuple[DocArray, NDArray[Any], list[Any]]:
         """(global docs, freqs, per-segment (starts, positions) or []) for one term."""
         docs, freqs, where = [], [], []
-        for leaf, base in self.leaves:
-            terms = leaf._terms
-            try:
-                info = terms.term_info(field, term)
-            except Exception:  # whoosh's TermNotFound, or a field this segment lacks
-                continue
+        for leaf, base, info in self._infos(field, term):
             offset, _ = info.extent()
-            found, places = read_postings(terms._postfile, offset, info.doc_frequency(), with_positions=positions)
+            found, places = read_postings(leaf._terms._postfile, offset, info.doc_frequency(), with_positions=positions)
             if len(found.docs) and int(found.docs[-1]) >= leaf.doc_count_all():
-                from kb.search_codec import SegmentDamaged
-
                 raise SegmentDamaged(f"postings of {field}:{term!r} point past the end of their segment")
             docs.append(found.docs.astype(np.int64) + base)
             freqs.append(found.freqs)
@@ -112,10 +124,12 @@ class IndexView:
                 where.append((starts, places))
         if not docs:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint16), []
+        if len(docs) == 1:
+            return docs[0], freqs[0], where
         return np.concatenate(docs), np.concatenate(freqs), where
 
     def doc_frequency(self, field: str, term: bytes) -> int:
-        return int(self.searcher.doc_frequency(field, term))
+        return sum(int(info.doc_frequency()) for _, _, info in self._infos(field, term))
 
     def idf(self, field: str, term: bytes) -> float:
         return math.log(self.count / (self.doc_frequency(field, term) + 1)) + 1
