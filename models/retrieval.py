@@ -17,28 +17,22 @@ changed index changes the key.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from whoosh import index as whoosh_index
 
 from kb.db import WorkspaceError
 from kb.items import Item
 from kb.libraries import Library
-from kb.search import SearchError, SearchIndex, schema
+from kb.search import SearchError, SearchIndex
 from kb.tree import Node, ancestors, children
 from models.reading_plan import SEPARATOR, Field, ReadingPlan, masked, names_subject, walk
 
 RETRIEVED_NODES = 10
 BODY_CHARS = 400
 CHILDREN_READ = 3
-COMMON_WORD_SHARE = 0.01
 _CACHE_LIMIT = 50_000
-_WORD = re.compile(r"\w+")
 
 
 class TrainerError(WorkspaceError):
@@ -71,16 +65,6 @@ class View:
         pieces = [self.x]
         pieces += [f"{node.title}\n{node.path}\n{node.text[:BODY_CHARS]}" for node in self.nodes]
         return "\n".join(pieces)
-
-
-def retrieval_query(words: Sequence[str]) -> str:
-    """Any of the words in a title or body (lower case, so whoosh never reads them as
-    AND/OR/NOT): a question is a sentence, and requiring every word of it finds nothing.
-    Paths are left out: a region's name is in the path of every node below it."""
-    if not words:
-        return ""
-    any_word = " OR ".join(word.lower() for word in words)
-    return f"title:({any_word}) OR body:({any_word})"
 
 
 _HITS: dict[tuple[str, int, str, int], tuple[int, ...]] = {}
@@ -117,51 +101,22 @@ class Retriever:
                 "build it with `navigator index`"
             )
         self.state = seen
-        self._reader: Any = None
-        self._analyzer = schema()["body"].analyzer
         self._paths: dict[int, list[Node]] = {}
 
     # -- search -------------------------------------------------------------
 
-    def query_words(self, x: str) -> list[str]:
-        """x's words minus those in more than COMMON_WORD_SHARE of the library's nodes.
-
-        An OR query walks every posting of every word: one word found in thousands of nodes
-        ("population") costs a search most of its time and ranks nothing, the same reason
-        the index drops stop words. The rarest word always stays.
-        """
-        if self._reader is None:
-            self._reader = whoosh_index.open_dir(str(self.search.directory)).reader()
-        limit = max(1.0, COMMON_WORD_SHARE * self._reader.doc_count())
-        frequencies = []
-        for word in dict.fromkeys(w.lower() for w in _WORD.findall(x)):
-            tokens = [token.text for token in self._analyzer(word)]
-            if tokens:
-                frequency = max(
-                    self._reader.doc_frequency(name, token) for name in ("title", "body") for token in tokens
-                )
-                frequencies.append((frequency, word))
-        kept = [word for frequency, word in frequencies if frequency <= limit]
-        if not kept and frequencies:
-            kept = [min(frequencies)[1]]
-        return kept
-
     def hits(self, x: str) -> tuple[int, ...]:
-        """Node ids of the top k search hits for the question: the one place search is asked.
-
-        Scored completely (no time budget), so the same index gives the same hits under any load.
-        """
+        """Node ids of the top k search hits for the question as typed: the one place the
+        trainer asks search. Search ranks deterministically (nodes matching all words first,
+        then most of them), so the same index gives the same hits under any load."""
         key = (self.library.uid, self.state, x, self.k)
         cached = _HITS.get(key)
         if cached is not None:
             return cached
-        query = retrieval_query(self.query_words(x))
-        found: tuple[int, ...] = ()
-        if query:
-            try:
-                found = tuple(hit.node_id for hit in self.search.search(query, limit=self.k, budget_ms=None).hits)
-            except SearchError as error:
-                raise TrainerError(str(error)) from error
+        try:
+            found = tuple(hit.node_id for hit in self.search.search(x, limit=self.k).hits)
+        except SearchError as error:
+            raise TrainerError(str(error)) from error
         if len(_HITS) >= _CACHE_LIMIT:
             _HITS.clear()
         _HITS[key] = found
@@ -238,6 +193,3 @@ class Retriever:
 
     def close(self) -> None:
         self.search.close()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None

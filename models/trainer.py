@@ -65,7 +65,7 @@ __all__ = [
 MIN_ITEMS_PER_TASK = 10
 LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 CALIBRATION_BINS = 10
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3  # 3: a reading plan from citations, read through the ranked search (2: ranked search)
 LABELLED_SPLITS = ("train", "validation")
 
 FloatArray = NDArray[np.float64]

@@ -17,6 +17,8 @@ import click
 from kb.db import utc_now
 from kb.items import SPLITS, items_in
 from models.evaluation import EvaluationReport, iid_check
+from models.item_order import ORDERS
+from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.trainer import TrainReport
 from navigator.command_support import (
     Failure,
@@ -30,11 +32,6 @@ from navigator.command_support import (
 )
 
 PREDICTION_SCHEMA_VERSION = 1
-# Named here rather than imported from models.learners, which loads scikit-learn: `navigator --help`
-# must not pay for that. tests/test_trainer.py checks the two lists agree.
-LEARNER_NAMES = ("bow", "reader")
-DEFAULT_LEARNER = "reader"
-ORDERS = ("auto", "given", "random", "uncertain")  # models.item_order.ORDERS
 
 
 def _report_lines(report: TrainReport) -> list[str]:
@@ -66,7 +63,7 @@ def _report_lines(report: TrainReport) -> list[str]:
 @click.option("--folds", default=5, show_default=True, help="Folds of the cross-validation.")
 @click.option(
     "--learner",
-    type=click.Choice(sorted(LEARNER_NAMES)),
+    type=click.Choice(sorted(LEARNERS)),
     default=DEFAULT_LEARNER,
     show_default=True,
     help="bow: TF-IDF words → logistic regression; reader: fields and figures read → conditional logit.",

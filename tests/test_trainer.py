@@ -199,13 +199,6 @@ def test_cli_train_and_predict_write_model_predictions(fruit, tmp_path: Path) ->
     assert result.exit_code == 1 and "no validation items" in result.output
 
 
-def test_the_command_line_offers_exactly_the_registered_learners() -> None:
-    from navigator import trainer_commands
-
-    assert tuple(sorted(LEARNERS)) == trainer_commands.LEARNER_NAMES
-    assert trainer_commands.DEFAULT_LEARNER == DEFAULT_LEARNER
-
-
 def test_the_reading_plan_is_learned_from_citations_and_read_for_items_nobody_labelled(tmp_path: Path) -> None:
     """Labelers cite each fruit's "colour" field; the model then reads that field for every fruit,
     and says where it read in its report."""
