@@ -32,18 +32,22 @@ MAX_STEPS = 6
 MAX_CHILDREN_SCANNED = 2_000
 SEPARATOR = " › "
 _DIGITS = re.compile(r"\d+")
+_WORDS = re.compile(r"\w+")
 
 
 def masked(title: str) -> str:
     return _DIGITS.sub("#", " ".join(title.lower().split()))
 
 
+def name_key(text: str) -> str:
+    """Words only, lower case: "Cocos (Keeling) Islands" and "cocos keeling islands" are one name."""
+    return " ".join(_WORDS.findall(text.lower()))
+
+
 def names_subject(title: str, x: str) -> bool:
-    """Whether the question contains `title` as a whole phrase (case-insensitive)."""
-    title = " ".join(title.split())
-    if len(title) < 3:
-        return False
-    return re.search(r"(?<!\w)" + re.escape(title) + r"(?!\w)", x, re.IGNORECASE) is not None
+    """Whether the question contains `title` as a whole phrase of words (case-insensitive)."""
+    key = name_key(title)
+    return len(key) >= 3 and f" {key} " in f" {name_key(x)} "
 
 
 @dataclass(frozen=True)

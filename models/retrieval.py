@@ -26,12 +26,13 @@ from kb.db import WorkspaceError
 from kb.items import Item
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
-from kb.tree import Node, ancestors, children
-from models.reading_plan import SEPARATOR, Field, ReadingPlan, masked, names_subject, walk
+from kb.tree import Node, ancestors, children, node_by_id, titles_at_depth
+from models.reading_plan import SEPARATOR, Field, ReadingPlan, masked, name_key, names_subject, walk
 
-RETRIEVED_NODES = 10
+RETRIEVED_NODES = 5  # measured on the demo: 10, 20 and 40 hits gave a worse CV cross-entropy (bench notes in README)
 BODY_CHARS = 400
 CHILDREN_READ = 3
+MAX_NAME_WORDS = 8
 _CACHE_LIMIT = 50_000
 
 
@@ -102,6 +103,7 @@ class Retriever:
             )
         self.state = seen
         self._paths: dict[int, list[Node]] = {}
+        self._names: dict[int, dict[str, int]] = {}  # depth → name key → first node id
 
     # -- search -------------------------------------------------------------
 
@@ -131,17 +133,39 @@ class Retriever:
             self._paths[node_id] = path
         return path
 
-    def _subject(self, x: str, paths: Sequence[list[Node]], depth: int | None) -> Node | None:
-        """The node the question names among the hits and their ancestors: at `depth` when
-        given (the plan's subject depth), the longest title first, then the best-ranked hit."""
+    def _subject_in_hits(self, x: str, paths: Sequence[list[Node]]) -> Node | None:
+        """The node the question names among the hits and their ancestors: the longest
+        title first, then the best-ranked hit."""
         best: Node | None = None
         for path in paths:
             for node in path:
-                if node.parent_id is None or (depth is not None and node.depth != depth):
+                if node.parent_id is None:
                     continue
                 if (best is None or len(node.title) > len(best.title)) and names_subject(node.title, x):
                     best = node
         return best
+
+    def _subject_at(self, x: str, depth: int) -> Node | None:
+        """The node at `depth` (where labelers' subjects were) whose title the question names,
+        the longest name first: found by name, as a person finds "Chile" before opening its
+        fields, whichever nodes the question's search returns."""
+        names = self._names.get(depth)
+        if names is None:
+            names = {}
+            for node_id, title in titles_at_depth(self.conn, self.library.id, depth):
+                if len(key := name_key(title)) >= 3:
+                    names.setdefault(key, node_id)
+            self._names[depth] = names
+        words = name_key(x).split()
+        for size in range(min(len(words), MAX_NAME_WORDS), 0, -1):
+            found = sorted(
+                names[key]
+                for start in range(len(words) - size + 1)
+                if (key := " ".join(words[start : start + size])) in names
+            )
+            if found:
+                return node_by_id(self.conn, found[0])
+        return None
 
     def _read(self, node: Node, key: str) -> ReadNode:
         text = node.body
@@ -170,12 +194,12 @@ class Retriever:
         read: list[ReadNode] = []
         subject: Node | None = None
         for field in fields:
-            found = self._subject(x, paths, field.subject_depth)
+            found = self._subject_at(x, field.subject_depth)
             subject = subject or found
             node = walk(self.conn, found, field.steps) if found is not None else None
             if node is not None:
                 read.append(self._read(node, "cited:" + field.name))
-        subject = subject or self._subject(x, paths, None)
+        subject = subject or self._subject_in_hits(x, paths)
         for node_id, path in zip(hit_ids, paths, strict=True):
             if not path or path[-1].id != node_id:
                 continue
