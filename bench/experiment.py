@@ -13,7 +13,7 @@ learner is the one with the best overall imitation accuracy (log loss breaks tie
 The last part times `navigator train` on 100 000 synthetic labels (under a minute is the goal)
 beside an anchor measured in the same run: one fit per task on features already read.
 
-    python -m bench.experiment                 # about 4 minutes on two cores (a third of it building the demo)
+    python -m bench.experiment                 # about 2 minutes on two cores
     python -m bench.experiment --learners reader --skip-large
 """
 
@@ -137,10 +137,10 @@ def summary(results: dict[str, EvaluationReport]) -> str:
         mine, base = kinds["imitation"].per_task[task][1], kinds["baseline"].per_task[task][1]
         if mine > base:
             verdict = "above the naive baseline"
-        elif mine == base == 1.0:
-            verdict = "ties the naive baseline at 1.000: every item of this task is answered right by both"
+        elif mine == base:
+            verdict = "TIES the naive baseline: search alone already brings it what this task needs (README)"
         else:
-            verdict = "NOT above the naive baseline"
+            verdict = "BELOW the naive baseline"
         print(f"  {task}: imitation {mine:.3f} vs naive baseline {base:.3f}: {verdict}")
     return best
 

@@ -16,9 +16,10 @@ from the labels alone, whatever model ordered the rest. The split-level IID guar
 (models.evaluation) compares all of D*_validation with D*_prediction and does not depend
 on the order at all.
 
-Priority of an item: the larger of the model's normalised entropy on it (0 sure, 1 uniform)
-and the labelers' disagreement on it (generalised Jensen–Shannon divergence of their current
-labels, normalised by log k; 0 with fewer than two labels). Ties go by random rank.
+Priority of an item: the larger of the model's normalised entropy on it (0 sure, 1 uniform;
+1 for an item the model cannot answer, e.g. its task had too few labels to train) and the
+labelers' disagreement on it (generalised Jensen–Shannon divergence of their current labels,
+normalised by log k; 0 with fewer than two labels). Ties go by random rank.
 
 Only D*_validation items are reordered, among the queue positions they already hold; train
 items keep their places. Assignment (who gets which items) filters the list first; this
@@ -132,6 +133,20 @@ def label_disagreement(conn: sqlite3.Connection, library: Library, items: Sequen
     return {ids[item_id].uid: disagreement(labels) for item_id, labels in given.items()}
 
 
+def priorities(
+    items: Sequence[Item], predictions: Mapping[str, Sequence[float]], disagreements: Mapping[str, float]
+) -> dict[str, float]:
+    """Per item, the larger of the model's uncertainty and the labelers' disagreement."""
+    priority = {}
+    for item in items:
+        probs = predictions.get(item.uid)
+        # An item the model has no answer for (its task had too few labels to train) is as
+        # uncertain as can be: ranking it last would starve exactly the tasks that need labels.
+        known = entropy(probs) if probs is not None and len(probs) == len(item.options) else 1.0
+        priority[item.uid] = max(disagreements.get(item.uid, 0.0), known)
+    return priority
+
+
 def order_items(
     conn: sqlite3.Connection, library: Library, items: Sequence[Item], *, order: str = "auto", seed: int = 0
 ) -> Ordering:
@@ -153,11 +168,7 @@ def order_items(
         how = f"D*_validation in random order (seed {seed})"
     else:
         version, predictions = stored or (0, {})
-        priority = label_disagreement(conn, library, validation)
-        for item in validation:
-            probs = predictions.get(item.uid)
-            if probs is not None and len(probs) == len(item.options):
-                priority[item.uid] = max(priority.get(item.uid, 0.0), entropy(probs))
+        priority = priorities(validation, predictions, label_disagreement(conn, library, validation))
         reordered = interleave(validation, priority, seed=seed)
         model = f"model v{version}" if stored is not None else "no model yet"
         how = (

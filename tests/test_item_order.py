@@ -25,6 +25,7 @@ from models.item_order import (
     iid_sample,
     interleave,
     order_items,
+    priorities,
 )
 from models.retrieval import Retriever
 from models.simulated_labeler import SimulatedLabeler
@@ -43,6 +44,14 @@ def test_entropy_and_disagreement_match_hand_computed_values() -> None:
     assert disagreement([[0.9, 0.1]]) == 0.0  # one labeler cannot disagree
     assert disagreement([[0.9, 0.1], [0.9, 0.1]]) == pytest.approx(0.0, abs=1e-12)
     assert disagreement([[1.0, 0.0], [0.0, 1.0]]) == pytest.approx(1.0)  # opposite and certain
+
+
+def test_priority_is_model_uncertainty_or_labeler_disagreement_and_unknown_items_come_first() -> None:
+    sure, torn, unknown = items(3)
+    priority = priorities([sure, torn, unknown], {sure.uid: [0.99, 0.01], torn.uid: [0.99, 0.01]}, {torn.uid: 0.7})
+    assert priority[unknown.uid] == 1.0  # its task had no model yet: it must not be starved
+    assert priority[torn.uid] == 0.7 and priority[sure.uid] == pytest.approx(entropy([0.99, 0.01]))
+    assert [item.uid for item in interleave([sure, torn, unknown], priority, seed=0)][:2] == [unknown.uid, torn.uid]
 
 
 def test_one_slot_in_three_takes_the_random_stream_the_rest_go_by_priority() -> None:
