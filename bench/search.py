@@ -265,8 +265,9 @@ def measure_library(kind: str, nodes: int, seed: int, workdir: Path, procs: int)
     figures.fts_ms = time_calls(lambda q=q: fts_or_search(fts, q) for q in queries)
     uid, title = titles_to_find(rows, seed)[0]
     figures.title_found = title
-    top = search.search(title, limit=1).hits
-    assert top and top[0].uid == uid, f"exact title {title!r} did not find its node first"
+    if kind == "realistic":  # dense titles are 2-4 of 36 words: thousands of nodes share each one
+        top = search.search(title, limit=1).hits
+        assert top and top[0].uid == uid, f"exact title {title!r} did not find its node first"
     search.close()
     figures.incremental_s, figures.fts_incremental_s = measure_incremental(conn, workspace, library, fts, helpers)
     conn.close()
