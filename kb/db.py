@@ -44,8 +44,10 @@ def migrations() -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migrations must be numbered 001.. without gaps, found {versions}")
+    # Numbers may skip (a branch numbers its migration after those other branches are
+    # merging first), but never repeat: two files with one number would both claim it.
+    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
+        raise RuntimeError(f"migrations must be numbered from 001, each number once, found {versions}")
     return found
 
 

@@ -44,6 +44,7 @@ from navigator.llm_commands import ask, llm, unpack
 from navigator.prior_command import prior
 from navigator.progress import TerminalProgress
 from navigator.score_commands import fork, score
+from navigator.team_commands import agreement, assign, disagreements, serve
 from navigator.trainer_commands import evaluate, predict, simulate, train
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
@@ -57,9 +58,12 @@ def _index_procs(pending: int) -> int:
 @workspace_option
 @click.option("--labeler", help="Who is labelling (remembered for next time).")
 @click.option("--library", "library_name", help="Library to open (default: the one used last).")
+@click.option("--ask-labeler", is_flag=True, help="Ask who is labelling even if a name is remembered (for serve).")
 @click.version_option(package_name="z-navigator")
 @click.pass_context
-def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None) -> None:
+def main(
+    ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None, ask_labeler: bool
+) -> None:
     """Z Navigator: browse, unpack and label a large background model Z.
 
     With no command, opens the app; on first run it builds the demo workspace.
@@ -71,7 +75,7 @@ def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name:
         ctx.invoke(demo, workspace=workspace, open_app=False)
     from navigator.app import NavigatorApp
 
-    guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name)).run()
+    guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name, ask=ask_labeler)).run()
 
 
 @main.command()
@@ -485,6 +489,8 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
 
 
 for command in (unpack, ask, llm, export, merge, prior, score, fork, train, predict, evaluate, simulate, doctor):
+    main.add_command(command)
+for command in (assign, agreement, disagreements, serve):
     main.add_command(command)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from kb.assignments import items_for
 from kb.db import utc_now
 from kb.items import SPLITS, items_in
 from models.evaluation import EvaluationReport, iid_check
@@ -223,13 +224,13 @@ def simulate(
     as_json: bool,
 ) -> None:
     """A SIMULATED labeler answers the demo questions by reading the library, and records its labels."""
-    from models.simulated_labeler import SimulatedLabeler
+    from models.simulated_labeler import SimulatedLabeler, simulated_name
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
-    items = items_in(conn, (split,))
+    items = items_for(conn, simulated_name(labeler), items_in(conn, (split,)))
     if not items:
-        raise Failure(f"no {split} items in this workspace")
+        raise Failure(f"no {split} items in this workspace for {simulated_name(labeler)}")
     simulated = SimulatedLabeler(conn, workspace, library, labeler, noise=noise, seed=seed)
     report = guard(lambda: simulated.label(items, relabel=relabel))
     if as_json:
