@@ -58,19 +58,25 @@ class Found:
     citations: dict[str, list[Citation]]  # item uid → every label's citations, in label order
 
 
-def label_card(entry: Disagreement, index: int) -> Text:
-    """One labeler's answer: name, probabilities as bars, top choice, note, numbered citations."""
+def label_card(entry: Disagreement, index: int, citations: list[Citation]) -> Text:
+    """One labeler's answer: name, probabilities as bars, top choice, the nodes cited (numbered as
+    in the list of cited nodes below the cards, where enter opens one) and the note."""
     label = entry.labels[index]
     item = entry.item
-    text = Text(visible(labeler_name(label.labeler, label.source)) + "\n", style="bold")
+    text = Text(visible(labeler_name(label.labeler, label.source)), style="bold")
     for option in item.options:
         p = label.probs.get(option, 0.0)
-        text.append(f"{visible(option)[:14]:<14} {p:6.1%} ")
-        text.append("█" * round(p * BAR_WIDTH) + "\n", style="cyan")
-    text.append(f"top choice: {visible(entry.top_choices[label.labeler] or 'tied')}\n")
-    text.append(f"cited {len(label.cited)} · trail {len(label.trail)} nodes\n", style="dim")
+        text.append(f"\n{visible(option)[:14]:<14} {p:6.1%} ")
+        text.append("█" * round(p * BAR_WIDTH), style="cyan")
+    text.append(f"\ntop choice: {visible(entry.top_choices[label.labeler] or 'tied')}")
+    text.append(f"\ntrail: {len(label.trail)} nodes visited", style="dim")
+    mine = [(number, cited) for number, cited in enumerate(citations, start=1) if cited.labeler == label.labeler]
+    text.append("\ncited: " + ("none" if not mine else ""))
+    for number, cited in mine:
+        text.append(f"\n {number}. ", style="bold")
+        text.append(visible(cited.path.split(PATH_SEPARATOR)[-1] if cited.node_id is not None else cited.uid))
     if label.note:
-        text.append("note: " + visible(label.note) + "\n", style="italic")
+        text.append("\nnote: " + visible(label.note), style="italic")
     return text
 
 
@@ -183,10 +189,13 @@ class DisagreementsScreen(Screen[Choice | None]):
         self.query_one("#disagreement-question", Static).update(question)
         cards = self.query_one("#disagreement-labels", HorizontalScroll)
         cards.remove_children()
-        cards.mount_all(Static(label_card(entry, i), classes="labeler-card") for i in range(len(entry.labels)))
+        cited_here = self.found.citations.get(item.uid, [])
+        cards.mount_all(
+            Static(label_card(entry, i, cited_here), classes="labeler-card") for i in range(len(entry.labels))
+        )
         citations = self.query_one("#disagreement-citations", OptionList)
         citations.clear_options()
-        for number, cited in enumerate(self.found.citations.get(item.uid, []), start=1):
+        for number, cited in enumerate(cited_here, start=1):
             where = cited.path if cited.node_id is not None else f"{cited.uid} (not in this library)"
             prompt = Text(f"{number}. ")
             prompt.append(visible(cited.labeler), style="bold")
