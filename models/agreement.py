@@ -328,3 +328,22 @@ def disagreements(
         found.append(Disagreement(item, mean, tops, group, ruled.get(item_id)))
     found.sort(key=lambda d: (d.adjudication is not None, -round(d.js_distance, 12), d.item.uid))
     return found[:limit] if limit is not None else found
+
+
+def skill_weights(report: AgreementReport, *, minimum_train: int = 10) -> dict[str, float]:
+    """labeler → weight for the trainer (models.trainer.train's `labeler_weights`), from skill on train gold.
+
+    A labeler's skill is the geometric-mean probability they put on gold, exp(mean log score): a
+    proper score, so it rewards calibration and sharpness and cannot be gamed by hedging. Weights are
+    divided by their mean, so an average labeler counts once. Labelers with fewer than
+    `minimum_train` train labels are not named (the trainer counts them once): too few to judge.
+    """
+    skill = {
+        score.labeler: math.exp(score.log_score)
+        for score in report.labelers
+        if score.log_score is not None and score.n_train >= minimum_train
+    }
+    if not skill:
+        return {}
+    mean = sum(skill.values()) / len(skill)
+    return {labeler: value / mean for labeler, value in sorted(skill.items())}

@@ -48,6 +48,11 @@ def _report_lines(report: TrainReport) -> list[str]:
     ]
     for task, reason in report.skipped_tasks.items():
         lines.append(f"  skipped task {task!r}: {reason}")
+    if report.labeler_weights:
+        lines.append(
+            "  labels weighted by skill on train gold: "
+            + ", ".join(f"{name} {weight:.2f}" for name, weight in report.labeler_weights.items())
+        )
     return lines
 
 
@@ -56,14 +61,23 @@ def _report_lines(report: TrainReport) -> list[str]:
 @library_option
 @click.option("--seed", default=0, show_default=True, help="Seed of the CV folds and the learner.")
 @click.option("--folds", default=5, show_default=True, help="Folds of the cross-validation.")
+@click.option(
+    "--weight-by-skill", is_flag=True, help="Weigh each labeler by their skill on train gold (navigator agreement)."
+)
 @json_option
-def train(workspace: Path, library_name: str | None, seed: int, folds: int, as_json: bool) -> None:
+def train(
+    workspace: Path, library_name: str | None, seed: int, folds: int, weight_by_skill: bool, as_json: bool
+) -> None:
     """Fit the imitation model on the current prediction labels and save it as a new version."""
+    from models.agreement import agreement, skill_weights
     from models.trainer import train as fit
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
-    report: TrainReport = guard(lambda: fit(conn, workspace, library, seed=seed, folds=folds))
+    weights = skill_weights(agreement(conn, library)) if weight_by_skill else None
+    report: TrainReport = guard(
+        lambda: fit(conn, workspace, library, seed=seed, folds=folds, labeler_weights=weights)
+    )
     if as_json:
         emit_json({"library": library.name, **report.as_json()})
     else:

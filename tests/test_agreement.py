@@ -228,3 +228,32 @@ def test_acceptance_four_simulated_labelers_with_overlap_two_on_the_demo(demo_wo
     assert ranking[-1] == "simulated:n40" and ranking[0] == "simulated:n05"
     assert all(entry["simulated"] and entry["n_train"] == 336 for entry in payload["labelers"])
     conn.close()
+
+
+def test_skill_weights_and_how_the_trainer_uses_them(conn: sqlite3.Connection, small: Library) -> None:
+    from models.agreement import skill_weights
+    from models.trainer import Label, _tasks, data_hash
+
+    for uid in ("t0", "t1", "t2", "t3"):
+        label(conn, small, "ann", uid, 0.9)
+        label(conn, small, "simulated:bob", uid, 0.6)
+    label(conn, small, "cy", "t0", 0.9)  # one train label: too few to judge, left at weight 1
+    weights = skill_weights(agreement(conn, small), minimum_train=2)
+    assert set(weights) == {"ann", "simulated:bob"}
+    assert weights["ann"] == pytest.approx(0.9 / 0.75) and weights["simulated:bob"] == pytest.approx(0.6 / 0.75)
+    assert skill_weights(agreement(conn, small, splits=("validation",))) == {}
+
+    item = item_by_uid(conn, "t0")
+    assert item is not None
+    labels = [Label(item, "ann", (0.9, 0.1)), Label(item, "simulated:bob", (0.6, 0.4)), Label(item, "cy", (0.5, 0.5))]
+    plain = _tasks(labels, {"t0": "text"})["land"]
+    weighted = _tasks(labels, {"t0": "text"}, weights)["land"]
+    assert plain.sums[0] == pytest.approx([2.0, 1.0])
+    assert weighted.sums[0] == pytest.approx(
+        [
+            0.9 * weights["ann"] + 0.6 * weights["simulated:bob"] + 0.5,
+            0.1 * weights["ann"] + 0.4 * weights["simulated:bob"] + 0.5,
+        ]
+    )
+    assert weighted.label_rows.tolist() == plain.label_rows.tolist()  # CV still scores against the labels as given
+    assert data_hash(labels, small, 1, 5) != data_hash(labels, small, 1, 5, weights)
