@@ -17,6 +17,7 @@ mean paired difference over the draws, with every draw shown.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import statistics
@@ -131,6 +132,7 @@ def main() -> None:
 
 
 def run() -> None:
+    print(f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("SIMULATED labelers " + ", ".join(f"{simulated_name(n)} (noise {v})" for n, v in NOISE.items()))
     with tempfile.TemporaryDirectory() as folder:
         master = Path(folder) / "demo.db"
@@ -175,6 +177,7 @@ def run() -> None:
         for what, changes in (("accuracy", accuracy), ("log loss", log_loss)):
             each = ", ".join(f"{change:+.3f}" for change in changes)
             print(f"  {what} change: mean {statistics.mean(changes):+.4f}, per draw {each}")
+        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         better = sum(change < 0 for change in log_loss)
         print(f"  log loss lower with weighting in {better} of {DRAWS} draws (lower is better)")
         print(

@@ -21,6 +21,7 @@ from kb.records import ItemRecord
 from models.agreement import agreement
 from navigator.app import NavigatorApp
 from navigator.screens.disagreements import DisagreementsScreen
+from navigator.screens.metrics import MetricsScreen
 from navigator.screens.workbench import WorkbenchScreen
 
 
@@ -119,3 +120,22 @@ async def test_disagreements_jump_to_a_citation_and_adjudicate(tmp_path: Path) -
     assert train_item is not None
     assert not LabelStore(conn, "lead").record_prediction(train_item, library.id, {"yes": 1.0, "no": 0.0}).adjudication
     conn.close()
+
+
+async def test_the_metrics_screen_shows_the_teams_agreement(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    conn, library = build(path)
+    item = item_by_uid(conn, "t1")
+    assert item is not None
+    LabelStore(conn, "ann").record_prediction(item, library.id, {"yes": 0.9, "no": 0.1})
+    LabelStore(conn, "simulated:bob", source="simulated").record_prediction(item, library.id, {"yes": 0.3, "no": 0.7})
+    conn.close()
+    app = NavigatorApp(workspace=path, labeler="ann")
+    async with app.run_test(size=(160, 60)) as pilot:
+        await pilot.press("M")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, MetricsScreen)
+        shown = str(app.screen.query_one("#metrics-agreement", Static).render())
+        assert "Agreement in library 'z'" in shown and "land" in shown
+        assert "simulated:bob (SIMULATED)" in shown and "(all tasks)" in shown
