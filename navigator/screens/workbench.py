@@ -532,7 +532,6 @@ class WorkbenchScreen(Screen[None]):
         self.app.call_from_thread(self.merged, f"Merged {path.name}: {added}")
 
     def merged(self, message: str) -> None:
-        self.queue = items_for(self.conn, self.labeler, items_in(self.conn, QUEUE_SPLITS))  # a plan may have come too
         self.done = set(self.labels.current_predictions(self.library.id))
         if self.draft is not None and self.draft.item.id in self.done:
             self.draft = self.next_draft()
