@@ -1,47 +1,42 @@
-"""Full-text search over a library with whoosh, in a folder beside the workspace file.
+"""Full-text search over a library: a whoosh index in a folder beside the workspace file.
 
-SQLite stays the source of truth: the index holds title and path (stored, for
-result lists) and body (indexed only; snippets read the body back from SQLite),
-and can always be rebuilt from the file. Because nodes are append-only, an
-incremental update indexes exactly the nodes above the highest id seen.
+SQLite stays the source of truth; the index can always be rebuilt from it. People,
+the imitation trainer and the simulated labeler all read Z through `SearchIndex.search`,
+so it answers the way a person expects and the same way every time:
+
+- every word or quoted phrase is a clause; nodes matching all clauses rank first, then
+  those matching most of them, then by BM25F, then by node id (`kb.search_query`,
+  `kb.search_rank`). Question words and punctuation never empty a result;
+- every match is scored: no clock and no early stop anywhere in ranking, so the same
+  query on the same index returns the same hits in the same order, whatever the load;
+- the index is written in whole segments from numpy arrays (`kb.search_build`,
+  `kb.search_codec`), so a million nodes index in minutes and opening one costs
+  milliseconds.
 """
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from whoosh import highlight, index
-from whoosh.analysis import StemmingAnalyzer
-from whoosh.collectors import TimeLimit, TimeLimitCollector
-from whoosh.fields import STORED, TEXT, Schema
-from whoosh.lang.stopwords import stoplists
-from whoosh.qparser import MultifieldParser
-from whoosh.query import Query
 
 from kb.db import transaction, utc_now
 from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
 
 PATH_SEPARATOR = " › "
-_MATCH_START, _MATCH_END = "\x02", "\x03"
-SNIPPET_CHARS = 240
-OWN_TEXT, WITH_PATH = ("title", "body"), ("title", "body", "path")
-SEARCH_BUDGET_MS = 60.0  # for scoring; snippets come after it, and DESIGN.md §7 allows 100 ms in all
-_WHOLE = highlight.WholeFragmenter()
-_CONTEXT = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+WRITE_LOCK_SECONDS = 60.0
+SUGGESTION_TERMS = 20_000  # spelling candidates examined per word, in dictionary order
+SUGGESTION_DISTANCE = 2
 
 
 class SearchError(Exception):
     """A query or an index that cannot be used; the message says what to do."""
 
 
-Snippet = list[tuple[str, bool]]
+Snippet = list[tuple[str, bool]]  # (piece of text, is it a match); kb.search_snippet makes them
 
 
 @dataclass(frozen=True)
@@ -52,81 +47,42 @@ class SearchHit:
     path: str
     snippet: Snippet
     score: float
+    matched: tuple[str, ...] = ()  # the query's words and phrases this node contains
+    coverage: int = 0  # how many of them
 
 
 @dataclass(frozen=True)
 class SearchResult:
     query: str
     hits: list[SearchHit]
-    total: int  # exact when fewer hits than the limit were found, else whoosh's upper bound
+    total: int  # every node that matched, exactly
     suggestion: str | None
     milliseconds: float
     limit: int = 20
-    partial: bool = False  # the time budget ran out: the best hits among the documents scored so far
+    words: tuple[str, ...] = ()  # the clauses the query was read as, in order
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def count_text(self) -> str:
-        """ "3 matches", or "20 shown of at most 4,112" when the page is full (whoosh only bounds the count)."""
-        if self.partial:
-            return f"{len(self.hits)} shown; the search stopped at its time budget (add words to narrow it)"
-        if len(self.hits) < self.limit:
-            return f"{len(self.hits)} match" + ("" if len(self.hits) == 1 else "es")
-        return f"{len(self.hits)} shown of at most {self.total:,}"
+        if len(self.hits) < self.total:
+            return f"{len(self.hits)} shown of {self.total:,} matches"
+        return f"{self.total} match" + ("" if self.total == 1 else "es")
 
-
-# Very common words match most of a large library and cost a search its budget while
-# ranking nothing; negations stay searchable because in a library of claims they matter.
-STOP_WORDS = frozenset(stoplists["en"]) - {"no", "not", "nor", "don", "t", "against"}
-
-
-def schema() -> Schema:
-    """Only what search needs: ids are stored, not indexed (nodes are append-only, so no
-    updates by id), and spelling words come from titles alone, which halves the index."""
-    stem = StemmingAnalyzer(stoplist=STOP_WORDS)
-    return Schema(
-        node_id=STORED(),
-        uid=STORED(),
-        title=TEXT(analyzer=stem, stored=True, spelling=True, field_boost=2.0),
-        body=TEXT(analyzer=stem),
-        path=TEXT(analyzer=stem, stored=True),
-    )
+    def missing(self, hit: SearchHit) -> tuple[str, ...]:
+        return tuple(word for word in self.words if word not in hit.matched)
 
 
 def index_dir(workspace: Path, library: Library) -> Path:
     return workspace.parent / f"{workspace.name}.index" / library.uid
 
 
-class _MarkFormatter(highlight.Formatter):  # type: ignore[misc]
-    """Marks matches with control characters so callers style them without parsing markup."""
-
-    between = " … "
-
-    def format_token(self, text: str, token: object, replace: bool = False) -> str:
-        return f"{_MATCH_START}{highlight.get_text(text, token, replace)}{_MATCH_END}"
-
-
-def _segments(marked: str) -> Snippet:
-    pieces: Snippet = []
-    for chunk in marked.split(_MATCH_START):
-        if _MATCH_END in chunk:
-            match, rest = chunk.split(_MATCH_END, 1)
-            pieces.append((match, True))
-            if rest:
-                pieces.append((rest, False))
-        elif chunk:
-            pieces.append((chunk, False))
-    return pieces
-
-
-def _clean(text: str) -> str:
-    return text.replace(_MATCH_START, "").replace(_MATCH_END, "")
-
-
 class SearchIndex:
     def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library) -> None:
         self.conn = conn
+        self.workspace = workspace
         self.library = library
         self.directory = index_dir(workspace, library)
         self._searcher: Any = None
+        self._view: Any = None
 
     # -- state -----------------------------------------------------------
 
@@ -141,8 +97,10 @@ class SearchIndex:
         ).fetchone()
         if row is None:
             return None
+        from whoosh import index
+
         try:
-            present = index.exists_in(str(self.directory))
+            present = index.exists_in(str(self.directory), indexname="MAIN")
         except Exception as error:
             raise self._damaged(error) from error
         if not present:
@@ -161,44 +119,90 @@ class SearchIndex:
             seen = self.indexed_up_to()
         except SearchError:
             seen = None
+        return self._count_after(-1 if seen is None else seen)
+
+    def _count_after(self, after_id: int) -> int:
         row = self.conn.execute(
             "SELECT COUNT(*) FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL",
-            (self.library.id, -1 if seen is None else seen),
+            (self.library.id, after_id),
         ).fetchone()
         return int(row[0])
 
     # -- writing ---------------------------------------------------------
 
     def rebuild(self, progress: Progress | None = None, *, procs: int = 1) -> int:
-        """Index the whole library from SQLite into a fresh folder, then swap it in."""
+        """Index the whole library from SQLite into a fresh folder, then swap it in: the old
+        index answers until the new one is complete."""
+        from kb.search_build import BuildCancelled, add_segments, create_index, remove_tree
+
+        progress = progress or NoProgress()
         fresh = self.directory.with_name(self.directory.name + ".building")
-        if fresh.exists():
-            shutil.rmtree(fresh)
-        fresh.mkdir(parents=True)
-        ix = index.create_in(str(fresh), schema())
-        count, top = self._write(ix, after_id=-1, progress=progress or NoProgress(), procs=procs)
+        remove_tree(fresh)
+        create_index(fresh)
+        total = self._count_after(-1)
+        progress.start(f"indexing {self.library.name}", total)
+        try:
+            result = add_segments(self.conn, self.workspace, fresh, self.library.id, -1, total, progress, procs)
+        except BuildCancelled as error:
+            remove_tree(fresh)
+            raise ImportCancelled() from error
         self.close()
-        if self.directory.is_dir():
-            shutil.rmtree(self.directory)
-        elif self.directory.exists():
-            self.directory.unlink()
+        remove_tree(self.directory)
         fresh.rename(self.directory)
-        self._record(top, count, replace=True)
-        return count
+        self._record(result.top, result.count, replace=True)
+        return result.count
 
     def update(self, progress: Progress | None = None, *, procs: int = 1) -> int:
-        """Index the nodes added since the last update; builds from scratch when there is no index."""
+        """Index the nodes added since the last update; builds from scratch when there is no index.
+
+        Holds the index's write lock, so two processes updating at once index each node once."""
+        from whoosh import index
+
+        from kb.search_build import BuildCancelled, add_segments
+        from kb.search_codec import format_problem
+
         try:
             seen = self.indexed_up_to()
         except SearchError:
             seen = None
         if seen is None:
             return self.rebuild(progress, procs=procs)
-        ix = self._open()
-        count, top = self._write(ix, after_id=seen, progress=progress or NoProgress(), procs=procs)
-        if count:
-            self._record(top, count, replace=False)
-        return count
+        progress = progress or NoProgress()
+        try:
+            ix = index.open_dir(str(self.directory), indexname="MAIN")
+            lock = ix.lock("WRITELOCK")
+            stale = format_problem(ix._segments(), ix.schema)
+        except Exception as error:
+            raise self._damaged(error) from error
+        if stale:
+            return self.rebuild(progress, procs=procs)  # an older release's index: rewrite it whole
+        deadline = time.monotonic() + WRITE_LOCK_SECONDS
+        while not lock.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                raise SearchError(f"the search index at {self.directory} is being written by another process")
+            time.sleep(0.05)
+        try:
+            seen = max(self.indexed_up_to() or -1, self._segments_top(ix))
+            total = self._count_after(seen)
+            if not total:
+                return 0
+            progress.start(f"indexing {self.library.name}", total)
+            try:
+                result = add_segments(
+                    self.conn, self.workspace, self.directory, self.library.id, seen, total, progress, procs
+                )
+            except BuildCancelled as error:
+                raise ImportCancelled() from error
+            self._record(result.top, result.count, replace=False)
+            return result.count
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _segments_top(ix: Any) -> int:
+        """The highest node id any committed segment holds: the index's own record, which a
+        crash between committing segments and recording them in SQLite cannot lose."""
+        return max((int(getattr(s, "last_node_id", -1)) for s in ix._segments() if s.doc_count_all()), default=-1)
 
     def _record(self, top: int, count: int, *, replace: bool) -> None:
         with transaction(self.conn):
@@ -215,183 +219,184 @@ class SearchIndex:
                     (top, count, utc_now(), self.library.id),
                 )
 
-    def _documents(self, after_id: int) -> Iterator[dict[str, object]]:
-        """Nodes in id order with their paths. Parents precede children in id order,
-        so paths come from a map of inner nodes instead of a query per node."""
-        paths: dict[int, str] = {}
-        rows = self.conn.execute(
-            "SELECT id, uid, parent_id, depth, title, body, child_count FROM nodes"
-            " WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL ORDER BY id",
-            (self.library.id, after_id),
-        )
-        for node_id, uid, parent_id, depth, title, body, child_count in rows:
-            if parent_id in paths:
-                parent_path = paths[parent_id]
-            elif depth <= 1:
-                parent_path = ""
-            else:
-                parent_path = self._path_of(parent_id)
-            path = f"{parent_path}{PATH_SEPARATOR}{title}" if parent_path else title
-            if child_count:
-                paths[node_id] = path
-            yield {"node_id": node_id, "uid": uid, "title": title, "body": body, "path": path}
-
-    def _path_of(self, node_id: int) -> str:
-        from kb.tree import path_titles
-
-        return PATH_SEPARATOR.join(path_titles(self.conn, node_id)[1:])
-
-    def _write(self, ix: index.Index, *, after_id: int, progress: Progress, procs: int) -> tuple[int, int]:
-        total = self.conn.execute(
-            "SELECT COUNT(*) FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL",
-            (self.library.id, after_id),
-        ).fetchone()[0]
-        progress.start(f"indexing {self.library.name}", total)
-        options: dict[str, object] = {"limitmb": 1024}
-        if procs > 1:
-            # One merged segment at the end: slower to build, but a query then walks one
-            # posting list per term instead of one per process.
-            options.update(procs=procs, multisegment=False)
-        writer = ix.writer(**options)
-        count, top = 0, after_id
-        try:
-            for document in self._documents(after_id):
-                writer.add_document(**document)
-                count += 1
-                top = int(document["node_id"])  # type: ignore[call-overload]
-                if count % 1_000 == 0:
-                    progress.advance(1_000)
-                    if progress.cancelled:
-                        raise ImportCancelled()
-            writer.commit()
-        except BaseException:
-            writer.cancel()
-            raise
-        progress.advance(count % 1_000)
-        return count, top
-
-    def _open(self) -> index.Index:
-        try:
-            return index.open_dir(str(self.directory))
-        except Exception as error:
-            raise self._damaged(error) from error
-
     # -- reading ---------------------------------------------------------
 
-    def search(self, text: str, *, limit: int = 20, budget_ms: float | None = SEARCH_BUDGET_MS) -> SearchResult:
-        """Best hits for `text`. With a budget, whoosh stops scoring when it runs out and the
-        result says it is partial: a labeler typing gets an answer within one budget, and
-        one more word narrows the search. `budget_ms=None` always scores everything."""
+    def search(self, text: str, *, limit: int = 20) -> SearchResult:
+        """The best `limit` nodes for `text`, ranked by how many of its words they match and
+        then by BM25F, and the exact number of nodes that matched."""
+        from kb.search_query import QuerySyntaxError, plan
+        from kb.search_rank import rank
+
         started = time.perf_counter()
-        deadline = None if budget_ms is None else started + budget_ms / 1000
         text = text.strip()
         if not text:
-            return SearchResult(text, [], 0, None, 0.0)
+            return SearchResult(text, [], 0, None, 0.0, limit)
         # Once a searcher is open, its refresh notices a missing or damaged index itself.
         if self._searcher is None and self.indexed_up_to() is None:
             raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
-        searcher = self._current_searcher()
+        view = self._current_view()
         try:
-            own, wide = (MultifieldParser(fields, searcher.schema).parse(text) for fields in (OWN_TEXT, WITH_PATH))
-        except Exception as error:
+            wanted = plan(text, view.searcher.schema)
+        except QuerySyntaxError as error:
             raise SearchError(
-                f'cannot read the query {text!r}; search plain words, "a phrase", or title:, body:, path: words'
+                f'cannot read the query {text!r} ({error}); search plain words, "a phrase", title:, body:, path: '
+                "words, -word to leave a word out"
             ) from error
         try:
-            hits, total, partial = self._collect(searcher, own, limit, deadline)
-            if len(hits) < limit and not partial:
-                # The wide query matches everything the first one did, so when it completes its
-                # own ranking (BM25F over all three fields) orders the page; if it runs out of
-                # time, the complete first-pass hits stay in front of its partial ones.
-                wide_hits, wide_total, partial = self._collect(searcher, wide, limit, deadline)
-                if partial:
-                    seen = {hit.node_id for hit in hits}
-                    hits = (hits + [hit for hit in wide_hits if hit.node_id not in seen])[:limit]
-                    total = max(len(hits), wide_total)
-                else:
-                    hits, total = wide_hits, wide_total
-            # A suggestion is a convenience: offered only while the search is within its budget.
-            in_budget = deadline is None or time.perf_counter() < deadline
-            suggestion = self._suggest(searcher, wide, text) if not hits and not partial and in_budget else None
+            ranked = rank(view, wanted, limit)
+            hits = self._hits(ranked, [clause.label for clause in wanted.clauses])
+            suggestion = self._suggest(view, text)
         except SearchError:
             raise
         except Exception as error:
             raise self._damaged(error) from error
         elapsed = (time.perf_counter() - started) * 1000
-        return SearchResult(text, hits, total, suggestion, elapsed, limit, partial)
+        words = tuple(clause.label for clause in wanted.clauses)
+        return SearchResult(
+            text, hits, ranked.total, suggestion, elapsed, limit, words, tuple(wanted.notes + ranked.notes)
+        )
 
-    def _collect(
-        self, searcher: Any, query: Query, limit: int, deadline: float | None
-    ) -> tuple[list[SearchHit], int, bool]:
-        """The best `limit` hits, the match count (exact when the page is not full), and
-        whether the time budget cut scoring short."""
-        collector = searcher.collector(limit=limit)
-        partial = False
-        if deadline is not None:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return [], 0, True
-            collector = TimeLimitCollector(collector, timelimit=remaining, use_alarm=False)
-        try:
-            searcher.search_with_collector(query, collector)
-        except TimeLimit:
-            partial = True
-        results = collector.results()
-        results.formatter = _MarkFormatter()
-        hits = self._hits(results)
-        if len(hits) < limit and not partial:
-            return hits, len(hits), False
-        return hits, max(len(hits), results.estimated_length()), partial
+    def _current_view(self) -> Any:
+        """Opening an index costs more than a query, so one searcher serves every query and
+        is refreshed (cheaply, only if the index changed) each time."""
+        from whoosh import index
 
-    def _current_searcher(self) -> Any:
-        """Opening an index costs far more than a query, so one searcher serves every
-        query and is refreshed (cheaply, only if the index changed) each time."""
+        from kb.search_codec import format_problem
+        from kb.search_rank import IndexView
+
         try:
             if self._searcher is None:
-                self._searcher = self._open().searcher()
+                searcher = index.open_dir(str(self.directory), indexname="MAIN").searcher()
+                self._searcher = searcher
             else:
-                self._searcher = self._searcher.refresh()
+                searcher = self._searcher.refresh()
+            if searcher is not self._searcher or self._view is None:
+                problem = format_problem(
+                    searcher.reader().segments() if searcher.doc_count_all() else [], searcher.schema
+                )
+                if problem:
+                    searcher.close()
+                    self._searcher = self._view = None
+                    raise SearchError(
+                        f"the search index for library {self.library.name!r} cannot be read: {problem}; rebuild it"
+                        " with `navigator index --rebuild`"
+                    )
+                self._searcher = searcher
+                self._view = IndexView(searcher)
         except SearchError:
             raise
         except Exception as error:
             self._searcher = None
             raise self._damaged(error) from error
-        return self._searcher
+        return self._view
+
+    def verify(self, *, thorough: bool = False) -> int:
+        """Open every segment and read its per-node arrays; `thorough` also reads every
+        posting list and checks it is in order and inside its segment. Returns the number of
+        nodes indexed; raises SearchError naming the fix when something is damaged."""
+        from kb.search_codec import read_postings
+        from kb.search_text import FIELDS, SPELLING
+
+        if self.indexed_up_to() is None:
+            raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
+        view = self._current_view()
+        try:
+            for leaf, _ in view.leaves:
+                count = leaf.doc_count_all()
+                docs_reader = leaf._perdoc
+                if len(docs_reader.node_ids()) != count:
+                    raise ValueError(f"segment {leaf.segment()} lists {count} nodes but stores another number")
+                if not thorough:
+                    continue
+                terms = leaf._terms
+                for field_name in (*FIELDS, SPELLING):
+                    for (found, text), info in terms.items_from(field_name, b""):
+                        if found != field_name:
+                            break
+                        offset, _ = info.extent()
+                        postings, positions = read_postings(
+                            terms._postfile, offset, info.doc_frequency(), with_positions=True
+                        )
+                        docs = postings.docs.astype("int64")
+                        if len(docs) and (docs[-1] >= count or (len(docs) > 1 and (docs[1:] <= docs[:-1]).any())):
+                            raise ValueError(f"postings of {field_name}:{text!r} are out of order or out of range")
+            return int(view.count)
+        except SearchError:
+            raise
+        except Exception as error:
+            raise self._damaged(error) from error
 
     def close(self) -> None:
         if self._searcher is not None:
             self._searcher.close()
             self._searcher = None
+            self._view = None
 
-    def _hits(self, results: Any) -> list[SearchHit]:
-        # Not list(results): that asks for len(), which counts every match in the index.
-        found = [results[index] for index in range(results.scored_length())]
-        if not found:
+    def _hits(self, ranked: Any, labels: list[str]) -> list[SearchHit]:
+        if not ranked.node_ids:
             return []
-        ids = [hit["node_id"] for hit in found]
-        bodies = dict(
-            self.conn.execute(f"SELECT id, body FROM nodes WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
-        )
+        from kb.search_snippet import snippet
+        from kb.tree import path_titles
+
+        marks = ",".join("?" * len(ranked.node_ids))
+        rows = {
+            row[0]: row[1:]
+            for row in self.conn.execute(
+                f"SELECT id, uid, title, body FROM nodes WHERE id IN ({marks})", ranked.node_ids
+            )
+        }
+        words = {term for field, term in ranked.terms if field in ("title", "body", "path")}
         hits = []
-        for hit in found:
-            body = _clean(bodies.get(hit["node_id"], ""))
-            results.fragmenter = _WHOLE if len(body) <= SNIPPET_CHARS else _CONTEXT
-            marked = hit.highlights("body", text=body) if body else ""
-            if marked:
-                snippet = _segments(marked)
-            elif body:  # matched by title or path: the node's own text says more than its title again
-                snippet = [(body[:SNIPPET_CHARS], False)]
-            else:
-                results.fragmenter = _WHOLE
-                snippet = _segments(hit.highlights("title", text=_clean(hit["title"]))) or [(hit["title"], False)]
-            hits.append(SearchHit(hit["node_id"], hit["uid"], hit["title"], hit["path"], snippet, hit.score))
+        for node_id, score, hit_clauses in zip(ranked.node_ids, ranked.scores, ranked.clause_hits, strict=True):
+            uid, title, body = rows.get(node_id, ("", "", ""))
+            # A node matched by its title or path shows its own text: it says more than the title again.
+            shown = snippet(body, words) if body else snippet(title, words)
+            path = PATH_SEPARATOR.join(path_titles(self.conn, node_id)[1:])
+            matched = tuple(label for label, hit in zip(labels, hit_clauses, strict=True) if hit)
+            hits.append(SearchHit(node_id, uid, title, path, shown, score, matched, len(matched)))
         return hits
 
-    def _suggest(self, searcher: Any, query: Query, text: str) -> str | None:
-        """Spelling from title words only, and only among words sharing the first two letters:
-        against every term of a large index a suggestion would cost most of a second."""
-        titles = searcher.corrector("title")
-        correctors = {field: titles for field in ("title", "body", "path")}
-        correction = searcher.correct_query(query, text, correctors=correctors, prefix=2, maxdist=2)
-        corrected = correction.string
-        return corrected if corrected and corrected != text else None
+    def _suggest(self, view: Any, text: str) -> str | None:
+        """The query with each word that is nowhere in the library replaced by the closest
+        title word (edit distance ≤ 2, same first two letters, most frequent first)."""
+        from kb.search_text import TOKEN, spelling_of, term_of
+
+        reader = view.searcher.reader()
+        replaced = text
+        changed = False
+        for match in TOKEN.finditer(text):
+            word = match.group()
+            term = term_of(word)
+            spelled = spelling_of(word)
+            if term is None or spelled is None or "*" in word:
+                continue
+            if any(view.doc_frequency(field, term.encode("utf-8")) for field in ("title", "body", "path")):
+                continue
+            better = _closest(reader, spelled)
+            if better is not None:
+                if word[:1].isupper():
+                    better = better[:1].upper() + better[1:]
+                replaced = replaced.replace(word, better, 1)
+                changed = True
+        return replaced if changed else None
+
+
+def _closest(reader: Any, word: str) -> str | None:
+    from whoosh.support.levenshtein import distance
+
+    from kb.search_text import SPELLING
+
+    best: tuple[int, int, str] | None = None
+    for examined, found in enumerate(reader.expand_prefix(SPELLING, word[:2])):
+        if examined >= SUGGESTION_TERMS:
+            break
+        candidate = found.decode("utf-8") if isinstance(found, bytes) else str(found)
+        if candidate == word or abs(len(candidate) - len(word)) > SUGGESTION_DISTANCE:
+            continue
+        steps = distance(candidate, word, limit=SUGGESTION_DISTANCE)
+        if steps > SUGGESTION_DISTANCE:
+            continue
+        key = (steps, -int(reader.doc_frequency(SPELLING, found)), candidate)
+        if best is None or key < best:
+            best = key
+    return None if best is None else best[2]

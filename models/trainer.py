@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import pickle
-import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -46,21 +45,19 @@ from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
-from whoosh import index as whoosh_index
 
 from kb.db import WorkspaceError, transaction, utc_now
 from kb.items import Item, items_in
 from kb.libraries import Library
-from kb.search import SearchError, SearchIndex, schema
+from kb.search import SearchError, SearchIndex
 
 MIN_ITEMS_PER_TASK = 10
 RETRIEVED_NODES = 5
 BODY_CHARS = 400
-COMMON_WORD_SHARE = 0.01
 SMOOTHING = 0.01
 LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 CALIBRATION_BINS = 10
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: features read Z through the ranked search (all words first), not an OR of rare words
 MODEL_KIND = "prediction"
 LABELLED_SPLITS = ("train", "validation")
 
@@ -156,26 +153,18 @@ def task_key(item: Item) -> str:
 
 # -- features ---------------------------------------------------------------------
 
-_WORD = re.compile(r"\w+")
 _RETRIEVAL_CACHE: dict[tuple[str, int, str, int], str] = {}
 _CACHE_LIMIT = 50_000
 
 
-def retrieval_query(words: Sequence[str]) -> str:
-    """Any of the words in a title or body (lower case, so whoosh never reads them as
-    AND/OR/NOT): a question is a sentence, and requiring every word of it finds nothing.
-    Paths are left out: a region's name is in the path of every node below it."""
-    if not words:
-        return ""
-    any_word = " OR ".join(word.lower() for word in words)
-    return f"title:({any_word}) OR body:({any_word})"
-
-
 class Retriever:
-    """x → x plus the text of the top nodes the library's search index returns for x.
+    """x → x plus the text of the top nodes the library's search returns for x.
 
-    Results are cached per process by (library, index state, x, k), because evaluation
-    and the IID guard ask for the same items again; a changed index changes the key.
+    The trainer reads Z exactly as a person searching it does: the question goes to
+    `SearchIndex.search` as typed, whose ranking is deterministic, so the features, and
+    the fitted model, never depend on the machine's load. Results are cached per process
+    by (library, index state, x, k), because evaluation and the IID guard ask for the same
+    items again; a changed index changes the key.
     """
 
     def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library, k: int = RETRIEVED_NODES):
@@ -193,51 +182,22 @@ class Retriever:
                 "build it with `navigator index`"
             )
         self.state = seen
-        self._reader: Any = None
-        self._analyzer = schema()["body"].analyzer
-
-    def query_words(self, x: str) -> list[str]:
-        """x's words minus those in more than COMMON_WORD_SHARE of the library's nodes.
-
-        An OR query walks every posting of every word: one word found in thousands of nodes
-        ("population") costs a search most of its time and ranks nothing, the same reason
-        the index drops stop words. The rarest word always stays.
-        """
-        if self._reader is None:
-            self._reader = whoosh_index.open_dir(str(self.search.directory)).reader()
-        limit = max(1.0, COMMON_WORD_SHARE * self._reader.doc_count())
-        frequencies = []
-        for word in dict.fromkeys(w.lower() for w in _WORD.findall(x)):
-            tokens = [token.text for token in self._analyzer(word)]
-            if tokens:
-                frequency = max(
-                    self._reader.doc_frequency(name, token) for name in ("title", "body") for token in tokens
-                )
-                frequencies.append((frequency, word))
-        kept = [word for frequency, word in frequencies if frequency <= limit]
-        if not kept and frequencies:
-            kept = [min(frequencies)[1]]
-        return kept
 
     def text(self, x: str) -> str:
         key = (self.library.uid, self.state, x, self.k)
         cached = _RETRIEVAL_CACHE.get(key)
         if cached is not None:
             return cached
-        query = retrieval_query(self.query_words(x))
-        pieces = [x]
-        if query:
-            try:
-                hits = self.search.search(query, limit=self.k).hits
-            except SearchError as error:
-                raise TrainerError(str(error)) from error
-            ids = [hit.node_id for hit in hits]
-            bodies: dict[int, str] = {}
-            if ids:
-                marks = ",".join("?" * len(ids))
-                bodies = dict(self.conn.execute(f"SELECT id, body FROM nodes WHERE id IN ({marks})", ids).fetchall())
-            for hit in hits:
-                pieces.append(f"{hit.title}\n{hit.path}\n{bodies.get(hit.node_id, '')[:BODY_CHARS]}")
+        try:
+            hits = self.search.search(x, limit=self.k).hits
+        except SearchError as error:
+            raise TrainerError(str(error)) from error
+        ids = [hit.node_id for hit in hits]
+        bodies: dict[int, str] = {}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            bodies = dict(self.conn.execute(f"SELECT id, body FROM nodes WHERE id IN ({marks})", ids).fetchall())
+        pieces = [x] + [f"{hit.title}\n{hit.path}\n{bodies.get(hit.node_id, '')[:BODY_CHARS]}" for hit in hits]
         text = "\n".join(pieces)
         if len(_RETRIEVAL_CACHE) >= _CACHE_LIMIT:
             _RETRIEVAL_CACHE.clear()
@@ -249,9 +209,6 @@ class Retriever:
 
     def close(self) -> None:
         self.search.close()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
 
 
 # -- fitting ----------------------------------------------------------------------

@@ -12,19 +12,15 @@ import re
 import sqlite3
 import sys
 from functools import partial
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from kb.db import connect, schema_version
-from kb.importing import ImportProblem, ImportReport, import_staged
-from kb.items import import_items, item_counts
-from kb.labels import label_counts
+from kb.importing import ImportProblem
 from kb.libraries import Library, find_library, get_or_create_library, list_libraries
-from kb.records import LibraryStats, WorkspaceStats
 from kb.search import SearchIndex
 from kb.tree import Node, ancestors, children, resolve_node
 from navigator.command_support import (
@@ -38,23 +34,72 @@ from navigator.command_support import (
     workspace_option,
 )
 from navigator.display import visible
-from navigator.doctor_command import doctor
-from navigator.exchange_commands import export, merge
-from navigator.llm_commands import ask, llm, unpack
-from navigator.prior_command import prior
 from navigator.progress import TerminalProgress
-from navigator.score_commands import fork, score
-from navigator.team_commands import agreement, assign, disagreements, serve
-from navigator.trainer_commands import evaluate, predict, simulate, train
+
+if TYPE_CHECKING:
+    from kb.importing import ImportReport
+    from kb.records import WorkspaceStats
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
+
+# Commands defined in their own modules, imported only when run: those modules pull in
+# scikit-learn, scipy, llama.cpp and Textual, which `navigator --help` and a one-shot
+# `navigator search` never need. name (= the module's attribute): (module, the help line listed).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "unpack": ("navigator.llm_commands", "Unpack NODE into K simpler generated statements, DEPTH levels deep."),
+    "ask": ("navigator.llm_commands", "Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."),
+    "llm": ("navigator.llm_commands", "The local LLM: call logs, model status, and review of generated nodes."),
+    "export": ("navigator.exchange_commands", "Export predictions and credences (with undo history), the nodes…"),
+    "merge": ("navigator.exchange_commands", "Merge exports (from `navigator export`) into this workspace."),
+    "prior": ("navigator.prior_command", "What credences imply about P(Z): exact interval, bounds, point estimates…"),
+    "score": ("navigator.score_commands", "Rank the libraries by F(Z) = Σ log P(y|x,Z) over D (train items with…"),
+    "fork": ("navigator.score_commands", "Copy library SOURCE whole into a new library NEW_NAME (same node ids…"),
+    "train": ("navigator.trainer_commands", "Fit the imitation model on the current prediction labels and save it…"),
+    "predict": ("navigator.trainer_commands", "Predict every D*_prediction item with the latest model; JSONL, one…"),
+    "evaluate": ("navigator.trainer_commands", "Accuracy and log loss on D*_prediction: imitation model vs naive…"),
+    "simulate": (
+        "navigator.trainer_commands",
+        "A SIMULATED labeler answers the demo questions by reading the library…",
+    ),
+    "doctor": ("navigator.doctor_command", "Check a workspace (integrity, schema, search indexes, orphans, the…"),
+    "assign": ("navigator.team_commands", "Give every item of a split OVERLAP distinct labelers, balanced; the app's…"),
+    "agreement": ("navigator.team_commands", "Inter-labeler agreement (Krippendorff's alpha, Jensen–Shannon…"),
+    "disagreements": ("navigator.team_commands", "Items where labelers disagree most (mean pairwise Jensen–Shannon…"),
+    "serve": ("navigator.team_commands", "Serve the app to web browsers (textual-serve): each tab runs its own app…"),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            command: click.Command = getattr(import_module(LAZY_COMMANDS[cmd_name][0]), cmd_name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def _index_procs(pending: int) -> int:
     return min(os.cpu_count() or 1, 4) if pending > 20_000 else 1
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=LazyGroup, invoke_without_command=True)
 @workspace_option
 @click.option("--labeler", help="Who is labelling (remembered for next time).")
 @click.option("--library", "library_name", help="Library to open (default: the one used last).")
@@ -122,6 +167,12 @@ def _reader(fmt: str, path: Path | None, progress: TerminalProgress) -> Any:
     return read_outline_file(path, progress, plain_text=path.suffix.lower() not in (".md", ".markdown"))
 
 
+def _import_items(*args: Any, **kwargs: Any) -> Any:
+    from kb.items import import_items
+
+    return import_items(*args, **kwargs)
+
+
 def _report_problems(problems: list[ImportProblem], skipped: int) -> None:
     for problem in problems:
         click.echo(f"skipped {problem}", err=True)
@@ -160,6 +211,8 @@ def import_(
         records = _reader(fmt, path, progress)
         library = guard(lambda: get_or_create_library(conn, name))
         try:
+            from kb.importing import import_staged
+
             report: ImportReport = guard(
                 lambda: import_staged(
                     conn,
@@ -248,7 +301,7 @@ def items_import(
     conn = guard(lambda: connect(workspace, create=True))
     with TerminalProgress(enabled=not as_json) as progress:
         report = guard(
-            lambda: import_items(
+            lambda: _import_items(
                 conn,
                 path,
                 dstar=split == "dstar",
@@ -284,7 +337,10 @@ def items_import(
 @click.option("--limit", default=10, show_default=True)
 @json_option
 def search(workspace: Path, query: str, library_name: str | None, limit: int, as_json: bool) -> None:
-    """Search a library (words, "phrases", title:word, AND/OR/NOT)."""
+    """Search a library: words, "phrases", title:/body:/path:word, -word, prefix*.
+
+    Nodes with all the words come first, then those with most of them; each hit says which
+    words it has. The same query gives the same hits every time."""
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
     result = guard(lambda: SearchIndex(conn, workspace, library).search(query, limit=limit))
@@ -292,9 +348,10 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
         emit_json(
             {
                 "query": result.query,
+                "words": list(result.words),
                 "total": result.total,
-                "total_is_exact": len(result.hits) < limit,
                 "suggestion": result.suggestion,
+                "notes": list(result.notes),
                 "milliseconds": round(result.milliseconds, 2),
                 "hits": [
                     {
@@ -302,6 +359,8 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
                         "title": hit.title,
                         "path": hit.path,
                         "score": hit.score,
+                        "matched": list(hit.matched),
+                        "missing": list(result.missing(hit)),
                         "snippet": "".join(text for text, _ in hit.snippet),
                     }
                     for hit in result.hits
@@ -309,18 +368,29 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
             }
         )
         return
+    from rich.console import Console
+    from rich.text import Text
+
     console = Console(highlight=False)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if not result.hits:
         click.echo(f"no results for {query!r}" + (f"; did you mean: {result.suggestion}" if result.suggestion else ""))
         return
     for hit in result.hits:
         console.print(Text(visible(hit.path), style="bold"))
-        console.print(Text(visible(f"  {hit.uid}"), style="dim"))
+        line = Text(visible(f"  {hit.uid}"), style="dim")
+        missing = result.missing(hit)
+        if missing and len(result.words) > 1:
+            line.append(visible(f"  · has {', '.join(hit.matched)}; not {', '.join(missing)}"), style="dim")
+        console.print(line)
         snippet = Text("  ")
         for text, is_match in hit.snippet:
             snippet.append(visible(re.sub(r"\s+", " ", text)), style="reverse" if is_match else "")
         console.print(snippet)
     click.echo(f"{result.count_text()} in {result.milliseconds:.0f} ms")
+    if result.suggestion:
+        click.echo(f"did you mean: {result.suggestion}")
 
 
 def _node_json(node: Node) -> dict[str, Any]:
@@ -403,6 +473,10 @@ def tree(workspace: Path, node: str | None, library_name: str | None, depth: int
 
 
 def workspace_stats(conn: sqlite3.Connection, workspace: Path) -> WorkspaceStats:
+    from kb.items import item_counts
+    from kb.labels import label_counts
+    from kb.records import LibraryStats, WorkspaceStats
+
     libraries = [
         LibraryStats(name=lib.name, uid=lib.uid, nodes=_library_size(conn, lib)) for lib in list_libraries(conn)
     ]
@@ -486,12 +560,6 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         from navigator.app import NavigatorApp
 
         NavigatorApp(workspace=workspace, labeler=None).run()
-
-
-for command in (unpack, ask, llm, export, merge, prior, score, fork, train, predict, evaluate, simulate, doctor):
-    main.add_command(command)
-for command in (assign, agreement, disagreements, serve):
-    main.add_command(command)
 
 
 def run() -> None:

@@ -109,14 +109,14 @@ def check_schema(conn: sqlite3.Connection) -> list[Finding]:
     ]
 
 
-def check_index(conn: sqlite3.Connection, workspace: Path, library: Library) -> Finding:
+def check_index(conn: sqlite3.Connection, workspace: Path, library: Library, *, quick: bool = False) -> Finding:
     name = f"index {library.name}"
     rebuild = f"`navigator index --rebuild --library {library.name}` (search works again once it finishes)"
     search = SearchIndex(conn, workspace, library)
     try:
         seen = search.indexed_up_to()
         if seen is not None:
-            search.search("doctor", limit=1, budget_ms=None)  # opening and reading proves the files are sound
+            search.verify(thorough=not quick)
     except SearchError as error:
         return Finding(name, ERROR, str(error), rebuild)
     finally:
@@ -206,15 +206,15 @@ def examine(workspace: Path, *, model: Path | None = None, quick: bool = False) 
             findings += _guarded("orphans", lambda: check_orphans(conn))
             libraries = _guarded_libraries(conn, findings)
             for library in libraries:
-                findings += _guarded(f"index {library.name}", partial(_index_findings, conn, workspace, library))
+                findings += _guarded(f"index {library.name}", partial(_index_findings, conn, workspace, library, quick))
     finally:
         conn.close()
     findings.append(check_model(model))
     return findings
 
 
-def _index_findings(conn: sqlite3.Connection, workspace: Path, library: Library) -> list[Finding]:
-    return [check_index(conn, workspace, library)]
+def _index_findings(conn: sqlite3.Connection, workspace: Path, library: Library, quick: bool) -> list[Finding]:
+    return [check_index(conn, workspace, library, quick=quick)]
 
 
 def _guarded(check: str, run: Callable[[], list[Finding]]) -> list[Finding]:

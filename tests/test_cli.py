@@ -264,7 +264,7 @@ def test_search_no_results_suggests(geo):
 
 def test_search_damaged_index_then_index_rebuild(geo):
     index_root = geo.with_name(geo.name + ".index")
-    for segment in index_root.rglob("*.seg"):
+    for segment in (*index_root.rglob("*.pst"), *index_root.rglob("*.doc")):
         segment.write_bytes(b"garbage")
     broken = cli("search", "--workspace", geo, "coastline")
     assert broken.exit_code == 1 and "navigator index --rebuild" in broken.stderr
@@ -405,3 +405,27 @@ def test_control_characters_are_printed_as_visible_symbols(tmp_path: Path) -> No
         assert result.exit_code == 0, result.output
         assert "\x1b" not in result.output and "\x07" not in result.output
         assert "title␛]0;pwned␇ x" in result.output
+
+
+def test_help_lists_every_command_without_importing_the_heavy_ones() -> None:
+    """`navigator --help` must not pay for scikit-learn, scipy, llama.cpp or Textual."""
+    import subprocess
+    import sys
+    from importlib import import_module
+
+    from navigator.cli import LAZY_COMMANDS
+
+    for name, (module, line) in LAZY_COMMANDS.items():
+        real = getattr(import_module(module), name).get_short_help_str(limit=1000)
+        assert real.startswith(line.removesuffix("…")), (name, real)
+    probe = (
+        "import sys; from click.testing import CliRunner; from navigator.cli import main; "
+        "result = CliRunner().invoke(main, ['--help']); assert result.exit_code == 0, result.output; "
+        "print(result.output); print(sorted(m for m in ('sklearn', 'scipy', 'llama_cpp', 'textual', 'numpy') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    *text, imported = done.stdout.strip().splitlines()
+    assert imported == "[]"
+    for name in LAZY_COMMANDS:
+        assert any(row.strip().startswith(name + " ") for row in text), name

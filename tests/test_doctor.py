@@ -172,3 +172,28 @@ def test_a_missing_workspace_and_a_missing_model_say_what_to_do(
         "fix": "download it",
         "needs_action": True,
     }
+
+
+def test_a_flipped_posting_is_found_by_the_thorough_check_not_the_quick_one(tmp_path: Path) -> None:
+    from kb.db import connect
+    from kb.importing import StagedNode, import_staged
+    from kb.libraries import create_library
+    from kb.search import SearchError, SearchIndex
+
+    path = tmp_path / "w.db"
+    conn = connect(path, create=True)
+    library = create_library(conn, "z")
+    nodes = (StagedNode(n, f"s{n}", None, "statement", f"river {n}", "delta water") for n in range(1, 200))
+    import_staged(conn, library, nodes, source="t", importer="t")
+    search = SearchIndex(conn, path, library)
+    search.rebuild()
+    (leaf, _), *_ = search._current_view().leaves
+    offset, _ = leaf._terms.term_info("body", b"delta").extent()
+    search.close()
+    (postings,) = index_dir(path, library).glob("*.pst")
+    data = bytearray(postings.read_bytes())
+    data[offset + 8 : offset + 12] = b"\xff" * 4  # the second doc number, far past the segment's end
+    postings.write_bytes(bytes(data))
+    assert SearchIndex(conn, path, library).verify(thorough=False) == 199
+    with pytest.raises(SearchError, match="navigator index --rebuild"):
+        SearchIndex(conn, path, library).verify(thorough=True)

@@ -22,8 +22,10 @@ from kb.search import SearchError, SearchIndex, SearchResult
 from navigator.display import visible
 
 
-def hit_label(path: str, snippet: list[tuple[str, bool]]) -> Text:
+def hit_label(path: str, snippet: list[tuple[str, bool]], missing: tuple[str, ...] = ()) -> Text:
     label = Text(visible(path), style="bold")
+    if missing:
+        label.append(visible(f"  (without {', '.join(missing)})"), style="dim")
     label.append("\n  ")
     for text, is_match in snippet:
         label.append(visible(re.sub(r"\s+", " ", text)), style="reverse" if is_match else "")
@@ -76,7 +78,9 @@ class SearchScreen(ModalScreen[int | None]):
 
     @work(thread=True, exclusive=True, group="search")
     def run_search(self, text: str) -> None:
-        """Runs off the UI thread with its own connection and a searcher kept open between keystrokes."""
+        """Runs off the UI thread with its own connection and a searcher kept open between
+        keystrokes. A newer keystroke cancels this worker; a cancelled worker's result is
+        dropped, so the list always shows the latest query's complete answer."""
         if self.index is None:
             self.index = SearchIndex(connect(self.workspace), self.workspace, self.library)
         try:
@@ -99,11 +103,13 @@ class SearchScreen(ModalScreen[int | None]):
             status.update(Text(visible(result), style="red"))
             return
         for hit in result.hits:
-            results.add_option(Option(hit_label(hit.path, hit.snippet), id=str(hit.node_id)))
+            missing = result.missing(hit) if len(result.words) > 1 else ()
+            results.add_option(Option(hit_label(hit.path, hit.snippet, missing), id=str(hit.node_id)))
+        hint = f" — did you mean: {result.suggestion}" if result.suggestion else ""
+        notes = "".join(f" · {note}" for note in result.notes)
         if result.hits:
-            status.update(Text(f"{result.count_text()} · {result.milliseconds:.0f} ms"))
+            status.update(Text(visible(f"{result.count_text()} · {result.milliseconds:.0f} ms{hint}{notes}")))
         elif result.query:
-            hint = f" — did you mean: {result.suggestion}" if result.suggestion else ""
-            status.update(Text(visible(f"no results{hint}")))
+            status.update(Text(visible(f"no results{hint}{notes}")))
         else:
             status.update(Text(""))

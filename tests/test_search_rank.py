@@ -1,0 +1,126 @@
+"""Our ranking against whoosh's own searcher on the same index, and its invariants.
+
+whoosh reads the same segments through ArrayMatcher, so for plain words it is an
+independent implementation of the matching set and of BM25F; phrases and prefixes must
+match the same nodes.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from whoosh import scoring
+from whoosh.qparser import MultifieldParser, OrGroup
+
+from kb.importing import StagedNode, import_staged
+from kb.libraries import Library
+from kb.search import SearchIndex
+from kb.search_text import FIELDS
+
+VOCABULARY = [
+    "river",
+    "delta",
+    "mountain",
+    "coastline",
+    "population",
+    "border",
+    "capital",
+    "island",
+    "desert",
+    "climate",
+    "harbour",
+    "railway",
+    "treaty",
+    "export",
+    "import",
+    "copper",
+    "tin",
+    "gold",
+    "forest",
+    "valley",
+    "lake",
+    "volcano",
+    "tropical",
+    "arid",
+    "temperate",
+    "northern",
+    "southern",
+    "landlocked",
+]
+
+
+def random_library(conn: sqlite3.Connection, library: Library, seed: int, count: int) -> None:
+    rng = random.Random(seed)
+    nodes: list[StagedNode] = []
+    for number in range(count):
+        parent = None if number < 5 or rng.random() < 0.1 else nodes[rng.randrange(len(nodes))].uid
+        title = " ".join(rng.choices(VOCABULARY, k=rng.randint(1, 4)))
+        body = " ".join(rng.choices(VOCABULARY + ["the", "of", "is", "and"], k=rng.randint(0, 30)))
+        nodes.append(StagedNode(number + 1, f"n{number}", parent, "statement", title.capitalize(), body))
+    import_staged(conn, library, iter(nodes), source="random", importer="test")
+
+
+@pytest.fixture
+def ranked_index(conn: sqlite3.Connection, library: Library, workspace: Path) -> SearchIndex:
+    random_library(conn, library, seed=11, count=600)
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    return search
+
+
+def whoosh_scores(search: SearchIndex, text: str) -> dict[int, float]:
+    view = search._current_view()
+    searcher = view.searcher
+    assert isinstance(searcher.weighting, scoring.BM25F)
+    parsed = MultifieldParser(list(FIELDS), searcher.schema, group=OrGroup).parse(text)
+    results = searcher.search(parsed, limit=None)
+    return {int(hit["node_id"]): float(hit.score) for hit in results}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_plain_words_match_and_score_as_whoosh_does(ranked_index: SearchIndex, seed: int) -> None:
+    rng = random.Random(seed)
+    text = " ".join(rng.sample(VOCABULARY, rng.randint(1, 5)))
+    ours = ranked_index.search(text, limit=10_000)
+    theirs = whoosh_scores(ranked_index, text)
+    assert ours.total == len(theirs) > 0
+    assert {hit.node_id for hit in ours.hits} == set(theirs)
+    for hit in ours.hits:
+        assert hit.score == pytest.approx(theirs[hit.node_id], rel=1e-5)
+
+
+@pytest.mark.parametrize("text", ['"river delta"', 'title:"copper tin"', "volc*", "body:lake", "path:railway"])
+def test_phrases_prefixes_and_fields_match_the_nodes_whoosh_finds(ranked_index: SearchIndex, text: str) -> None:
+    ours = ranked_index.search(text, limit=10_000)
+    theirs = whoosh_scores(ranked_index, text)
+    assert {hit.node_id for hit in ours.hits} == set(theirs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_more_words_matched_always_rank_first_then_score_then_node(ranked_index: SearchIndex, seed: int) -> None:
+    rng = random.Random(100 + seed)
+    words = rng.sample(VOCABULARY, 4)
+    result = ranked_index.search(" ".join(words), limit=10_000)
+    keys = [(-hit.coverage, -hit.score, hit.node_id) for hit in result.hits]
+    assert keys == sorted(keys)
+    assert all(set(hit.matched) <= set(result.words) for hit in result.hits)
+    top = result.hits[0]
+    assert top.coverage == max(hit.coverage for hit in result.hits)
+
+
+def test_a_page_is_the_head_of_the_complete_ranking(ranked_index: SearchIndex) -> None:
+    everything = ranked_index.search("river mountain treaty copper", limit=10_000).hits
+    for limit in (1, 5, 20):
+        page = ranked_index.search("river mountain treaty copper", limit=limit).hits
+        assert [hit.node_id for hit in page] == [hit.node_id for hit in everything[:limit]]
+
+
+def test_excluded_and_required_words(ranked_index: SearchIndex) -> None:
+    with_river = {hit.node_id for hit in ranked_index.search("river", limit=10_000).hits}
+    without = ranked_index.search("delta -river", limit=10_000)
+    assert without.hits and not ({hit.node_id for hit in without.hits} & with_river)
+    required = ranked_index.search("+river delta", limit=10_000)
+    assert {hit.node_id for hit in required.hits} <= with_river
