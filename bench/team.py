@@ -12,7 +12,7 @@ labeler by skill on train gold (models.agreement.skill_weights), and scores both
 D*_prediction answer key (accuracy and log loss, n = 143 per draw). Whether weighting helps is the
 mean paired difference over the draws, with every draw shown.
 
-    python -m bench.team        # about 6 minutes on two cores; also writes bench/team.out.txt
+    python -m bench.team        # about 2 minutes on two cores; also writes bench/team.out.txt
 """
 
 from __future__ import annotations
@@ -177,13 +177,13 @@ def run() -> None:
         for what, changes in (("accuracy", accuracy), ("log loss", log_loss)):
             each = ", ".join(f"{change:+.3f}" for change in changes)
             print(f"  {what} change: mean {statistics.mean(changes):+.4f}, per draw {each}")
-        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         better = sum(change < 0 for change in log_loss)
         print(f"  log loss lower with weighting in {better} of {DRAWS} draws (lower is better)")
         print(
             f"  accuracy higher in {sum(c > 0 for c in accuracy)}, equal in {sum(c == 0 for c in accuracy)},"
             f" lower in {sum(c < 0 for c in accuracy)} of {DRAWS} draws (one item of 143 is 0.007)"
         )
+        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
