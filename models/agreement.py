@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import krippendorff
@@ -273,7 +273,7 @@ def _labeler_scores(
     ranked = sorted((s for s in scores if s.log_score is not None), key=lambda s: (-(s.log_score or 0.0), s.labeler))
     ranks = {s.labeler: position for position, s in enumerate(ranked, start=1)}
     ordered = sorted(scores, key=lambda s: (s.labeler not in ranks, ranks.get(s.labeler, 0), s.labeler))
-    return [LabelerScore(**{**s.__dict__, "rank": ranks.get(s.labeler)}) for s in ordered]
+    return [replace(s, rank=ranks.get(s.labeler)) for s in ordered]
 
 
 def _labels(

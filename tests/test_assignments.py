@@ -11,6 +11,7 @@ from itertools import combinations
 from pathlib import Path
 
 import click
+import pandas
 import pytest
 from click.testing import CliRunner
 
@@ -247,6 +248,8 @@ def test_offline_copies_merge_back_with_nothing_lost_or_doubled(lead: sqlite3.Co
     [carried] = [record for record in records if record["type"] == "assignment"]
     assert carried["id"] == plan.uid and carried["labeler"] == "lead" and len(carried["assignments"]) == 30
     assert {record["id"] for record in records if record["type"] == "item"} >= set(plan.items)
+    frame = pandas.read_json(exports[0], lines=True)  # an export with a plan still reads as a table
+    assert set(frame["type"]) == {"item", "prediction", "assignment"} and len(frame) == len(records)
 
     report = merge_files(lead, exports)
     assert report.added["prediction"] == 60 and report.added["assignment"] == 0
