@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
+from kb.search import INDEX_NAME
 from kb.search_codec import (
     ArrayCodec,
     ArraySegment,
@@ -44,7 +45,6 @@ from kb.search_text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermC
 
 WRITTEN = (*FIELDS, SPELLING)
 
-INDEX_NAME = "MAIN"
 BATCH = 20_000  # nodes tokenized before their tokens become arrays
 PARALLEL_FROM = 50_000  # below this many nodes one process is faster than starting others
 LEVEL_WIDTH = 6  # merge once this many segments have the same order of magnitude

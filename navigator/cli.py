@@ -371,7 +371,7 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # piped output keeps one hit line per line
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if not result.hits:
