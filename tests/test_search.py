@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kb.formats.jsonl import read_jsonl_nodes
 from kb.importing import NoProgress, import_staged
@@ -327,3 +329,24 @@ def test_an_index_from_an_older_release_is_named_on_search_and_rebuilt_on_update
     small.close()
     assert small.update() == len(NODES)
     assert uids(small.search("coastline")) == ["fr"]
+
+
+SYNTAX = st.sampled_from(
+    ['"', "'", ":", "*", "(", ")", "[", "]", "{", "}", "^", "~", "+", "-", "AND", "OR", "NOT", "TO",
+     "title:", "path:", "body:", "\\", "/", "?", "!", "landlocked", "europe", "  "]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(SYNTAX, st.text(max_size=5)), max_size=10))
+def test_any_text_gives_hits_or_a_message_naming_the_query(small, words):
+    if small.indexed_up_to() is None:
+        small.rebuild()
+    text = " ".join(words)
+    try:
+        result = small.search(text)
+    except SearchError as error:
+        assert "cannot read the query" in str(error)
+        return
+    keys = [(-hit.coverage, -hit.score, hit.node_id) for hit in result.hits]
+    assert keys == sorted(keys) and result.total >= len(result.hits)
