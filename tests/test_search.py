@@ -350,3 +350,32 @@ def test_any_text_gives_hits_or_a_message_naming_the_query(small, words):
         return
     keys = [(-hit.coverage, -hit.score, hit.node_id) for hit in result.hits]
     assert keys == sorted(keys) and result.total >= len(result.hits)
+
+
+def _update_in_process(workspace: str, library_name: str) -> int:
+    from kb.db import connect
+    from kb.libraries import get_library
+
+    conn = connect(Path(workspace))
+    try:
+        return SearchIndex(conn, Path(workspace), get_library(conn, library_name)).update()
+    finally:
+        conn.close()
+
+
+def test_two_processes_updating_at_once_index_each_node_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from kb.tree import add_children, node_by_uid
+
+    workspace, conn, library = _river_library(tmp_path, 200)
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    top = node_by_uid(conn, "s0", library.id)
+    add_children(conn, top, [(f"lagoon {n}", "brackish water", "statement") for n in range(400)], origin="human")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        counts = pool.starmap(_update_in_process, [(str(workspace), library.name)] * 2)
+    assert sorted(counts) == [0, 400]
+    assert search.search("lagoon", limit=1).total == 400
+    assert search.verify(thorough=True) == 600
