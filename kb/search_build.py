@@ -150,7 +150,7 @@ def _group(
     new_term = np.concatenate(([True], terms[1:] != terms[:-1]))
     new_posting = new_term | np.concatenate(([True], docs[1:] != docs[:-1]))
     posting_starts = np.flatnonzero(new_posting)
-    freqs = np.diff(np.append(posting_starts, len(docs))).astype(np.uint16)
+    freqs = np.diff(np.append(posting_starts, len(docs))).astype(np.uint32)
     posting_docs = docs[posting_starts]
     term_starts = np.flatnonzero(new_term[posting_starts])
     term_ends = np.append(term_starts[1:], len(posting_starts))

@@ -379,3 +379,24 @@ def test_two_processes_updating_at_once_index_each_node_once(tmp_path: Path) -> 
     assert sorted(counts) == [0, 400]
     assert search.search("lagoon", limit=1).total == 400
     assert search.verify(thorough=True) == 600
+
+
+def test_a_word_repeated_seventy_thousand_times_in_one_node_is_counted_exactly(tmp_path: Path) -> None:
+    """Frequencies are stored as 32-bit numbers: a hostile node cannot wrap one around."""
+    from kb.db import connect
+    from kb.importing import StagedNode, import_staged
+    from kb.libraries import create_library
+
+    workspace = tmp_path / "w.db"
+    conn = connect(workspace, create=True)
+    library = create_library(conn, "z")
+    nodes = [
+        StagedNode(1, "many", None, "statement", "Echo", "echo " * 70_000 + "canyon"),
+        StagedNode(2, "one", None, "statement", "Valley", "echo canyon"),
+    ]
+    import_staged(conn, library, iter(nodes), source="t", importer="t")
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    assert search.verify(thorough=True) == 2
+    assert [hit.uid for hit in search.search("echo").hits] == ["many", "one"]
+    assert sorted(hit.uid for hit in search.search('"echo canyon"').hits) == ["many", "one"]
