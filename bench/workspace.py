@@ -43,7 +43,6 @@ from kb.db import connect
 from kb.formats.jsonl import read_jsonl_nodes
 from kb.importing import NoProgress, import_staged
 from kb.libraries import Library, create_library
-from kb.search import PATH_SEPARATOR, SearchIndex
 from kb.tree import ancestors, children, node_by_uid
 
 # (id, parent, title, body, kind): one JSONL line, and one row of the anchor table.
@@ -395,54 +394,6 @@ def anchor_insert(rows: list[Row], path: Path) -> float:
     return seconds
 
 
-# -- 2. index build
-
-
-def measure_index(
-    conn: sqlite3.Connection, workspace: Path, library: Library, fts_path: Path, procs: int
-) -> tuple[SearchIndex, sqlite3.Connection, Rate]:
-    search = SearchIndex(conn, workspace, library)
-    log(f"whoosh: SearchIndex.rebuild(procs={procs}) of library {library.name!r}")
-    started = time.perf_counter()
-    count = search.rebuild(LogProgress(), procs=procs)
-    whoosh_seconds = time.perf_counter() - started
-    log("anchor: FTS5 over the same rows (title, body, path)")
-    fts, fts_count, fts_seconds = build_fts(conn, library, fts_path)
-    assert fts_count == count, f"FTS5 indexed {fts_count}, whoosh {count}"
-    rate = Rate(f"whoosh rebuild procs={procs}", count, whoosh_seconds, "FTS5 insert (porter)", fts_seconds)
-    return search, fts, rate
-
-
-def documents(conn: sqlite3.Connection, library: Library) -> Iterator[tuple[int, str, str, str]]:
-    """(id, title, body, path) in id order; parents precede children, so paths come from a map."""
-    paths: dict[int, str] = {}
-    rows = conn.execute(
-        "SELECT id, parent_id, depth, title, body, child_count FROM nodes"
-        " WHERE library_id = ? AND parent_id IS NOT NULL ORDER BY id",
-        (library.id,),
-    )
-    for node_id, parent_id, depth, title, body, child_count in rows:
-        parent_path = paths.get(parent_id, "") if depth > 1 else ""
-        path = f"{parent_path}{PATH_SEPARATOR}{title}" if parent_path else title
-        if child_count:
-            paths[node_id] = path
-        yield node_id, title, body, path
-
-
-def build_fts(conn: sqlite3.Connection, library: Library, path: Path) -> tuple[sqlite3.Connection, int, float]:
-    if path.exists():
-        path.unlink()
-    fts = open_bare(path)
-    fts.execute("CREATE VIRTUAL TABLE fts USING fts5(title, body, path, tokenize='porter unicode61')")
-    started = time.perf_counter()
-    fts.execute("BEGIN")
-    fts.executemany("INSERT INTO fts (rowid, title, body, path) VALUES (?, ?, ?, ?)", documents(conn, library))
-    fts.execute("COMMIT")
-    seconds = time.perf_counter() - started
-    count = fts.execute("SELECT COUNT(*) FROM fts").fetchone()[0]
-    return fts, count, seconds
-
-
 # -- 3. tree latency
 
 
@@ -498,63 +449,6 @@ def measure_tree(conn: sqlite3.Connection, library: Library, rng: random.Random,
 # -- 4. search latency
 
 
-def make_queries(vocabulary: Vocabulary, rng: random.Random, count: int) -> list[str]:
-    """1–3 content words each, drawn by frequency (never function words, which whoosh drops as stop words)."""
-    content = vocabulary.words[vocabulary.first_content :]
-    base = vocabulary.cum_weights[vocabulary.first_content - 1]
-    cum = [w - base for w in vocabulary.cum_weights[vocabulary.first_content :]]
-    return [" ".join(rng.choices(content, cum_weights=cum, k=rng.randint(1, 3))) for _ in range(count)]
-
-
-def fts_search(fts: sqlite3.Connection, text: str, limit: int = 20) -> list[tuple[Any, ...]]:
-    match = " ".join(f'"{word}"' for word in text.split())
-    return fts.execute(
-        "SELECT rowid, title, path, snippet(fts, 1, char(2), char(3), ' … ', 24) FROM fts"
-        " WHERE fts MATCH ? ORDER BY bm25(fts, 2.0, 1.0, 1.0) LIMIT ?",
-        (match, limit),
-    ).fetchall()
-
-
-def measure_search(search: SearchIndex, fts: sqlite3.Connection, queries: list[str]) -> list[Latency]:
-    log(f"search latency: {len(queries)} queries, whoosh and FTS5")
-    for text in queries[:5]:  # warm both, so the first open of the index is not in the figure
-        search.search(text)
-        fts_search(fts, text)
-    whoosh_hits: list[int] = []
-    fts_hits: list[int] = []
-    whoosh = time_each(lambda q=q: whoosh_hits.append(len(search.search(q, limit=20).hits)) for q in queries)
-    sqlite = time_each(lambda q=q: fts_hits.append(len(fts_search(fts, q))) for q in queries)
-
-    def with_hits(hits: list[int], samples: list[float]) -> str:
-        """Zero-hit queries take a different path (spelling suggestions), so show both kinds apart."""
-        found = [ms for ms, h in zip(samples, hits, strict=True) if h]
-        empty = [ms for ms, h in zip(samples, hits, strict=True) if not h]
-        parts = [f"{len(found) / len(hits):.0%} of queries found something"]
-        parts += [
-            f"{label} p50 {percentile(kind, 50):.1f} / p95 {percentile(kind, 95):.1f} ms"
-            for label, kind in (("with hits", found), ("no hits", empty))
-            if kind
-        ]
-        return "; ".join(parts)
-
-    return [
-        latency(
-            "whoosh SearchIndex.search limit 20",
-            whoosh,
-            "FTS5 MATCH bm25 limit 20",
-            sqlite,
-            95,
-            with_hits(whoosh_hits, whoosh),
-        ),
-        latency(
-            "FTS5 MATCH bm25 limit 20", sqlite, "FTS5 MATCH bm25 limit 20", sqlite, 95, with_hits(fts_hits, sqlite)
-        ),
-    ]
-
-
-# --------------------------------------------------------------------------- report
-
-
 def rate_lines(number: int, title: str, rate: Rate) -> list[str]:
     lines = [
         f"{number}. {title}: {rate.count:,} nodes",
@@ -583,18 +477,16 @@ def latency_lines(number: int, title: str, figures: list[Latency]) -> list[str]:
     return lines
 
 
-def verdicts(tree: list[Latency], search: list[Latency]) -> list[str]:
+def verdicts(tree: list[Latency]) -> list[str]:
     def line(label: str, value: float, budget: float) -> str:
         return f"   {'PASS' if value < budget else 'FAIL'}  {label:<40} {value:8.3f} ms  (budget < {budget:g} ms)"
 
     children_p99 = max(f.p_high_ms for f in tree if f.name.startswith("children page"))
     ancestors_p99 = next(f.p_high_ms for f in tree if f.name.startswith("ancestors"))
-    search_p95 = search[0].p_high_ms
     return [
         "Budgets (issue):",
         line("children page p99 (worst of both kinds)", children_p99, BUDGET_TREE_P99_MS),
         line("ancestors p99", ancestors_p99, BUDGET_TREE_P99_MS),
-        line("search p95 (whoosh)", search_p95, BUDGET_SEARCH_P95_MS),
     ]
 
 
@@ -622,11 +514,8 @@ def summary(args: argparse.Namespace, shape: dict[str, int], figures: dict[str, 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=1_000_000, help="library size (default 1,000,000)")
-    parser.add_argument("--index-nodes", type=int, help="index only a library of the first N nodes (default: all)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--samples", type=int, default=2_000, help="samples per tree operation")
-    parser.add_argument("--queries", type=int, default=200, help="search queries")
-    parser.add_argument("--procs", type=int, default=2, help="whoosh indexing processes")
     parser.add_argument("--keep", type=Path, help="write files here and keep them (default: a temp dir, removed)")
     parser.add_argument("--json", action="store_true", help="also print a machine-readable summary")
     args = parser.parse_args(argv)
@@ -644,19 +533,6 @@ def library_shape(conn: sqlite3.Connection, library: Library) -> dict[str, int]:
     ).fetchone()
     keys = ("nodes", "max_depth", "max_children", "leaves", "inner_3_to_30_children", "inner_over_30_children")
     return dict(zip(keys, (int(value or 0) for value in row), strict=True))
-
-
-def index_library(
-    conn: sqlite3.Connection, library: Library, jsonl: Path, index_nodes: int | None, total: int
-) -> Library:
-    """The library to index: the whole one, or (--index-nodes) a fresh library of the file's first N lines."""
-    if not index_nodes or index_nodes >= total:
-        return library
-    log(f"importing the first {index_nodes:,} nodes as library 'bench-prefix' for the search figures")
-    prefix = create_library(conn, "bench-prefix")
-    records = itertools.islice(read_jsonl_nodes(jsonl, NoProgress()), index_nodes)
-    import_staged(conn, prefix, records, source=str(jsonl), importer="jsonl")
-    return prefix
 
 
 def show(lines: list[str]) -> None:
@@ -683,28 +559,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     show([f"   shape: {shape}", *rate_lines(1, "import", import_rate)])
 
     tree = measure_tree(conn, library, rng, args.samples)
-    show(latency_lines(3, "tree latency (library 'bench')", tree))
+    show(latency_lines(2, "tree latency (library 'bench')", tree))
 
-    indexed = index_library(conn, library, jsonl, args.index_nodes, args.nodes)
-    search, fts, index_rate = measure_index(conn, workdir / "workspace.db", indexed, workdir / "fts.db", args.procs)
-    show(rate_lines(2, f"search index build (library {indexed.name!r})", index_rate))
-
-    queries = make_queries(build_vocabulary(random.Random(args.seed)), rng, args.queries)
-    search_latency = measure_search(search, fts, queries)
-    show(latency_lines(4, f"search latency over {len(queries)} queries (library {indexed.name!r})", search_latency))
-    show(verdicts(tree, search_latency))
-    return summary(
-        args,
-        shape,
-        {
-            "searched_library": indexed.name,
-            "import": import_rate,
-            "index": index_rate,
-            "tree": tree,
-            "search": search_latency,
-            "verdicts": verdicts(tree, search_latency),
-        },
-    )
+    show(verdicts(tree))
+    return summary(args, shape, {"import": import_rate, "tree": tree, "verdicts": verdicts(tree)})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

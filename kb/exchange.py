@@ -25,7 +25,11 @@ export a self-contained dataset (x and options beside the labels).
 Records come in an order a merge applies in one pass: items, nodes (by
 internal id, which is parent-first and original-before-edit because nodes are
 append-only), then predictions and credences (by id, so a superseding row
-follows the row it supersedes and the newest stays newest after a merge).
+follows the row it supersedes and the newest stays newest after a merge), then
+assignment plans (kb.assignments), each whole in one record. Every plan is
+exported, whatever --labeler says: plans are the team's, a few hundred rows,
+and merging a plan that is already there changes nothing. An adjudication
+(kb.labels) is a prediction record with `adjudication: true`.
 
 A merge validates every record of every file against the workspace and the
 records before it, then writes everything in the same transaction, or reports
@@ -46,6 +50,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from kb.assignments import Plan, all_plans, plan_by_uid, store_plan
 from kb.db import WorkspaceError, transaction
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
@@ -55,6 +60,7 @@ from kb.records import (
     EXPORT_MODELS,
     EXPORT_TYPES,
     SCHEMA_VERSION,
+    AssignmentExport,
     CredenceExport,
     ExportRecord,
     ItemExport,
@@ -125,14 +131,28 @@ def collect_export(conn: sqlite3.Connection, *, labeler: str | None = None) -> l
         predictions = conn.execute(_PREDICTION_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
         credences = conn.execute(_CREDENCE_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
         nodes = _exported_nodes(conn, predictions, credences, labeler)
-        item_ids = sorted({row["item_id"] for row in predictions})
-        items = [conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone() for item_id in item_ids]
+        plans = all_plans(conn)
+        planned = {uid for plan in plans for uid in plan.items}
+        item_ids = {row["item_id"] for row in predictions}
+        item_ids |= {row[0] for row in _rows_by_uid(conn, "SELECT id FROM items WHERE uid IN ({})", planned)}
+        items = [conn.execute("SELECT * FROM items WHERE id = ?", (i,)).fetchone() for i in sorted(item_ids)]
     records: list[ExportRecord] = []
     records += [_checked(ItemExport, _item_fields(row)) for row in items]
     records += [_checked(NodeExport, _node_fields(row)) for row in nodes]
     records += [_checked(PredictionExport, _prediction_fields(row)) for row in predictions]
     records += [_checked(CredenceExport, _credence_fields(row)) for row in credences]
+    records += [_checked(AssignmentExport, _assignment_fields(plan)) for plan in plans]
     return records
+
+
+def _rows_by_uid(conn: sqlite3.Connection, sql: str, uids: set[str]) -> list[sqlite3.Row]:
+    """`sql` with its `IN ({})` filled for every uid, 500 at a time (SQLite's parameter limit)."""
+    names = sorted(uids)
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        rows += conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+    return rows
 
 
 def write_export(records: list[ExportRecord], out: TextIO) -> ExportReport:
@@ -249,6 +269,7 @@ def _prediction_fields(row: sqlite3.Row) -> dict[str, Any]:
         "note": row["note"],
         "supersedes": row["supersedes"],
         "retracted": bool(row["retracted"]),
+        "adjudication": bool(row["adjudication"]),
     }
 
 
@@ -262,6 +283,21 @@ def _credence_fields(row: sqlite3.Row) -> dict[str, Any]:
         "note": row["note"],
         "supersedes": row["supersedes"],
         "retracted": bool(row["retracted"]),
+    }
+
+
+def _assignment_fields(plan: Plan) -> dict[str, Any]:
+    return {
+        "type": "assignment",
+        "id": plan.uid,
+        "schema_version": SCHEMA_VERSION,
+        "labeler": plan.created_by,
+        "created_at": plan.created_at,
+        "split": plan.split,
+        "labelers": list(plan.labelers),
+        "overlap": plan.overlap,
+        "seed": plan.seed,
+        "assignments": [{"item": uid, "labelers": list(assigned)} for uid, assigned in plan.items.items()],
     }
 
 
@@ -330,6 +366,7 @@ class _Place:
     probs: dict[str, float] = field(default_factory=dict)
     nodes: list[str] = field(default_factory=list)  # cited (predictions) or statements (credences), translated
     trail: list[str] = field(default_factory=list)
+    assigned: dict[int, tuple[str, ...]] = field(default_factory=dict)  # an assignment plan: item id → labelers
 
 
 class _Planner:
@@ -357,6 +394,8 @@ class _Planner:
             self._check_prediction(line, record)
         elif isinstance(record, CredenceExport):
             self._check_credence(line, record)
+        elif isinstance(record, AssignmentExport):
+            self._check_assignment(line, record)
         else:  # pragma: no cover - EXPORT_MODELS names every model
             raise line.problem("type", f"cannot merge {record.type!r} records")
 
@@ -420,6 +459,16 @@ class _Planner:
         record = line.record
         if isinstance(record, ItemExport):
             return {"task": record.task, "x": record.x, "options": record.options, "split": record.split}
+        if isinstance(record, AssignmentExport):
+            return {
+                "split": record.split,
+                "labelers": record.labelers,
+                "overlap": record.overlap,
+                "seed": record.seed,
+                "created_by": record.labeler,
+                "created_at": record.created_at,
+                "assignments": {entry.item: sorted(entry.labelers) for entry in record.assignments},
+            }
         if isinstance(record, NodeExport):
             return {
                 "parent": record.parent,
@@ -451,6 +500,7 @@ class _Planner:
                 "probs": record.probs,
                 "cited": translate,
                 "trail": [self._translate(library, record.library, uid) for uid in record.trail],
+                "adjudication": record.adjudication,
                 **common,
             }
         return {"scope": record.scope, "statements": sorted(translate), "p": record.p, **common}
@@ -517,6 +567,45 @@ class _Planner:
         self.new_labels[record.id] = line
         self.places.append(_Place(line, library=library, nodes=statements))
 
+    def _check_assignment(self, line: _Line, record: AssignmentExport) -> None:
+        """Every item of the plan must be here, in the plan's split; a plan already here must be equal."""
+        found = {
+            row["uid"]: row
+            for row in _rows_by_uid(
+                self.conn, "SELECT id, uid, split FROM items WHERE uid IN ({})", {e.item for e in record.assignments}
+            )
+        }
+        assigned: dict[int, tuple[str, ...]] = {}
+        for entry in record.assignments:
+            row = found.get(entry.item)
+            if row is None:
+                raise line.problem(
+                    "assignments",
+                    f"item {entry.item!r} is not in this workspace; a merge adds labels, not items:"
+                    " import the items first (navigator items import)",
+                )
+            if row["split"] != record.split:
+                raise line.problem(
+                    "assignments", f"item {entry.item!r} is a {row['split']} item here, not {record.split}"
+                )
+            assigned[int(row["id"])] = tuple(sorted(entry.labelers))
+        stored = plan_by_uid(self.conn, record.id)
+        theirs = None if stored is None else self._comparable_plan(stored)
+        if not self._present(line, "assignment", record.id, self._comparable(line), theirs):
+            self.places.append(_Place(line, assigned=assigned))
+
+    @staticmethod
+    def _comparable_plan(plan: Plan) -> dict[str, Any]:
+        return {
+            "split": plan.split,
+            "labelers": list(plan.labelers),
+            "overlap": plan.overlap,
+            "seed": plan.seed,
+            "created_by": plan.created_by,
+            "created_at": plan.created_at,
+            "assignments": {uid: list(assigned) for uid, assigned in plan.items.items()},
+        }
+
     def _present_label(self, line: _Line, record: PredictionExport | CredenceExport, table: str) -> bool:
         """Already here (equal, else a conflict), or new; a new row's `supersedes` must resolve."""
         row = self.conn.execute(
@@ -556,6 +645,7 @@ class _Planner:
                 "probs": json.loads(row["probs"]),
                 "cited": json.loads(row["cited"]),
                 "trail": json.loads(row["trail"]),
+                "adjudication": bool(row["adjudication"]),
                 **common,
             }
         return {"scope": row["scope"], "statements": json.loads(row["statements"]), "p": row["p"], **common}
@@ -566,6 +656,20 @@ class _Planner:
         grown: dict[int, Library] = {}
         for place in self.places:
             record = place.line.record
+            if isinstance(record, AssignmentExport):
+                store_plan(
+                    self.conn,
+                    uid=record.id,
+                    split=record.split,
+                    labelers=record.labelers,
+                    overlap=record.overlap,
+                    seed=record.seed,
+                    created_by=record.labeler,
+                    created_at=record.created_at,
+                    items=place.assigned,
+                )
+                self.report.added[record.type] += 1
+                continue
             assert place.library is not None
             if isinstance(record, NodeExport):
                 self._insert_node(place.library, record)
@@ -625,7 +729,7 @@ class _Planner:
         assert place.library is not None
         self.conn.execute(
             "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, cited, trail, seconds, note,"
-            " supersedes, retracted, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " supersedes, retracted, adjudication, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 place.item_id,
@@ -639,6 +743,7 @@ class _Planner:
                 record.note,
                 record.supersedes,
                 int(record.retracted),
+                int(record.adjudication),
                 record.created_at,
             ),
         )

@@ -41,6 +41,8 @@ class Prediction:
     seconds: float | None
     note: str
     created_at: str
+    source: str = "human"
+    adjudication: bool = False  # the lead's ruling on a disagreement (kb.labels.LabelStore.record_prediction)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,45 @@ def statements_key(uids: Sequence[str]) -> str:
 
 
 _CURRENT = "retracted = 0 AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.supersedes = {table}.uid AND r.retracted = 1)"
+_PREDICTION_COLUMNS = (
+    "uid, item_id, library_id, labeler, probs, cited, trail, seconds, note, created_at, source, adjudication"
+)
+
+
+def _prediction(row: sqlite3.Row) -> Prediction:
+    return Prediction(
+        row["uid"],
+        row["item_id"],
+        row["library_id"],
+        row["labeler"],
+        json.loads(row["probs"]),
+        json.loads(row["cited"]),
+        json.loads(row["trail"]),
+        row["seconds"],
+        row["note"],
+        row["created_at"],
+        row["source"],
+        bool(row["adjudication"]),
+    )
+
+
+def current_predictions_in_library(conn: sqlite3.Connection, library_id: int) -> list[Prediction]:
+    """Every labeler's current prediction made with one library, ordered by item then labeler.
+
+    The same rule as `LabelStore.current_predictions` (the newest row per item and labeler
+    that is not a retraction and was not retracted), computed in one pass over the library's
+    rows rather than per labeler, for readers that compare labelers (agreement, disagreements).
+    """
+    rows = conn.execute(
+        f"SELECT {_PREDICTION_COLUMNS}, retracted, supersedes FROM predictions WHERE library_id = ? ORDER BY id",
+        (library_id,),
+    ).fetchall()
+    withdrawn = {row["supersedes"] for row in rows if row["retracted"]}
+    current: dict[tuple[int, str], sqlite3.Row] = {}
+    for row in rows:
+        if not row["retracted"] and row["uid"] not in withdrawn:
+            current[(row["item_id"], row["labeler"])] = row  # in id order: the newest one stays
+    return [_prediction(current[key]) for key in sorted(current)]
 
 
 class LabelStore:
@@ -113,7 +154,11 @@ class LabelStore:
         trail: Sequence[str] = (),
         seconds: float | None = None,
         note: str = "",
+        adjudication: bool = False,
     ) -> Prediction:
+        """Commit one prediction; it supersedes this labeler's current one on the item. An
+        `adjudication` is the same kind of row, flagged: the lead's ruling after reading
+        the labelers' disagreement, so agreement figures can leave it out."""
         checked = checked_distribution(probs, item.options)
         uid = f"pred_{uuid.uuid4().hex}"
         now = utc_now()
@@ -121,7 +166,7 @@ class LabelStore:
             previous = self._current_prediction_uid(item.id, library_id)
             self.conn.execute(
                 "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, cited, trail, seconds,"
-                " note, supersedes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " note, supersedes, adjudication, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     uid,
                     item.id,
@@ -134,10 +179,24 @@ class LabelStore:
                     seconds,
                     note,
                     previous,
+                    int(adjudication),
                     now,
                 ),
             )
-        return Prediction(uid, item.id, library_id, self.labeler, checked, list(cited), list(trail), seconds, note, now)
+        return Prediction(
+            uid,
+            item.id,
+            library_id,
+            self.labeler,
+            checked,
+            list(cited),
+            list(trail),
+            seconds,
+            note,
+            now,
+            self.source,
+            adjudication,
+        )
 
     def _current_prediction_uid(self, item_id: int, library_id: int) -> str | None:
         row = self.conn.execute(
@@ -150,25 +209,13 @@ class LabelStore:
     def current_predictions(self, library_id: int) -> dict[int, Prediction]:
         """item id → this labeler's current prediction."""
         rows = self.conn.execute(
-            f"SELECT uid, item_id, library_id, labeler, probs, cited, trail, seconds, note, created_at"
-            f" FROM predictions WHERE library_id = ? AND labeler = ? AND {_CURRENT.format(table='predictions')}"
-            f" ORDER BY id",
+            f"SELECT {_PREDICTION_COLUMNS} FROM predictions"
+            f" WHERE library_id = ? AND labeler = ? AND {_CURRENT.format(table='predictions')} ORDER BY id",
             (library_id, self.labeler),
         )
         current: dict[int, Prediction] = {}
         for row in rows:
-            current[row["item_id"]] = Prediction(
-                row["uid"],
-                row["item_id"],
-                row["library_id"],
-                row["labeler"],
-                json.loads(row["probs"]),
-                json.loads(row["cited"]),
-                json.loads(row["trail"]),
-                row["seconds"],
-                row["note"],
-                row["created_at"],
-            )
+            current[row["item_id"]] = _prediction(row)
         return current
 
     # -- credences ---------------------------------------------------------

@@ -103,7 +103,7 @@ class WorkspaceStats(BaseModel):
 # UTC ISO-8601 with a trailing Z, as kb.db.utc_now writes it; fractional seconds optional.
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 PROBABILITY_SUM_TOLERANCE = 1e-6
-EXPORT_TYPES = ("item", "node", "prediction", "credence")
+EXPORT_TYPES = ("item", "node", "prediction", "credence", "assignment")
 
 Uid = Annotated[str, Field(min_length=1, max_length=512)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -185,6 +185,7 @@ class PredictionExport(ExportRecord):
     note: str
     supersedes: Uid | None
     retracted: bool
+    adjudication: bool = False  # the lead's ruling on a disagreement; absent in exports from before it existed
 
     @field_validator("probs")
     @classmethod
@@ -224,9 +225,53 @@ class CredenceExport(ExportRecord):
         return statements
 
 
+class AssignedItem(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    item: Uid
+    labelers: list[str] = Field(min_length=1)
+
+
+class AssignmentExport(ExportRecord):
+    """One assignment plan, whole (kb.assignments): who labels which item of `split`.
+    `labeler` is who made the plan (None if unknown); `labelers` everyone it names;
+    `assignments` one entry per item with its `overlap` distinct labelers."""
+
+    type: Literal["assignment"]
+    split: Literal["train", "validation", "prediction"]
+    labelers: list[str] = Field(min_length=1)
+    overlap: int = Field(ge=1)
+    seed: int
+    assignments: list[AssignedItem] = Field(min_length=1)
+
+    @field_validator("labelers")
+    @classmethod
+    def _distinct_labelers(cls, labelers: list[str]) -> list[str]:
+        if any(not name.strip() for name in labelers) or len(set(labelers)) != len(labelers):
+            raise ValueError("labelers must be distinct non-empty names")
+        return labelers
+
+    @field_validator("assignments")
+    @classmethod
+    def _consistent(cls, assignments: list[AssignedItem], info: ValidationInfo) -> list[AssignedItem]:
+        named, overlap = set(info.data.get("labelers") or ()), info.data.get("overlap")
+        seen: set[str] = set()
+        for entry in assignments:
+            if entry.item in seen:
+                raise ValueError(f"item {entry.item!r} is assigned twice")
+            seen.add(entry.item)
+            if len(set(entry.labelers)) != len(entry.labelers) or len(entry.labelers) != overlap:
+                raise ValueError(f"item {entry.item!r} must have {overlap} distinct labelers, got {entry.labelers}")
+            strangers = sorted(set(entry.labelers) - named)
+            if strangers:
+                raise ValueError(f"item {entry.item!r} names {strangers[0]!r}, who is not one of the plan's labelers")
+        return assignments
+
+
 EXPORT_MODELS: dict[str, type[ExportRecord]] = {
     "item": ItemExport,
     "node": NodeExport,
     "prediction": PredictionExport,
     "credence": CredenceExport,
+    "assignment": AssignmentExport,
 }

@@ -27,6 +27,7 @@ from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
 
 PATH_SEPARATOR = " › "
+INDEX_NAME = "MAIN"  # whoosh's name for the index inside its folder (its default, as earlier releases used)
 WRITE_LOCK_SECONDS = 60.0
 SUGGESTION_TERMS = 20_000  # spelling candidates examined per word, in dictionary order
 SUGGESTION_DISTANCE = 2
@@ -100,7 +101,7 @@ class SearchIndex:
         from whoosh import index
 
         try:
-            present = index.exists_in(str(self.directory), indexname="MAIN")
+            present = index.exists_in(str(self.directory), indexname=INDEX_NAME)
         except Exception as error:
             raise self._damaged(error) from error
         if not present:
@@ -169,7 +170,7 @@ class SearchIndex:
             return self.rebuild(progress, procs=procs)
         progress = progress or NoProgress()
         try:
-            ix = index.open_dir(str(self.directory), indexname="MAIN")
+            ix = index.open_dir(str(self.directory), indexname=INDEX_NAME)
             lock = ix.lock("WRITELOCK")
             stale = format_problem(ix._segments(), ix.schema)
         except Exception as error:
@@ -266,7 +267,7 @@ class SearchIndex:
 
         try:
             if self._searcher is None:
-                searcher = index.open_dir(str(self.directory), indexname="MAIN").searcher()
+                searcher = index.open_dir(str(self.directory), indexname=INDEX_NAME).searcher()
                 self._searcher = searcher
             else:
                 searcher = self._searcher.refresh()

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
+from kb.search import INDEX_NAME
 from kb.search_codec import (
     ArrayCodec,
     ArraySegment,
@@ -44,7 +45,6 @@ from kb.search_text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermC
 
 WRITTEN = (*FIELDS, SPELLING)
 
-INDEX_NAME = "MAIN"
 BATCH = 20_000  # nodes tokenized before their tokens become arrays
 PARALLEL_FROM = 50_000  # below this many nodes one process is faster than starting others
 LEVEL_WIDTH = 6  # merge once this many segments have the same order of magnitude
@@ -150,7 +150,7 @@ def _group(
     new_term = np.concatenate(([True], terms[1:] != terms[:-1]))
     new_posting = new_term | np.concatenate(([True], docs[1:] != docs[:-1]))
     posting_starts = np.flatnonzero(new_posting)
-    freqs = np.diff(np.append(posting_starts, len(docs))).astype(np.uint16)
+    freqs = np.diff(np.append(posting_starts, len(docs))).astype(np.uint32)
     posting_docs = docs[posting_starts]
     term_starts = np.flatnonzero(new_term[posting_starts])
     term_ends = np.append(term_starts[1:], len(posting_starts))
@@ -239,9 +239,7 @@ def build_segment(
 # -- merging --------------------------------------------------------------------------
 
 
-def merge_segments(
-    storage: Any, index_schema: Any, segments: Sequence[ArraySegment], segment_name: str
-) -> ArraySegment:
+def merge_segments(storage: Any, segments: Sequence[ArraySegment], segment_name: str) -> ArraySegment:
     """One segment holding the documents of `segments`, in their order."""
     codec = ArrayCodec()
     readers = [
@@ -344,18 +342,17 @@ def add_segments(
     bounds = _split(conn, library_id, after_id, total, parts)
     lows = [after_id] + [bound for bound in bounds[:-1] if bound is not None]
     new: list[ArraySegment] = []
-    written: list[str] = [_segment_name(generation, part) for part in range(parts)]
+    names = [_segment_name(generation, part) for part in range(parts)]
     try:
         if parts == 1:
-            new.append(build_segment(workspace, directory, library_id, after_id, None, written[0], _reporter(progress)))
+            new.append(build_segment(workspace, directory, library_id, after_id, None, names[0], _reporter(progress)))
         else:
-            new.extend(_build_in_processes(workspace, directory, library_id, lows, bounds, written, progress))
+            new.extend(_build_in_processes(workspace, directory, library_id, lows, bounds, names, progress))
         count = sum(segment.doc_count_all() for segment in new)
         segments = list(toc.segments) + [segment for segment in new if segment.doc_count_all()]
         plan = merge_plan(segments)
         if plan:
-            merged = merge_segments(storage, toc.schema, [segments[n] for n in plan], _segment_name(generation, parts))
-            written.append(merged.segment_id().split("_", 1)[1])
+            merged = merge_segments(storage, [segments[n] for n in plan], _segment_name(generation, parts))
             segments = [merged] + [segment for n, segment in enumerate(segments) if n not in plan]
             segments.sort(key=lambda segment: segment.first_node_id)
         whoosh_index.TOC(toc.schema, segments, generation).write(storage, INDEX_NAME)

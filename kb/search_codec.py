@@ -8,7 +8,7 @@ its term infos) and whoosh's segment and table-of-contents machinery, and stores
 each term's postings as three little-endian arrays in the `.pst` file:
 
     doc numbers  uint32 × df      (ascending)
-    frequencies  uint16 × df      (padded to 4 bytes)
+    frequencies  uint32 × df
     positions    uint32 × Σ freq  (per posting, ascending; read only for phrases)
 
 and per document, in the `.doc` file, the node id (int64) and each field's length
@@ -54,15 +54,7 @@ class Postings:
     """One term's postings in one segment, doc numbers local to the segment."""
 
     docs: UIntArray
-    freqs: NDArray[np.uint16]
-
-
-def _padded(nbytes: int) -> int:
-    return (nbytes + 3) & ~3
-
-
-def postings_size(df: int, positions: int) -> int:
-    return len(POSTINGS_MAGIC) + 4 * df + _padded(2 * df) + 4 * positions
+    freqs: UIntArray
 
 
 class ArrayCodec(W3Codec):  # type: ignore[misc]
@@ -132,12 +124,12 @@ def format_problem(segments: Sequence[Any], schema: Any) -> str | None:
 def read_postings(dbfile: Any, offset: int, df: int, *, with_positions: bool) -> tuple[Postings, UIntArray | None]:
     """A term's arrays from the `.pst` file at `offset` (its term info's extent)."""
     head = len(POSTINGS_MAGIC)
-    fixed = head + 4 * df + _padded(2 * df)
+    fixed = head + 8 * df
     raw = dbfile.get(offset, fixed)
     if len(raw) != fixed or raw[:head] != POSTINGS_MAGIC:
         raise SegmentDamaged(f"postings at offset {offset} are not in this format")
     docs = np.frombuffer(raw, dtype="<u4", count=df, offset=head)
-    freqs = np.frombuffer(raw, dtype="<u2", count=df, offset=head + 4 * df)
+    freqs = np.frombuffer(raw, dtype="<u4", count=df, offset=head + 4 * df)
     positions = None
     if with_positions:
         total = int(freqs.sum(dtype=np.int64))
@@ -148,14 +140,12 @@ def read_postings(dbfile: Any, offset: int, df: int, *, with_positions: bool) ->
     return Postings(docs, freqs), positions
 
 
-def encode_postings(docs: UIntArray, freqs: NDArray[np.uint16], positions: UIntArray) -> bytes:
-    pad = _padded(2 * len(freqs)) - 2 * len(freqs)
+def encode_postings(docs: UIntArray, freqs: UIntArray, positions: UIntArray) -> bytes:
     return b"".join(
         (
             POSTINGS_MAGIC,
             docs.astype("<u4", copy=False).tobytes(),
-            freqs.astype("<u2", copy=False).tobytes(),
-            b"\0" * pad,
+            freqs.astype("<u4", copy=False).tobytes(),
             positions.astype("<u4", copy=False).tobytes(),
         )
     )
@@ -297,7 +287,7 @@ class FieldPostings:
     boost: float
     terms: list[str]
     docs: list[UIntArray]
-    freqs: list[NDArray[np.uint16]]
+    freqs: list[UIntArray]
     positions: list[UIntArray]
 
 

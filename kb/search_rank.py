@@ -123,7 +123,7 @@ class IndexView:
                 starts = np.concatenate(([0], np.cumsum(found.freqs, dtype=np.int64)))
                 where.append((starts, places))
         if not docs:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint16), []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32), []
         if len(docs) == 1:
             return docs[0], freqs[0], where
         return np.concatenate(docs), np.concatenate(freqs), where

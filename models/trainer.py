@@ -33,7 +33,7 @@ import hashlib
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,7 @@ class TrainReport:
     learner: str = "bow"  # reports stored before learners were named were all bag-of-words
     learner_params: dict[str, Any] = field(default_factory=dict)
     reading: dict[str, list[str]] = field(default_factory=dict)  # task → fields read (models.reading_plan)
+    labeler_weights: dict[str, float] = field(default_factory=dict)  # empty: every label counts once
 
     def as_json(self) -> dict[str, Any]:
         shown = asdict(self)
@@ -152,12 +153,17 @@ class _Task:
     options: tuple[str, ...]
     items: list[Item]  # distinct, sorted by uid
     views: list[View]
-    sums: FloatArray  # item × option: total probability of the item's labels
+    sums: FloatArray  # item × option: total probability of the item's labels (weighted by labeler, if asked)
     label_rows: FloatArray  # label × option
     label_item: NDArray[np.int64]  # label → index into items
 
 
-def _tasks(labels: Sequence[Label], views: dict[str, View]) -> dict[str, _Task]:
+def _tasks(
+    labels: Sequence[Label], views: dict[str, View], weights: Mapping[str, float] | None = None
+) -> dict[str, _Task]:
+    """Per task: the items, their views and the summed targets. With `weights` (labeler → weight),
+    each label counts that much in the targets the learner fits; the per-label rows the
+    cross-validation scores against stay as the labelers gave them."""
     grouped: dict[str, list[Label]] = {}
     for label in labels:
         grouped.setdefault(task_key(label.item), []).append(label)
@@ -169,7 +175,8 @@ def _tasks(labels: Sequence[Label], views: dict[str, View]) -> dict[str, _Task]:
         label_rows = np.array([label.probs for label in group], dtype=np.float64)
         label_item = np.array([index[label.item.uid] for label in group], dtype=np.int64)
         sums = np.zeros((len(items), len(options)))
-        np.add.at(sums, label_item, label_rows)
+        weight = np.array([1.0 if weights is None else weights.get(label.labeler, 1.0) for label in group])
+        np.add.at(sums, label_item, label_rows * weight[:, None])
         tasks[key] = _Task(key, options, items, [views[item.uid] for item in items], sums, label_rows, label_item)
     return tasks
 
@@ -270,10 +277,18 @@ def reading_plan(conn: sqlite3.Connection, library: Library, labels: Sequence[La
     return learn_plan(conn, library.id, ((task_key(label.item), label.item.x, label.read) for label in labels))
 
 
-def data_hash(labels: Sequence[Label], library: Library, index_state: int, k: int) -> str:
-    """Names the training data exactly: the labels, and the library state the features came from."""
+def data_hash(
+    labels: Sequence[Label],
+    library: Library,
+    index_state: int,
+    k: int,
+    weights: Mapping[str, float] | None = None,
+) -> str:
+    """Names the training data exactly: the labels, their weights, and the library state the features came from."""
     digest = hashlib.sha256()
     digest.update(json.dumps([library.uid, index_state, k, FEATURES_VERSION]).encode())
+    if weights:
+        digest.update(json.dumps(sorted(weights.items())).encode())
     for label in labels:
         digest.update(json.dumps([label.item.uid, label.labeler, label.probs]).encode())
     return digest.hexdigest()
@@ -303,10 +318,13 @@ def train(
     seed: int = 0,
     folds: int = 5,
     learner: str = DEFAULT_LEARNER,
+    labeler_weights: Mapping[str, float] | None = None,
 ) -> TrainReport:
     """Fit on the current prediction labels for `library`, report k-fold CV metrics, and save
     the model as the library's next version. Tasks with too few labels are skipped (and named
-    in the report); when no task can be trained, nothing is saved and TrainerError says why."""
+    in the report); when no task can be trained, nothing is saved and TrainerError says why.
+    `labeler_weights` (labeler → weight, 1 for anyone not named) weighs each labeler's labels in
+    the fitted targets, e.g. by skill on train gold (models.agreement.skill_weights)."""
     chosen = get_learner(learner)
     if folds < 2:
         raise TrainerError(f"cross-validation needs at least 2 folds, got {folds}")
@@ -320,7 +338,7 @@ def train(
     retriever = Retriever(conn, workspace, library, plan=plan)
     try:
         views = retriever.views(list({label.item.uid: label.item for label in labels}.values()))
-        tasks, skipped = _check_enough(_tasks(labels, views), folds)
+        tasks, skipped = _check_enough(_tasks(labels, views, labeler_weights), folds)
         if not tasks:
             reasons = "; ".join(f"task {key!r}: {reason}" for key, reason in skipped.items())
             raise TrainerError(f"too few usable labels to train for library {library.name!r}: {reasons}")
@@ -350,12 +368,13 @@ def train(
         n_labelers=len({label.labeler for label in used}),
         learning_curve=curve,
         model_version=0,
-        data_hash=data_hash(labels, library, retriever.state, retriever.k),
+        data_hash=data_hash(labels, library, retriever.state, retriever.k, labeler_weights),
         tasks={key: len(task.label_item) for key, task in tasks.items()},
         skipped_tasks=skipped,
         folds=folds,
         seed=seed,
         created_at=utc_now(),
+        labeler_weights=dict(sorted((labeler_weights or {}).items())),
         cross_entropy=metrics["cross_entropy"],
         top_choice_agreement=metrics["top_choice_agreement"],
         brier=metrics["brier"],

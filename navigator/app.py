@@ -25,13 +25,21 @@ class NavigatorApp(App[None]):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("ctrl+p", "command_palette", "Commands")]
 
     def __init__(
-        self, workspace: Path, labeler: str | None = None, library: str | None = None, llm: LLM | None = None
+        self,
+        workspace: Path,
+        labeler: str | None = None,
+        library: str | None = None,
+        llm: LLM | None = None,
+        *,
+        ask: bool = False,
     ) -> None:
+        """`ask`: always ask who is labelling (a browser tab of `navigator serve` may be anyone),
+        instead of resuming as the labeler who used this workspace last."""
         super().__init__()
         self.llm = llm
         self.workspace = workspace
         self.conn = connect(workspace)
-        self.labeler = labeler or last_labeler(self.conn)
+        self.labeler = labeler or (None if ask else last_labeler(self.conn))
         self.library_name = library
 
     def on_mount(self) -> None:

@@ -62,6 +62,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "A SIMULATED labeler answers the demo questions by reading the library…",
     ),
     "doctor": ("navigator.doctor_command", "Check a workspace (integrity, schema, search indexes, orphans, the…"),
+    "assign": ("navigator.team_commands", "Give every item of a split OVERLAP distinct labelers, balanced; the app's…"),
+    "agreement": ("navigator.team_commands", "Inter-labeler agreement (Krippendorff's alpha, Jensen–Shannon…"),
+    "disagreements": ("navigator.team_commands", "Items where labelers disagree most (mean pairwise Jensen–Shannon…"),
+    "serve": ("navigator.team_commands", "Serve the app to web browsers (textual-serve): each tab runs its own app…"),
 }
 
 
@@ -99,9 +103,12 @@ def _index_procs(pending: int) -> int:
 @workspace_option
 @click.option("--labeler", help="Who is labelling (remembered for next time).")
 @click.option("--library", "library_name", help="Library to open (default: the one used last).")
+@click.option("--ask-labeler", is_flag=True, help="Ask who is labelling even if a name is remembered (for serve).")
 @click.version_option(package_name="z-navigator")
 @click.pass_context
-def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None) -> None:
+def main(
+    ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None, ask_labeler: bool
+) -> None:
     """Z Navigator: browse, unpack and label a large background model Z.
 
     With no command, opens the app; on first run it builds the demo workspace.
@@ -113,7 +120,7 @@ def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name:
         ctx.invoke(demo, workspace=workspace, open_app=False)
     from navigator.app import NavigatorApp
 
-    guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name)).run()
+    guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name, ask=ask_labeler)).run()
 
 
 @main.command()
@@ -364,7 +371,7 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # piped output keeps one hit line per line
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if not result.hits:

@@ -12,7 +12,7 @@ class TerminalProgress:
     output on stdout stays clean. Rich is imported only when a bar is made: commands that
     never show one (and `navigator --help`) do not pay for it."""
 
-    def __init__(self, *, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -31,8 +31,8 @@ class TerminalProgress:
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not enabled or not sys.stderr.isatty(),
+            console=console or Console(stderr=True),
+            disable=not enabled or (console is None and not sys.stderr.isatty()),
             transient=False,
         )
         self._task: Any = None

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from kb.assignments import items_for
 from kb.db import utc_now
 from kb.items import SPLITS, items_in
 from models.evaluation import EvaluationReport, iid_check
@@ -53,6 +54,11 @@ def _report_lines(report: TrainReport) -> list[str]:
         lines.append(f"  skipped task {task!r}: {reason}")
     for task, fields in report.reading.items():
         lines.append(f"  reads for {task}, where labelers looked: " + "; ".join(fields))
+    if report.labeler_weights:
+        lines.append(
+            "  labels weighted by skill on train gold: "
+            + ", ".join(f"{name} {weight:.2f}" for name, weight in report.labeler_weights.items())
+        )
     return lines
 
 
@@ -68,14 +74,29 @@ def _report_lines(report: TrainReport) -> list[str]:
     show_default=True,
     help="bow: TF-IDF words → logistic regression; reader: fields and figures read → conditional logit.",
 )
+@click.option(
+    "--weight-by-skill", is_flag=True, help="Weigh each labeler by their skill on train gold (navigator agreement)."
+)
 @json_option
-def train(workspace: Path, library_name: str | None, seed: int, folds: int, learner: str, as_json: bool) -> None:
+def train(
+    workspace: Path,
+    library_name: str | None,
+    seed: int,
+    folds: int,
+    learner: str,
+    weight_by_skill: bool,
+    as_json: bool,
+) -> None:
     """Fit the imitation model on the current prediction labels and save it as a new version."""
+    from models.agreement import agreement, skill_weights
     from models.trainer import train as fit
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
-    report: TrainReport = guard(lambda: fit(conn, workspace, library, seed=seed, folds=folds, learner=learner))
+    weights = skill_weights(agreement(conn, library)) if weight_by_skill else None
+    report: TrainReport = guard(
+        lambda: fit(conn, workspace, library, seed=seed, folds=folds, learner=learner, labeler_weights=weights)
+    )
     if as_json:
         emit_json({"library": library.name, **report.as_json()})
     else:
@@ -247,13 +268,13 @@ def simulate(
 ) -> None:
     """A SIMULATED labeler answers the demo questions by reading the library, and records its labels."""
     from models.item_order import order_items
-    from models.simulated_labeler import SimulatedLabeler
+    from models.simulated_labeler import SimulatedLabeler, simulated_name
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
-    items = items_in(conn, (split,))
+    items = items_for(conn, simulated_name(labeler), items_in(conn, (split,)))
     if not items:
-        raise Failure(f"no {split} items in this workspace")
+        raise Failure(f"no {split} items in this workspace for {simulated_name(labeler)}")
     ordering = guard(lambda: order_items(conn, library, items, order=order))
     simulated = SimulatedLabeler(conn, workspace, library, labeler, noise=noise, seed=seed)
     queue = ordering.items

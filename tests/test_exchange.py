@@ -245,8 +245,8 @@ def test_round_trip_into_a_fresh_workspace(
 
     report = merge_files(target, [path])
 
-    assert report.added == {"item": 0, "node": 5, "prediction": 6, "credence": 6}
-    assert report.present == {"item": 3, "node": 0, "prediction": 0, "credence": 0}
+    assert report.added == {"item": 0, "node": 5, "prediction": 6, "credence": 6, "assignment": 0}
+    assert report.present == {"item": 3, "node": 0, "prediction": 0, "credence": 0, "assignment": 0}
     assert [library.name for library in report.libraries] == ["z"]
     # Every row, superseded and retraction rows included, arrived unchanged (the root is the receiving root).
     for table in ("predictions", "credences"):

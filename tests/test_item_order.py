@@ -24,6 +24,7 @@ from models.item_order import (
     entropy,
     iid_sample,
     interleave,
+    label_disagreement,
     order_items,
     priorities,
 )
@@ -185,3 +186,30 @@ async def test_the_app_orders_its_queue_by_the_model_and_says_so(labelled_demo) 
         assert [item.uid for item in screen.queue] == [item.uid for item in expected]
         shown = " ".join(str(n.message) for n in app._notifications)
         assert "Queue: D*_validation by uncertainty (model v1)" in shown
+
+
+def test_assignment_filters_and_the_order_orders_what_is_left(labelled_demo) -> None:
+    """Who gets which items (kb.assignments) and in which order (models.item_order) compose: the
+    queue holds exactly the labeler's share, with D*_validation in uncertainty order."""
+    from kb.assignments import assign, items_for
+
+    conn, _, library, _ = labelled_demo
+    assign(conn, ["erin", "frank"], 1, split="validation", seed=0)
+    queue = items_in(conn, QUEUE_SPLITS)
+    share = items_for(conn, "erin", queue)
+    ordering = order_items(conn, library, share)
+    assert sorted(i.uid for i in ordering.items) == sorted(i.uid for i in share)
+    assert 0 < sum(i.split == "validation" for i in share) < sum(i.split == "validation" for i in queue)
+    validation = [i for i in share if i.split == "validation"]
+    predictions = {i.uid: p for i, p in zip(validation, stored_predictions(conn, library, validation), strict=True)}
+    disagreements = label_disagreement(conn, library, validation)
+    expected = interleave(validation, priorities(validation, predictions, disagreements), seed=0)
+    assert [i for i in ordering.items if i.split == "validation"] == expected
+
+
+def stored_predictions(conn: sqlite3.Connection, library: Library, items: list[Item]) -> list[list[float]]:
+    from models.model_store import latest_validation_predictions
+
+    stored = latest_validation_predictions(conn, library.id, library.name)
+    assert stored is not None
+    return [stored[1][item.uid] for item in items]

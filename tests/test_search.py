@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kb.formats.jsonl import read_jsonl_nodes
 from kb.importing import NoProgress, import_staged
@@ -327,3 +329,74 @@ def test_an_index_from_an_older_release_is_named_on_search_and_rebuilt_on_update
     small.close()
     assert small.update() == len(NODES)
     assert uids(small.search("coastline")) == ["fr"]
+
+
+SYNTAX = st.sampled_from(
+    ['"', "'", ":", "*", "(", ")", "[", "]", "{", "}", "^", "~", "+", "-", "AND", "OR", "NOT", "TO",
+     "title:", "path:", "body:", "\\", "/", "?", "!", "landlocked", "europe", "  "]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(SYNTAX, st.text(max_size=5)), max_size=10))
+def test_any_text_gives_hits_or_a_message_naming_the_query(small, words):
+    if small.indexed_up_to() is None:
+        small.rebuild()
+    text = " ".join(words)
+    try:
+        result = small.search(text)
+    except SearchError as error:
+        assert "cannot read the query" in str(error)
+        return
+    keys = [(-hit.coverage, -hit.score, hit.node_id) for hit in result.hits]
+    assert keys == sorted(keys) and result.total >= len(result.hits)
+
+
+def _update_in_process(workspace: str, library_name: str) -> int:
+    from kb.db import connect
+    from kb.libraries import get_library
+
+    conn = connect(Path(workspace))
+    try:
+        return SearchIndex(conn, Path(workspace), get_library(conn, library_name)).update()
+    finally:
+        conn.close()
+
+
+def test_two_processes_updating_at_once_index_each_node_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from kb.tree import add_children, node_by_uid
+
+    workspace, conn, library = _river_library(tmp_path, 200)
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    top = node_by_uid(conn, "s0", library.id)
+    add_children(conn, top, [(f"lagoon {n}", "brackish water", "statement") for n in range(400)], origin="human")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        counts = pool.starmap(_update_in_process, [(str(workspace), library.name)] * 2)
+    assert sorted(counts) == [0, 400]
+    assert search.search("lagoon", limit=1).total == 400
+    assert search.verify(thorough=True) == 600
+
+
+def test_a_word_repeated_seventy_thousand_times_in_one_node_is_counted_exactly(tmp_path: Path) -> None:
+    """Frequencies are stored as 32-bit numbers: a hostile node cannot wrap one around."""
+    from kb.db import connect
+    from kb.importing import StagedNode, import_staged
+    from kb.libraries import create_library
+
+    workspace = tmp_path / "w.db"
+    conn = connect(workspace, create=True)
+    library = create_library(conn, "z")
+    nodes = [
+        StagedNode(1, "many", None, "statement", "Echo", "echo " * 70_000 + "canyon"),
+        StagedNode(2, "one", None, "statement", "Valley", "echo canyon"),
+    ]
+    import_staged(conn, library, iter(nodes), source="t", importer="t")
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    assert search.verify(thorough=True) == 2
+    assert [hit.uid for hit in search.search("echo").hits] == ["many", "one"]
+    assert sorted(hit.uid for hit in search.search('"echo canyon"').hits) == ["many", "one"]

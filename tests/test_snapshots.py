@@ -14,7 +14,8 @@ from textual.pilot import Pilot
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items
+from kb.items import add_items, item_by_uid
+from kb.labels import LabelStore
 from kb.libraries import create_library
 from kb.records import ItemRecord
 from navigator.app import NavigatorApp
@@ -67,3 +68,28 @@ def test_workbench_credence_with_incoherence(
 def test_help_screen(snap_compare: Callable[..., bool], small_workspace: Path) -> None:
     app = NavigatorApp(workspace=small_workspace, labeler="ann")
     assert snap_compare(app, terminal_size=(150, 48), press=["question_mark"])
+
+
+def test_disagreements_screen(snap_compare: Callable[..., bool], small_workspace: Path) -> None:
+    """Two labelers (one simulated) disagree on both items; the lead opens the disagreements screen."""
+    conn = connect(small_workspace)
+    labels = {
+        "ann": ({"yes": 0.9, "no": 0.1}, ["mercury"], "read [bold]Mercury[/bold] first"),
+        "simulated:bob": ({"yes": 0.2, "no": 0.8}, ["mercury", "venus"], "simulated labeler (noise 0.2, seed 1)"),
+    }
+    library_id = conn.execute("SELECT id FROM libraries WHERE name = 'planets'").fetchone()[0]
+    for labeler, (probs, cited, note) in labels.items():
+        store = LabelStore(conn, labeler, source="simulated" if labeler.startswith("simulated:") else "human")
+        q1, q2 = item_by_uid(conn, "q1"), item_by_uid(conn, "q2")
+        assert q1 is not None and q2 is not None
+        store.record_prediction(q1, library_id, probs, cited=cited, note=note)
+        store.record_prediction(q2, library_id, {"0": probs["yes"], "1": probs["no"], "2": 0.0})
+    conn.close()
+    app = NavigatorApp(workspace=small_workspace, labeler="lead")
+
+    async def open_and_wait(pilot: Pilot[None]) -> None:
+        await pilot.press("D")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(150, 44), run_before=open_and_wait)

@@ -1,4 +1,5 @@
-"""Metrics: how well the trainer imitates the labelers, how calibrated this labeler is, and F(Z) per library.
+"""Metrics: how well the trainer imitates the labelers, how calibrated this labeler is, how far the
+labelers agree (models.agreement), and F(Z) per library.
 
 Everything here can take seconds on a large library (F(Z) reads every credence and asks the
 trainer for predictions), so it is computed in a thread worker on its own connection and the
@@ -24,7 +25,9 @@ from textual.worker import get_current_worker
 
 from kb.db import WorkspaceError, connect
 from kb.libraries import Library
+from models.agreement import AgreementReport, agreement
 from models.score import CalibrationBin, LibraryScore, calibration, score_libraries
+from navigator.team_text import agreement_lines
 
 BAR_WIDTH = 30
 
@@ -36,6 +39,7 @@ class Metrics:
     bins: list[CalibrationBin]
     scores: list[LibraryScore]
     score_note: str
+    agreement: AgreementReport | None = None
 
 
 def trainer_text(report: Any, note: str) -> Text:
@@ -95,6 +99,7 @@ class MetricsScreen(Screen[None]):
         with VerticalScroll(id="metrics-pane"):
             yield Static(Text("computing…"), id="metrics-trainer")
             yield Static(Text(""), id="metrics-calibration")
+            yield Static(Text(""), id="metrics-agreement")
             yield Static(Text("F(Z) by library", style="bold"), classes="metrics-heading")
             table: DataTable[Text] = DataTable(id="metrics-scores", cursor_type="row", zebra_stripes=True)
             table.add_columns(
@@ -133,6 +138,7 @@ class MetricsScreen(Screen[None]):
             except ImportError:
                 trainer_note = "the imitation trainer (models.trainer) is not installed"
             bins = calibration(conn, self.library, self.labeler)
+            team = agreement(conn, self.library)
             try:
                 scores, score_note = score_libraries(conn, self.workspace), ""
             except WorkspaceError as error:
@@ -140,12 +146,17 @@ class MetricsScreen(Screen[None]):
         finally:
             conn.close()
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show, Metrics(report, trainer_note, bins, scores, score_note))
+            self.app.call_from_thread(self.show, Metrics(report, trainer_note, bins, scores, score_note, team))
 
     def show(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.query_one("#metrics-trainer", Static).update(trainer_text(metrics.trainer, metrics.trainer_note))
         self.query_one("#metrics-calibration", Static).update(calibration_text(metrics.bins, self.labeler))
+        if metrics.agreement is not None:
+            heading, *lines = agreement_lines(metrics.agreement)
+            text = Text(heading + "\n", style="bold")
+            text.append("\n".join(lines))
+            self.query_one("#metrics-agreement", Static).update(text)
         table: DataTable[Text] = self.query_one("#metrics-scores", DataTable)
         table.clear()
         notes = Text()

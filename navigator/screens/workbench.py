@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, Tree
 from textual.worker import get_current_worker
 
+from kb.assignments import items_for
 from kb.db import WorkspaceError, connect, utc_now
 from kb.exchange import export_labels, merge_files
 from kb.importing import ImportProblem
@@ -39,6 +40,7 @@ from models.prior_exact import Coherence, TooManyStatements, check_coherence
 from models.prior_exact import Credence as ExactCredence
 from navigator.display import visible
 from navigator.generation import FAILURES, Generation, Outcome, describe_failure
+from navigator.screens.disagreements import Choice, DisagreementsScreen
 from navigator.screens.help import HelpScreen
 from navigator.screens.metrics import MetricsScreen
 from navigator.screens.pick import PickScreen
@@ -80,6 +82,7 @@ class WorkbenchScreen(Screen[None]):
         Binding("a", "ask", "Ask the LLM"),
         Binding("escape", "cancel_generation", "Cancel LLM", show=False),
         Binding("M", "metrics", "Metrics"),
+        Binding("D", "disagreements", "Disagreements", show=False),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("question_mark", "help", "Help"),
@@ -101,8 +104,10 @@ class WorkbenchScreen(Screen[None]):
         self.open_node: Node | None = None
         self.history: list[int] = []
         self.history_at = -1
-        self.ordering = order_items(conn, library, items_in(conn, QUEUE_SPLITS))  # models.item_order
+        # Assignment filters (kb.assignments), then the queue order (models.item_order) orders.
+        self.ordering = order_items(conn, library, items_for(conn, labeler, items_in(conn, QUEUE_SPLITS)))
         self.queue: list[Item] = self.ordering.items
+        self.adjudicating = False  # the draft is the lead's ruling on a disagreement (kb.labels: adjudication)
         self.done: set[int] = set(self.labels.current_predictions(library.id))
         self.draft: Draft | None = None
         self.marked: list[Node] = []
@@ -243,6 +248,23 @@ class WorkbenchScreen(Screen[None]):
     def action_metrics(self) -> None:
         self.app.push_screen(MetricsScreen(self.workspace, self.library, self.labeler))
 
+    def action_disagreements(self) -> None:
+        self.app.push_screen(DisagreementsScreen(self.workspace, self.library), self.chosen_in_disagreements)
+
+    def chosen_in_disagreements(self, choice: Choice | None) -> None:
+        """Jump to a cited node, or make the item the draft as an adjudication."""
+        if choice is None:
+            return
+        if choice.node_id is not None:
+            self.jump_to(choice.node_id)
+        if choice.adjudicate is not None:
+            self.draft = Draft.fresh(choice.adjudicate)
+            self.adjudicating = True
+            self.mode = "predict"
+            if self.open_node is not None:
+                self.draft.visit(self.open_node.uid)
+            self.refresh_task()
+
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen([*self.BINDINGS, *self.app.BINDINGS]))  # type: ignore[list-item]
 
@@ -304,10 +326,12 @@ class WorkbenchScreen(Screen[None]):
                 trail=draft.trail,
                 seconds=draft.seconds,
                 note=draft.note,
+                adjudication=self.adjudicating,
             )
         except LabelError as error:
             self.feedback(str(error), error=True)
             return
+        self.adjudicating = False
         self.done.add(draft.item.id)
         self.saved()
         self.draft = self.next_draft()
@@ -324,9 +348,11 @@ class WorkbenchScreen(Screen[None]):
         self.done = set(self.labels.current_predictions(self.library.id))
         if undone.table == "predictions":
             item_id = self.conn.execute("SELECT item_id FROM predictions WHERE uid = ?", (undone.uid,)).fetchone()[0]
-            if item_id not in self.done:
-                item = next(i for i in self.queue if i.id == item_id)
+            # An adjudication, or a label given before an assignment, may be on an item outside the queue.
+            item = next((i for i in self.queue if i.id == item_id), None)
+            if item_id not in self.done and item is not None:
                 self.draft = Draft.fresh(item)
+                self.adjudicating = False
                 save_state(self.conn, self.labeler, item=item.uid)
         self.saved()
         self.notify(visible(f"Undone: {undone.description} (kept, marked as withdrawn)"), markup=False)
@@ -646,6 +672,8 @@ class WorkbenchScreen(Screen[None]):
         if draft is None:
             return Text("Every item in the queue has your prediction. ctrl+z undoes the last one.")
         text = Text(f"{draft.item.split} · {draft.item.task}\n", style="dim")
+        if self.adjudicating:
+            text.append("ADJUDICATION: your ruling on a disagreement (D shows it again)\n", style="bold yellow")
         text.append(visible(draft.item.x) + "\n\n")
         for index, (option, p) in enumerate(zip(draft.item.options, draft.probs, strict=True)):
             pointer = "▶" if index == draft.selected else " "

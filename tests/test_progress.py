@@ -1,0 +1,24 @@
+"""Long builds show how far they are, how fast they go and how long is left."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from rich.console import Console
+
+from navigator.progress import TerminalProgress
+
+
+def test_a_bar_shows_count_rate_and_time_left() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=140, color_system=None)
+    with TerminalProgress(console=console) as progress:
+        progress.start("indexing factbook", 10_000)
+        for _ in range(5):
+            progress.advance(1_000)
+            time.sleep(0.05)
+        progress._bars.refresh()
+    shown = out.getvalue()
+    assert "indexing factbook" in shown and "5000/10000" in shown
+    assert "/s" in shown and "left" in shown
