@@ -79,6 +79,9 @@ def clear_cache() -> None:
 
 
 class Retriever:
+    """Reads Z for items of one library: search hits for the question, and the reading plan's
+    fields under the subject the question names (`plan`: task key → fields, from labels)."""
+
     def __init__(
         self,
         conn: sqlite3.Connection,
