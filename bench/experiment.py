@@ -164,10 +164,15 @@ def shift(conn: sqlite3.Connection, answers: Path) -> None:
     )
 
 
-def synthetic_labels(conn: sqlite3.Connection, library: Library, count: int, seed: int = 0) -> int:
+def synthetic_labels(conn: sqlite3.Connection, workspace: Path, library: Library, count: int, seed: int = 0) -> int:
     """`count` current labels straight into the predictions table (one per labeler and item,
-    Dirichlet probabilities): the app's one-transaction-per-label path is not what is timed."""
+    Dirichlet probabilities, citing the node the simulated labeler reads for the item, so the
+    reading plan is learned and read as with real labels): the app's one-transaction-per-label
+    path is not what is timed."""
     items = items_in(conn, ("train", "validation"))
+    reader = SimulatedLabeler(conn, workspace, library, "citations", noise=0.0)
+    cited = {item.uid: json.dumps(list(reader.read(item).cited)) for item in items}
+    reader.search.close()
     rng = np.random.default_rng(seed)
     now = utc_now()
     rows = []
@@ -186,6 +191,7 @@ def synthetic_labels(conn: sqlite3.Connection, library: Library, count: int, see
                     name,
                     "simulated",
                     json.dumps(dict(zip(item.options, probs.tolist(), strict=True))),
+                    cited[item.uid],
                     now,
                 )
             )
@@ -193,8 +199,8 @@ def synthetic_labels(conn: sqlite3.Connection, library: Library, count: int, see
     with conn:
         conn.execute("DELETE FROM predictions")
         conn.executemany(
-            "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, cited, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     return labeler
@@ -202,7 +208,7 @@ def synthetic_labels(conn: sqlite3.Connection, library: Library, count: int, see
 
 def time_large(conn: sqlite3.Connection, workspace: Path, library: Library, learners: list[str]) -> None:
     section(f"train on {SYNTHETIC_LABELS:,} labels")
-    labelers = synthetic_labels(conn, library, SYNTHETIC_LABELS)
+    labelers = synthetic_labels(conn, workspace, library, SYNTHETIC_LABELS)
     for learner in learners:
         trainer.clear_cache()  # time reading Z too, as a fresh `navigator train` would
         started = time.perf_counter()
@@ -210,7 +216,7 @@ def time_large(conn: sqlite3.Connection, workspace: Path, library: Library, lear
         elapsed = time.perf_counter() - started
         # Anchor: the same learner, one fit per task, on views already read.
         labels = trainer.current_labels(conn, library)
-        retriever = trainer.Retriever(conn, workspace, library)
+        retriever = trainer.Retriever(conn, workspace, library, plan=trainer.reading_plan(conn, library, labels))
         views = retriever.views(list({label.item.uid: label.item for label in labels}.values()))
         retriever.close()
         tasks = trainer._tasks(labels, views)
@@ -221,7 +227,8 @@ def time_large(conn: sqlite3.Connection, workspace: Path, library: Library, lear
         anchor = time.perf_counter() - started
         print(
             f"{learner}: {report.n_labels:,} labels from {labelers} synthetic labelers on {report.n_items} items: "
-            f"train {elapsed:.1f} s ({'under' if elapsed < 60 else 'OVER'} the one-minute budget); "
+            f"train {elapsed:.1f} s ({'under' if elapsed < 60 else 'OVER'} the one-minute budget; "
+            f"cited fields read for {len(report.reading)} tasks); "
             f"anchor (one fit per task on views already read) {anchor:.2f} s; ratio {elapsed / anchor:.1f}"
         )
     print(
