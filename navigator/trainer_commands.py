@@ -122,7 +122,7 @@ def predict(workspace: Path, library_name: str | None, out: Path | None, split: 
     items = items_in(conn, (split,))
     if not items:
         raise Failure(f"no {split} items in this workspace")
-    _, report = guard(lambda: load_model(conn, library))
+    fitted, report = guard(lambda: load_model(conn, library))
     probs = guard(lambda: predict_items(conn, workspace, library, items))
     now = utc_now()
     records = [
@@ -140,7 +140,7 @@ def predict(workspace: Path, library_name: str | None, out: Path | None, split: 
         for item in items
     ]
     if split == "prediction":
-        _warn_if_not_iid(guard(lambda: iid_check(conn, workspace, library)))
+        _warn_if_not_iid(guard(lambda: iid_check(conn, workspace, library, plan=fitted.plan)))
     text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if out is None:
         click.echo(text, nl=False)
