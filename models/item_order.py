@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kb.items import Item
-from kb.labels import LabelStore
+from kb.labels import current_predictions_in_library
 from kb.libraries import Library
 from models.model_store import latest_validation_predictions
 from models.retrieval import TrainerError
@@ -113,24 +113,17 @@ def disagreement(distributions: Sequence[Sequence[float]]) -> float:
 
 
 def label_disagreement(conn: sqlite3.Connection, library: Library, items: Sequence[Item]) -> dict[str, float]:
-    """Per item, how far the labelers' current labels (made with this library) disagree."""
+    """Per item, how far the labelers' current labels (made with this library) disagree. An item
+    the lead has adjudicated is settled: 0, like the agreement figures, which leave rulings out."""
     ids = {item.id: item for item in items}
-    if not ids:
-        return {}
-    marks = ",".join("?" * len(ids))
-    labelers = [
-        row[0]
-        for row in conn.execute(
-            f"SELECT DISTINCT labeler FROM predictions WHERE library_id = ? AND item_id IN ({marks}) ORDER BY 1",
-            (library.id, *ids),
-        )
-    ]
     given: dict[int, list[list[float]]] = {}
-    for labeler in labelers:
-        for item_id, label in LabelStore(conn, labeler).current_predictions(library.id).items():
-            if item_id in ids:
-                given.setdefault(item_id, []).append([label.probs.get(o, 0.0) for o in ids[item_id].options])
-    return {ids[item_id].uid: disagreement(labels) for item_id, labels in given.items()}
+    settled: set[int] = set()
+    for label in current_predictions_in_library(conn, library.id, ids):
+        if label.adjudication:
+            settled.add(label.item_id)
+        else:
+            given.setdefault(label.item_id, []).append([label.probs.get(o, 0.0) for o in ids[label.item_id].options])
+    return {ids[i].uid: disagreement(labels) for i, labels in given.items() if i not in settled}
 
 
 def priorities(
