@@ -213,3 +213,19 @@ def stored_predictions(conn: sqlite3.Connection, library: Library, items: list[I
     stored = latest_validation_predictions(conn, library.id, library.name)
     assert stored is not None
     return [stored[1][item.uid] for item in items]
+
+
+def test_labelers_who_disagree_raise_an_item_until_the_lead_rules_on_it(labelled_demo) -> None:
+    from kb.labels import LabelStore
+
+    conn, _, library, _ = labelled_demo
+    item = items_in(conn, ("validation",))[-1]
+    first, second = item.options[0], item.options[1]
+    for labeler, option in (("pat", first), ("quinn", second)):
+        probs = {o: (0.97 if o == option else 0.03 / (len(item.options) - 1)) for o in item.options}
+        LabelStore(conn, labeler).record_prediction(item, library.id, probs)
+    assert label_disagreement(conn, library, [item])[item.uid] > 0.5
+    LabelStore(conn, "lead").record_prediction(
+        item, library.id, {o: 1 / len(item.options) for o in item.options}, adjudication=True
+    )
+    assert item.uid not in label_disagreement(conn, library, [item])
