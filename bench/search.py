@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from bench.workspace import (
     log,
     open_bare,
     percentile,
+    time_each,
 )
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
@@ -235,15 +236,6 @@ def fts_or_search(fts: sqlite3.Connection, text: str, limit: int = 20) -> list[t
     ).fetchall()
 
 
-def time_calls(calls: Iterable[Callable[[], object]]) -> list[float]:
-    samples = []
-    for call in calls:
-        started = time.perf_counter_ns()
-        call()
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    return samples
-
-
 def build_in_child(workspace: Path, name: str, procs: int) -> tuple[float, float]:
     """Index build in a fresh process, so its peak memory is its own: (seconds, peak MB)."""
     code = (
@@ -288,12 +280,12 @@ def measure_library(kind: str, nodes: int, seed: int, workdir: Path, procs: int)
     for _ in range(2):
         found: list[list[tuple[str, float]]] = []
         figures.latencies.append(
-            time_calls(lambda q=q, into=found: into.append(page_of(search.search(q))) for q in queries)
+            time_each(lambda q=q, into=found: into.append(page_of(search.search(q))) for q in queries)
         )
         pages.append(found)
     figures.identical = pages[0] == pages[1]
     figures.zero_hit_queries = sum(1 for page in pages[0] if not page)
-    figures.fts_ms = time_calls(lambda q=q: fts_or_search(fts, q) for q in queries)
+    figures.fts_ms = time_each(lambda q=q: fts_or_search(fts, q) for q in queries)
     uid, title = titles_to_find(rows, seed)[0]
     figures.title_found = title
     if kind == "realistic":  # dense titles are 2-4 of 36 words: thousands of nodes share each one
