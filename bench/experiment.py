@@ -13,7 +13,7 @@ learner is the one with the best overall imitation accuracy (log loss breaks tie
 The last part times `navigator train` on 100 000 synthetic labels (under a minute is the goal)
 beside an anchor measured in the same run: one fit per task on features already read.
 
-    python -m bench.experiment                 # about 2 minutes on two cores
+    python -m bench.experiment                 # about 3 minutes on two cores
     python -m bench.experiment --learners reader --skip-large
 """
 
@@ -38,6 +38,7 @@ from kb.libraries import Library, get_library
 from models import trainer
 from models.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
 from models.learners import DEFAULT_LEARNER, LEARNERS
+from models.retrieval import RETRIEVED_NODES
 from models.simulated_labeler import SimulatedLabeler
 from navigator.trainer_commands import evaluation_table
 
@@ -143,6 +144,21 @@ def summary(results: dict[str, EvaluationReport]) -> str:
             verdict = "BELOW the naive baseline"
         print(f"  {task}: imitation {mine:.3f} vs naive baseline {base:.3f}: {verdict}")
     return best
+
+
+def hit_counts(conn: sqlite3.Connection, workspace: Path, library: Library, answers: Path) -> None:
+    """How many search hits to read beside the labelers' fields, judged by cross-validation."""
+    section(f"search hits read beside the cited fields (learner {DEFAULT_LEARNER!r})")
+    print(f"{'hits':>5}  {'CV cross-entropy':>17}  {'CV agreement':>13}  {'D*_prediction accuracy':>23}")
+    for hits in (5, 10, 20, 40):
+        report = trainer.train(conn, workspace, library, seed=0, hits=hits)
+        evaluation = evaluate(conn, workspace, library, answers)
+        imitation = next(s for s in evaluation.scores if s.kind == "imitation")
+        print(
+            f"{hits:>5}  {report.cross_entropy:>17.3f}  {report.top_choice_agreement:>13.3f}  "
+            f"{imitation.accuracy:>17.3f} ({imitation.n})"
+        )
+    print(f"(the trainer reads {RETRIEVED_NODES}: chosen by the CV cross-entropy, not by D*_prediction)")
 
 
 def shift(conn: sqlite3.Connection, answers: Path) -> None:
@@ -272,6 +288,7 @@ def main() -> None:
         }
         best = summary(results)
         shift(conn, answers)
+        hit_counts(conn, workspace, library, answers)
         second = SimulatedLabeler(conn, workspace, library, "bench", noise=NOISE, seed=1).label(
             items_in(conn, ("train",))
         )

@@ -48,7 +48,7 @@ from kb.libraries import Library
 from models.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
 from models.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
 from models.reading_plan import ReadingPlan, describe, learn_plan
-from models.retrieval import Retriever, TrainerError, View, clear_cache, task_key
+from models.retrieval import RETRIEVED_NODES, Retriever, TrainerError, View, clear_cache, task_key
 
 __all__ = [
     "SMOOTHING",
@@ -319,12 +319,14 @@ def train(
     folds: int = 5,
     learner: str = DEFAULT_LEARNER,
     labeler_weights: Mapping[str, float] | None = None,
+    hits: int = RETRIEVED_NODES,
 ) -> TrainReport:
     """Fit on the current prediction labels for `library`, report k-fold CV metrics, and save
     the model as the library's next version. Tasks with too few labels are skipped (and named
     in the report); when no task can be trained, nothing is saved and TrainerError says why.
     `labeler_weights` (labeler → weight, 1 for anyone not named) weighs each labeler's labels in
-    the fitted targets, e.g. by skill on train gold (models.agreement.skill_weights)."""
+    the fitted targets, e.g. by skill on train gold (models.agreement.skill_weights). `hits`
+    is how many search hits are read beside the labelers' fields (stored with the model)."""
     chosen = get_learner(learner)
     if folds < 2:
         raise TrainerError(f"cross-validation needs at least 2 folds, got {folds}")
@@ -335,7 +337,7 @@ def train(
             f"{max(MIN_ITEMS_PER_TASK, folds)} labelled items of a task (label in the app or `navigator simulate`)"
         )
     plan = reading_plan(conn, library, labels)
-    retriever = Retriever(conn, workspace, library, plan=plan)
+    retriever = Retriever(conn, workspace, library, hits, plan)
     try:
         views = retriever.views(list({label.item.uid: label.item for label in labels}.values()))
         tasks, skipped = _check_enough(_tasks(labels, views, labeler_weights), folds)
