@@ -13,7 +13,7 @@ import json
 import math
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,16 +112,24 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     )
 
 
-def current_predictions_in_library(conn: sqlite3.Connection, library_id: int) -> list[Prediction]:
+def current_predictions_in_library(
+    conn: sqlite3.Connection, library_id: int, item_ids: Collection[int] | None = None
+) -> list[Prediction]:
     """Every labeler's current prediction made with one library, ordered by item then labeler.
 
     The same rule as `LabelStore.current_predictions` (the newest row per item and labeler
     that is not a retraction and was not retracted), computed in one pass over the library's
     rows rather than per labeler, for readers that compare labelers (agreement, disagreements).
+    `item_ids` keeps only those items' rows (a retraction carries its label's item), so a
+    reader about a few items does not decode the whole library's labels.
     """
+    where, args = "library_id = ?", [library_id]
+    if item_ids is not None:
+        wanted = sorted(set(item_ids))
+        where += f" AND item_id IN ({','.join('?' * len(wanted))})"
+        args += wanted
     rows = conn.execute(
-        f"SELECT {_PREDICTION_COLUMNS}, retracted, supersedes FROM predictions WHERE library_id = ? ORDER BY id",
-        (library_id,),
+        f"SELECT {_PREDICTION_COLUMNS}, retracted, supersedes FROM predictions WHERE {where} ORDER BY id", args
     ).fetchall()
     withdrawn = {row["supersedes"] for row in rows if row["retracted"]}
     current: dict[tuple[int, str], sqlite3.Row] = {}

@@ -113,6 +113,17 @@ def ancestors(conn: sqlite3.Connection, node_id: int) -> list[Node]:
     return [_node(row) for row in rows]
 
 
+def titles_at_depth(conn: sqlite3.Connection, library_id: int, depth: int) -> list[tuple[int, str]]:
+    """(id, title) of every node of a library at one depth, in id order, rejected ones left out.
+    One pass over the library: for callers that look many names up at one level (the trainer
+    finds the subject a question names among a library's countries, say) and keep the result."""
+    rows = conn.execute(
+        "SELECT id, title FROM nodes WHERE library_id = ? AND depth = ? AND review != 'rejected' ORDER BY id",
+        (library_id, depth),
+    )
+    return [(int(row[0]), str(row[1])) for row in rows]
+
+
 def path_titles(conn: sqlite3.Connection, node_id: int) -> list[str]:
     return [node.title for node in ancestors(conn, node_id)]
 

@@ -7,6 +7,12 @@ learner to generalise out of distribution)? Both are scored with accuracy and lo
 against the answer key, with sample sizes. Simulated labelers' own accuracy on
 D*_validation is reported beside them, named as simulated.
 
+The naive baseline learns from D's gold alone, and gold cites no nodes, so it reads Z
+through search (no reading plan). A second row gives the same baseline the labelers'
+reading plan: what D's gold teaches a learner that already knows where to look — the
+part of the imitation model's lead that comes from reading where people read rather
+than from training on D*'s own distribution.
+
 The IID guard checks the method's one assumption: D*_prediction must look like
 D*_validation. A classifier two-sample test (can a classifier tell the two sets apart
 from the trainer's own features?) gives a cross-validated AUC and a permutation p-value.
@@ -28,7 +34,10 @@ from sklearn.model_selection import StratifiedKFold, permutation_test_score
 from kb.items import Item, gold, items_in, read_answer_key
 from kb.labels import LabelStore
 from kb.libraries import Library
+from models.learners import get_learner
+from models.reading_plan import ReadingPlan
 from models.trainer import (
+    FEATURES_VERSION,
     FittedModel,
     Retriever,
     TrainerError,
@@ -40,6 +49,7 @@ from models.trainer import (
 )
 
 IID_PERMUTATIONS = 30
+GUIDED_BASELINE = "baseline reading the labelers' fields"
 IID_ALPHA = 0.05
 LOG_LOSS_FLOOR = 1e-6
 
@@ -103,14 +113,16 @@ def iid_check(
     *,
     seed: int = 0,
     permutations: int = IID_PERMUTATIONS,
+    plan: ReadingPlan | None = None,
 ) -> IIDReport:
-    """D*_validation vs D*_prediction (or any two item sets), on the trainer's features."""
+    """D*_validation vs D*_prediction (or any two item sets), on the trainer's view of them
+    (read with a model's reading plan when given)."""
     a = items_in(conn, ("validation",)) if a is None else a
     b = items_in(conn, ("prediction",)) if b is None else b
-    retriever = Retriever(conn, workspace, library)
+    retriever = Retriever(conn, workspace, library, plan=plan)
     try:
-        texts_a = [retriever.text(item.x) for item in a]
-        texts_b = [retriever.text(item.x) for item in b]
+        texts_a = [retriever.view(item).text() for item in a]
+        texts_b = [retriever.view(item).text() for item in b]
     finally:
         retriever.close()
     return two_sample_test(texts_a, texts_b, seed=seed, permutations=permutations)
@@ -121,7 +133,7 @@ class Score:
     """Accuracy (top choice = gold) and mean log loss (−log P(gold), floored) over n items."""
 
     name: str
-    kind: str  # 'imitation' | 'baseline' | 'simulated labeler' | 'human labeler'
+    kind: str  # 'imitation' | 'baseline' | GUIDED_BASELINE | 'simulated labeler' | 'human labeler'
     split: str
     n: int
     accuracy: float
@@ -161,9 +173,12 @@ class EvaluationReport:
     answers: str
 
 
-def naive_baseline(conn: sqlite3.Connection, retriever: Retriever, *, seed: int = 0) -> tuple[FittedModel, int]:
-    """The same learner, fitted on D's gold (train split, one-hot targets): what a model
-    trusted to generalise out of distribution would predict."""
+def naive_baseline(
+    conn: sqlite3.Connection, retriever: Retriever, *, seed: int = 0, learner: str = "bow"
+) -> tuple[FittedModel, int]:
+    """The learner fitted on D's gold (train split, one-hot targets), reading Z as `retriever`
+    does: what a model trusted to generalise out of distribution would predict."""
+    chosen = get_learner(learner)
     train_items = [item for item in items_in(conn, ("train",)) if gold(conn, item) is not None]
     grouped: dict[str, list[Item]] = {}
     for item in train_items:
@@ -174,10 +189,11 @@ def naive_baseline(conn: sqlite3.Connection, retriever: Retriever, *, seed: int 
         targets = np.zeros((len(group), len(options)))
         for row, item in enumerate(group):
             targets[row, options.index(str(gold(conn, item)))] = 1.0
-        texts = [retriever.text(item.x) for item in group]
+        views = [retriever.view(item) for item in group]
         with one_thread():
-            tasks[key] = fit_task(options, texts, targets, seed=seed)
-    return FittedModel(retriever.library.uid, retriever.k, 1, tasks), len(train_items)
+            tasks[key] = fit_task(chosen, options, views, targets, seed=seed)
+    fitted = FittedModel(retriever.library.uid, retriever.k, FEATURES_VERSION, tasks, chosen.name, retriever.plan)
+    return fitted, len(train_items)
 
 
 def evaluate(
@@ -194,33 +210,45 @@ def evaluate(
         raise TrainerError(f"{answers} holds no answers for this workspace's D*_prediction items")
     tasks = {item.uid: item.task or task_key(item) for item in prediction_items + validation_items}
     fitted, report = load_model(conn, library)
-    retriever = Retriever(conn, workspace, library, fitted.retrieved_nodes)
+    reading = Retriever(conn, workspace, library, fitted.retrieved_nodes, fitted.plan)
+    searching = Retriever(conn, workspace, library, fitted.retrieved_nodes)  # D's gold cites nothing
     try:
-        imitation = predict_with(fitted, prediction_items, lambda item: retriever.text(item.x))
-        baseline_model, n_train = naive_baseline(conn, retriever, seed=seed)
-        baseline = predict_with(baseline_model, prediction_items, lambda item: retriever.text(item.x))
-        validation_texts = [retriever.text(item.x) for item in validation_items]
-        prediction_texts = [retriever.text(item.x) for item in prediction_items]
+        imitation = predict_with(fitted, prediction_items, reading.view)
+        baseline_model, n_train = naive_baseline(conn, searching, seed=seed, learner=fitted.learner)
+        baseline = predict_with(baseline_model, prediction_items, searching.view)
+        guided = None
+        if fitted.plan:
+            guided_model, _ = naive_baseline(conn, reading, seed=seed, learner=fitted.learner)
+            guided = predict_with(guided_model, prediction_items, reading.view)
+        validation_texts = [reading.view(item).text() for item in validation_items]
+        prediction_texts = [reading.view(item).text() for item in prediction_items]
     finally:
-        retriever.close()
+        reading.close()
+        searching.close()
+    learner = fitted.learner
     scores = [
         score(
-            f"naive baseline (trained on D gold, n={n_train})",
+            f"naive baseline ({learner}, trained on D gold, n={n_train}, reads Z by search)",
             "baseline",
             "prediction",
             baseline,
             gold_prediction,
             tasks,
-        ),
+        )
+    ]
+    if guided is not None:
+        name = f"naive baseline ({learner}, trained on D gold, n={n_train}, reads the labelers' fields)"
+        scores.append(score(name, GUIDED_BASELINE, "prediction", guided, gold_prediction, tasks))
+    scores.append(
         score(
-            f"imitation model v{report.model_version} (trained on n={report.n_labels} labels)",
+            f"imitation model v{report.model_version} ({learner}, trained on n={report.n_labels} labels)",
             "imitation",
             "prediction",
             imitation,
             gold_prediction,
             tasks,
-        ),
-    ]
+        )
+    )
     by_uid = {item.id: item for item in validation_items}
     for labeler, source in conn.execute(
         "SELECT DISTINCT labeler, source FROM predictions WHERE library_id = ? ORDER BY source DESC, labeler",

@@ -2,19 +2,18 @@
 
 Learning the prior (DESIGN.md §1, step 4) only asks a model to *interpolate*: humans
 who can read Z label D*_validation, and a model trained on those labels predicts
-D*_prediction, an IID sample of the same distribution. So the learner can be simple
-and fast; what matters is that it sees what the labeler saw. Its features are the
-item's question x plus the text of the nodes that the library's own search index
-returns for x (title, path, body), so the same learner fitted against two libraries
-estimates P(y | x, Z) for two different Zs.
+D*_prediction, an IID sample of the same distribution. What matters is that the model
+sees what the labeler saw. Its view of an item (models.retrieval) is the question x, the
+fields labelers cite for that task read under the item's subject (models.reading_plan),
+and the top nodes the library's own search returns for x — so the same learner fitted
+against two libraries estimates P(y | x, Z) for two different Zs.
 
 Choices, and why:
 
-- **One model per task.** Items of one task share their options (yes/no, four
-  population bands, …), so a multinomial logistic regression per task (items with no
-  task are grouped by their option list) predicts exactly that task's options. A model
-  that scores option text would generalise to unseen tasks, but nothing here needs
-  that, and per-task models are more accurate and easier to read.
+- **One model per task, learner by name.** Items of one task share their options (yes/no,
+  four population bands, …), so each task gets its own fitted learner (items with no task
+  are grouped by their option list). The learner is chosen by name (models.learners);
+  the default reads fields and figures the way labelers do.
 - **Soft targets.** A label is a probability vector, not a class. Each label becomes one
   row per option with sample_weight = its probability, which is exactly the
   cross-entropy against the labeler's distribution. Labels on the same item have the
@@ -25,6 +24,7 @@ Choices, and why:
 - **Smoothing.** Predictions are mixed with the uniform distribution (weight
   `SMOOTHING`), so an option no labeler ever picked keeps a small probability and log
   losses stay finite.
+- **Stored as numbers** (models.model_store): a workspace from anyone can be opened.
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
 import sqlite3
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,30 +40,35 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from kb.db import WorkspaceError, transaction, utc_now
+from kb.db import utc_now
 from kb.items import Item, items_in
 from kb.libraries import Library
-from kb.search import SearchError, SearchIndex
+from models.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
+from models.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
+from models.reading_plan import ReadingPlan, describe, learn_plan
+from models.retrieval import RETRIEVED_NODES, Retriever, TrainerError, View, clear_cache, task_key
+
+__all__ = [
+    "SMOOTHING",
+    "FittedModel",
+    "Retriever",
+    "TaskModel",
+    "TrainerError",
+    "View",
+    "clear_cache",
+    "fit_task",
+    "task_key",
+]
 
 MIN_ITEMS_PER_TASK = 10
-RETRIEVED_NODES = 5
-BODY_CHARS = 400
-SMOOTHING = 0.01
 LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 CALIBRATION_BINS = 10
-FEATURES_VERSION = 2  # 2: features read Z through the ranked search (all words first), not an OR of rare words
-MODEL_KIND = "prediction"
+FEATURES_VERSION = 3  # 3: a reading plan from citations, read through the ranked search (2: ranked search)
 LABELLED_SPLITS = ("train", "validation")
 
 FloatArray = NDArray[np.float64]
-
-
-class TrainerError(WorkspaceError):
-    """Training or prediction cannot go ahead; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class TrainReport:
     folds: int = 5
     seed: int = 0
     created_at: str = ""
+    learner: str = "bow"  # reports stored before learners were named were all bag-of-words
+    learner_params: dict[str, Any] = field(default_factory=dict)
+    reading: dict[str, list[str]] = field(default_factory=dict)  # task → fields read (models.reading_plan)
     labeler_weights: dict[str, float] = field(default_factory=dict)  # empty: every label counts once
 
     def as_json(self) -> dict[str, Any]:
@@ -112,103 +118,7 @@ class Label:
     item: Item
     labeler: str
     probs: tuple[float, ...]  # in the order of item.options
-
-
-@dataclass
-class TaskModel:
-    """One task's learner: text → probabilities over its options. `constant` is used
-    when the training data use a single option (a degenerate CV fold)."""
-
-    options: tuple[str, ...]
-    vectorizer: TfidfVectorizer | None = None
-    classifier: LogisticRegression | None = None
-    constant: FloatArray | None = None
-
-    def predict(self, texts: Sequence[str]) -> FloatArray:
-        k = len(self.options)
-        if self.classifier is None or self.vectorizer is None:
-            assert self.constant is not None
-            raw = np.tile(self.constant, (len(texts), 1))
-        else:
-            raw = np.zeros((len(texts), k))
-            columns = self.classifier.predict_proba(self.vectorizer.transform(list(texts)))
-            for column, option_index in enumerate(self.classifier.classes_):
-                raw[:, int(option_index)] = columns[:, column]
-        return np.asarray((1.0 - SMOOTHING) * raw + SMOOTHING / k, dtype=np.float64)
-
-
-@dataclass
-class FittedModel:
-    """What is pickled into `trained_models.model`: one TaskModel per task key."""
-
-    library_uid: str
-    retrieved_nodes: int
-    features_version: int
-    tasks: dict[str, TaskModel]
-
-
-def task_key(item: Item) -> str:
-    return item.task or "options:" + json.dumps(list(item.options), ensure_ascii=False)
-
-
-# -- features ---------------------------------------------------------------------
-
-_RETRIEVAL_CACHE: dict[tuple[str, int, str, int], str] = {}
-_CACHE_LIMIT = 50_000
-
-
-class Retriever:
-    """x → x plus the text of the top nodes the library's search returns for x.
-
-    The trainer reads Z exactly as a person searching it does: the question goes to
-    `SearchIndex.search` as typed, whose ranking is deterministic, so the features, and
-    the fitted model, never depend on the machine's load. Results are cached per process
-    by (library, index state, x, k), because evaluation and the IID guard ask for the same
-    items again; a changed index changes the key.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, workspace: Path, library: Library, k: int = RETRIEVED_NODES):
-        self.conn = conn
-        self.library = library
-        self.k = k
-        self.search = SearchIndex(conn, workspace, library)
-        try:
-            seen = self.search.indexed_up_to()
-        except SearchError as error:
-            raise TrainerError(str(error)) from error
-        if seen is None:
-            raise TrainerError(
-                f"library {library.name!r} has no search index, which the trainer reads Z through; "
-                "build it with `navigator index`"
-            )
-        self.state = seen
-
-    def text(self, x: str) -> str:
-        key = (self.library.uid, self.state, x, self.k)
-        cached = _RETRIEVAL_CACHE.get(key)
-        if cached is not None:
-            return cached
-        try:
-            hits = self.search.search(x, limit=self.k).hits
-        except SearchError as error:
-            raise TrainerError(str(error)) from error
-        ids = [hit.node_id for hit in hits]
-        bodies: dict[int, str] = {}
-        if ids:
-            marks = ",".join("?" * len(ids))
-            bodies = dict(self.conn.execute(f"SELECT id, body FROM nodes WHERE id IN ({marks})", ids).fetchall())
-        pieces = [x] + [f"{hit.title}\n{hit.path}\n{bodies.get(hit.node_id, '')[:BODY_CHARS]}" for hit in hits]
-        text = "\n".join(pieces)
-        if len(_RETRIEVAL_CACHE) >= _CACHE_LIMIT:
-            _RETRIEVAL_CACHE.clear()
-        _RETRIEVAL_CACHE[key] = text
-        return text
-
-    def texts(self, items: Sequence[Item]) -> dict[str, str]:
-        return {item.uid: self.text(item.x) for item in items}
-
-    def close(self) -> None:
-        self.search.close()
+    read: tuple[str, ...] = ()  # node uids the labeler cited, else the last node of their trail
 
 
 # -- fitting ----------------------------------------------------------------------
@@ -218,25 +128,6 @@ def one_thread() -> Any:
     """BLAS with one thread. These fits are small (hundreds of rows): with two threads on a busy
     two-core machine, OpenBLAS spends its time waiting for the other thread, measured 15× slower."""
     return threadpool_limits(limits=1)
-
-
-def fit_task(options: tuple[str, ...], texts: Sequence[str], targets: FloatArray, *, seed: int) -> TaskModel:
-    """Fit one task on items' texts and their summed label distributions (rows of `targets`
-    hold, per item, the total probability its labels put on each option)."""
-    used = targets.sum(axis=0) > 0
-    if used.sum() < 2:
-        totals = targets.sum(axis=0) + 1e-12
-        return TaskModel(options, constant=totals / totals.sum())
-    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=50_000, dtype=np.float64)
-    matrix = vectorizer.fit_transform(list(texts))
-    rows, columns = np.nonzero(targets > 0)
-    # Scaled so the mean item weighs 1: a hundred labels on one item are one point of evidence
-    # about features → answer, seen with more certainty of its label, not a hundred points; and the
-    # regularisation (C) then means the same at 100 labels and at 100 000.
-    weights = targets[rows, columns] * (len(targets) / targets.sum())
-    classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
-    classifier.fit(matrix[rows], columns, sample_weight=weights)
-    return TaskModel(options, vectorizer, classifier)
 
 
 def label_metrics(predicted: FloatArray, targets: FloatArray) -> dict[str, float]:
@@ -261,16 +152,16 @@ class _Task:
     key: str
     options: tuple[str, ...]
     items: list[Item]  # distinct, sorted by uid
-    texts: list[str]
+    views: list[View]
     sums: FloatArray  # item × option: total probability of the item's labels (weighted by labeler, if asked)
     label_rows: FloatArray  # label × option
     label_item: NDArray[np.int64]  # label → index into items
 
 
 def _tasks(
-    labels: Sequence[Label], texts: dict[str, str], weights: Mapping[str, float] | None = None
+    labels: Sequence[Label], views: dict[str, View], weights: Mapping[str, float] | None = None
 ) -> dict[str, _Task]:
-    """Per task: the items, their texts and the summed targets. With `weights` (labeler → weight),
+    """Per task: the items, their views and the summed targets. With `weights` (labeler → weight),
     each label counts that much in the targets the learner fits; the per-label rows the
     cross-validation scores against stay as the labelers gave them."""
     grouped: dict[str, list[Label]] = {}
@@ -286,12 +177,12 @@ def _tasks(
         sums = np.zeros((len(items), len(options)))
         weight = np.array([1.0 if weights is None else weights.get(label.labeler, 1.0) for label in group])
         np.add.at(sums, label_item, label_rows * weight[:, None])
-        tasks[key] = _Task(key, options, items, [texts[item.uid] for item in items], sums, label_rows, label_item)
+        tasks[key] = _Task(key, options, items, [views[item.uid] for item in items], sums, label_rows, label_item)
     return tasks
 
 
 def _cross_validate(
-    tasks: dict[str, _Task], *, folds: int, seed: int
+    tasks: dict[str, _Task], learner: Learner, *, folds: int, seed: int
 ) -> tuple[dict[str, float], list[tuple[int, float]]]:
     """Out-of-fold predictions for every label (full training folds) and, for the learning
     curve, the same with each training fold subsampled to a fraction of its items."""
@@ -311,8 +202,8 @@ def _cross_validate(
             training = rng.permutation(np.flatnonzero(fold_of != fold))
             for fraction in LEARNING_CURVE_FRACTIONS:
                 chosen = np.sort(training[: max(2, math.ceil(fraction * len(training)))])
-                model = fit_task(task.options, [task.texts[i] for i in chosen], task.sums[chosen], seed=seed)
-                out_of_fold[fraction][held] = model.predict([task.texts[i] for i in held])
+                model = fit_task(learner, task.options, [task.views[i] for i in chosen], task.sums[chosen], seed=seed)
+                out_of_fold[fraction][held] = model.predict([task.views[i] for i in held])
                 curve_sizes[fraction] += int(labels_per_item[chosen].sum())
         for fraction in LEARNING_CURVE_FRACTIONS:
             rows = out_of_fold[fraction][task.label_item]
@@ -351,7 +242,8 @@ def current_labels(conn: sqlite3.Connection, library: Library) -> list[Label]:
     """
     items = {item.id: item for item in items_in(conn, LABELLED_SPLITS)}
     rows = conn.execute(
-        "SELECT uid, item_id, labeler, probs, supersedes, retracted FROM predictions WHERE library_id = ? ORDER BY id",
+        "SELECT uid, item_id, labeler, probs, cited, trail, supersedes, retracted FROM predictions"
+        " WHERE library_id = ? ORDER BY id",
         (library.id,),
     ).fetchall()
     withdrawn = {row["supersedes"] for row in rows if row["retracted"]}
@@ -363,9 +255,26 @@ def current_labels(conn: sqlite3.Connection, library: Library) -> list[Label]:
     for (item_id, labeler), row in current.items():
         item = items[item_id]
         probs = json.loads(row["probs"])
-        labels.append(Label(item, labeler, tuple(float(probs.get(option, 0.0)) for option in item.options)))
+        read = _strings(row["cited"]) or _strings(row["trail"])[-1:]
+        labels.append(Label(item, labeler, tuple(float(probs.get(option, 0.0)) for option in item.options), read))
     labels.sort(key=lambda label: (label.item.uid, label.labeler))
     return labels
+
+
+def _strings(text: str | None) -> tuple[str, ...]:
+    """A JSON list of node uids as stored with a label; anything else reads as none."""
+    if not text or text == "[]":
+        return ()
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def reading_plan(conn: sqlite3.Connection, library: Library, labels: Sequence[Label]) -> ReadingPlan:
+    """Where the labelers looked, per task (models.reading_plan)."""
+    return learn_plan(conn, library.id, ((task_key(label.item), label.item.x, label.read) for label in labels))
 
 
 def data_hash(
@@ -408,13 +317,17 @@ def train(
     *,
     seed: int = 0,
     folds: int = 5,
+    learner: str = DEFAULT_LEARNER,
     labeler_weights: Mapping[str, float] | None = None,
+    hits: int = RETRIEVED_NODES,
 ) -> TrainReport:
     """Fit on the current prediction labels for `library`, report k-fold CV metrics, and save
     the model as the library's next version. Tasks with too few labels are skipped (and named
     in the report); when no task can be trained, nothing is saved and TrainerError says why.
     `labeler_weights` (labeler → weight, 1 for anyone not named) weighs each labeler's labels in
-    the fitted targets, e.g. by skill on train gold (models.agreement.skill_weights)."""
+    the fitted targets, e.g. by skill on train gold (models.agreement.skill_weights). `hits`
+    is how many search hits are read beside the labelers' fields (stored with the model)."""
+    chosen = get_learner(learner)
     if folds < 2:
         raise TrainerError(f"cross-validation needs at least 2 folds, got {folds}")
     labels = current_labels(conn, library)
@@ -423,23 +336,33 @@ def train(
             f"no prediction labels for library {library.name!r} yet; the trainer needs at least "
             f"{max(MIN_ITEMS_PER_TASK, folds)} labelled items of a task (label in the app or `navigator simulate`)"
         )
-    retriever = Retriever(conn, workspace, library)
+    plan = reading_plan(conn, library, labels)
+    retriever = Retriever(conn, workspace, library, hits, plan)
     try:
-        texts = retriever.texts(list({label.item.uid: label.item for label in labels}.values()))
+        views = retriever.views(list({label.item.uid: label.item for label in labels}.values()))
+        tasks, skipped = _check_enough(_tasks(labels, views, labeler_weights), folds)
+        if not tasks:
+            reasons = "; ".join(f"task {key!r}: {reason}" for key, reason in skipped.items())
+            raise TrainerError(f"too few usable labels to train for library {library.name!r}: {reasons}")
+        with one_thread():
+            metrics, curve = _cross_validate(tasks, chosen, folds=folds, seed=seed)
+            fitted = FittedModel(
+                library.uid,
+                retriever.k,
+                FEATURES_VERSION,
+                {key: fit_task(chosen, task.options, task.views, task.sums, seed=seed) for key, task in tasks.items()},
+                chosen.name,
+                plan,
+            )
+        # The model's view of every D*_validation item, so the labelling queue can put what it is
+        # least sure of first (models.item_order) without loading the model or reading Z again.
+        validation = [item for item in items_in(conn, ("validation",)) if task_key(item) in tasks]
+        predicted = predict_with(fitted, validation, retriever.view)
     finally:
         retriever.close()
-    tasks, skipped = _check_enough(_tasks(labels, texts, labeler_weights), folds)
-    if not tasks:
-        reasons = "; ".join(f"task {key!r}: {reason}" for key, reason in skipped.items())
-        raise TrainerError(f"too few usable labels to train for library {library.name!r}: {reasons}")
-    with one_thread():
-        metrics, curve = _cross_validate(tasks, folds=folds, seed=seed)
-        fitted = FittedModel(
-            library.uid,
-            retriever.k,
-            FEATURES_VERSION,
-            {key: fit_task(task.options, task.texts, task.sums, seed=seed) for key, task in tasks.items()},
-        )
+    fitted.validation_predictions = {
+        item.uid: [predicted[item.uid][option] for option in item.options] for item in validation
+    }
     used = [label for label in labels if task_key(label.item) in tasks]
     report = TrainReport(
         n_labels=len(used),
@@ -458,65 +381,41 @@ def train(
         top_choice_agreement=metrics["top_choice_agreement"],
         brier=metrics["brier"],
         ece=metrics["ece"],
+        learner=chosen.name,
+        learner_params=chosen.params,
+        reading=describe(plan),
     )
     return save_model(conn, library, fitted, report)
 
 
 def save_model(conn: sqlite3.Connection, library: Library, fitted: FittedModel, report: TrainReport) -> TrainReport:
-    """Store the model as the library's next version, in one transaction (so two trainers
-    running at once get different versions, never the same one)."""
-    blob = pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL)
-    with transaction(conn):
-        row = conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM trained_models WHERE library_id = ? AND kind = ?",
-            (library.id, MODEL_KIND),
-        ).fetchone()
-        saved = TrainReport.from_json({**report.as_json(), "model_version": int(row[0]) + 1})
-        conn.execute(
-            "INSERT INTO trained_models (uid, library_id, kind, version, data_hash, n_labels, n_items, n_labelers,"
-            " metrics, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                f"model_{uuid.uuid4().hex}",
-                library.id,
-                MODEL_KIND,
-                saved.model_version,
-                saved.data_hash,
-                saved.n_labels,
-                saved.n_items,
-                saved.n_labelers,
-                json.dumps(saved.as_json()),
-                blob,
-                saved.created_at,
-            ),
-        )
-    return saved
+    """Store the model as the library's next version (models.model_store)."""
+    version = store_model(conn, library.id, fitted, report.as_json())
+    return TrainReport.from_json({**report.as_json(), "model_version": version})
 
 
 def latest_report(conn: sqlite3.Connection, library: Library) -> TrainReport | None:
-    row = conn.execute(
-        "SELECT metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
-        (library.id, MODEL_KIND),
-    ).fetchone()
-    return TrainReport.from_json(json.loads(row[0])) if row else None
+    stored = latest_metrics(conn, library.id)
+    return TrainReport.from_json(stored) if stored is not None else None
 
 
 def load_model(conn: sqlite3.Connection, library: Library) -> tuple[FittedModel, TrainReport]:
-    """The latest saved model. Pickle runs code on load; these bytes come only from this
-    workspace's own `train`, the same trust as the workspace file itself."""
-    row = conn.execute(
-        "SELECT model, metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",
-        (library.id, MODEL_KIND),
-    ).fetchone()
+    """The latest saved model, rebuilt from numbers alone (models.model_store): a workspace
+    from anyone can be opened and predicted with; nothing stored in it runs as code."""
+    row = latest_model_row(conn, library.id)
     if row is None:
         raise TrainerError(f"no trained model for library {library.name!r}; run `navigator train` first")
-    fitted = pickle.loads(row[0])
-    if not isinstance(fitted, FittedModel) or fitted.features_version != FEATURES_VERSION:
-        raise TrainerError(f"the saved model for library {library.name!r} is from another version; train again")
-    return fitted, TrainReport.from_json(json.loads(row[1]))
+    fitted = load_model_bytes(row[0], library.name)
+    if fitted.features_version != FEATURES_VERSION:
+        raise TrainerError(
+            f"the saved model for library {library.name!r} reads Z the way an earlier version did; "
+            "retrain with `navigator train`"
+        )
+    return fitted, TrainReport.from_json(row[1])
 
 
 def predict_with(
-    fitted: FittedModel, items: Sequence[Item], text_of: Callable[[Item], str]
+    fitted: FittedModel, items: Sequence[Item], view_of: Callable[[Item], View]
 ) -> dict[str, dict[str, float]]:
     by_task: dict[str, list[Item]] = {}
     for item in items:
@@ -535,9 +434,9 @@ def predict_with(
                 raise TrainerError(
                     f"item {item.uid!r} has options {list(item.options)}, the model {list(model.options)}"
                 )
-        texts = [text_of(item) for item in group]
+        views = [view_of(item) for item in group]
         with one_thread():
-            probs = model.predict(texts)
+            probs = model.predict(views)
         for item, row in zip(group, probs, strict=True):
             result[item.uid] = {option: float(p) for option, p in zip(item.options, row, strict=True)}
     return result
@@ -548,8 +447,8 @@ def predict_items(
 ) -> dict[str, dict[str, float]]:
     """item uid → probability over its options, from the latest model saved for `library`."""
     fitted, _ = load_model(conn, library)
-    retriever = Retriever(conn, workspace, library, fitted.retrieved_nodes)
+    retriever = Retriever(conn, workspace, library, fitted.retrieved_nodes, fitted.plan)
     try:
-        return predict_with(fitted, items, lambda item: retriever.text(item.x))
+        return predict_with(fitted, items, retriever.view)
     finally:
         retriever.close()

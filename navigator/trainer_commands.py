@@ -18,6 +18,8 @@ from kb.assignments import items_for
 from kb.db import utc_now
 from kb.items import SPLITS, items_in
 from models.evaluation import EvaluationReport, iid_check
+from models.item_order import ORDERS
+from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.trainer import TrainReport
 from navigator.command_support import (
     Failure,
@@ -34,9 +36,11 @@ PREDICTION_SCHEMA_VERSION = 1
 
 
 def _report_lines(report: TrainReport) -> list[str]:
+    params = ", ".join(f"{name}={value}" for name, value in report.learner_params.items())
     lines = [
         f"model v{report.model_version} trained on {report.n_labels} labels "
         f"({report.n_items} items, {report.n_labelers} labelers); data hash {report.data_hash[:16]}",
+        f"learner {report.learner!r}" + (f" ({params})" if params else ""),
         f"{report.folds}-fold cross-validation over items (seed {report.seed}), per label:",
         f"  cross-entropy vs the labelers' distributions  {report.cross_entropy:.4f}",
         f"  agreement with the labelers' top choice       {report.top_choice_agreement:.3f}",
@@ -48,6 +52,8 @@ def _report_lines(report: TrainReport) -> list[str]:
     ]
     for task, reason in report.skipped_tasks.items():
         lines.append(f"  skipped task {task!r}: {reason}")
+    for task, fields in report.reading.items():
+        lines.append(f"  reads for {task}, where labelers looked: " + "; ".join(fields))
     if report.labeler_weights:
         lines.append(
             "  labels weighted by skill on train gold: "
@@ -62,11 +68,24 @@ def _report_lines(report: TrainReport) -> list[str]:
 @click.option("--seed", default=0, show_default=True, help="Seed of the CV folds and the learner.")
 @click.option("--folds", default=5, show_default=True, help="Folds of the cross-validation.")
 @click.option(
+    "--learner",
+    type=click.Choice(sorted(LEARNERS)),
+    default=DEFAULT_LEARNER,
+    show_default=True,
+    help="bow: TF-IDF words → logistic regression; reader: fields and figures read → conditional logit.",
+)
+@click.option(
     "--weight-by-skill", is_flag=True, help="Weigh each labeler by their skill on train gold (navigator agreement)."
 )
 @json_option
 def train(
-    workspace: Path, library_name: str | None, seed: int, folds: int, weight_by_skill: bool, as_json: bool
+    workspace: Path,
+    library_name: str | None,
+    seed: int,
+    folds: int,
+    learner: str,
+    weight_by_skill: bool,
+    as_json: bool,
 ) -> None:
     """Fit the imitation model on the current prediction labels and save it as a new version."""
     from models.agreement import agreement, skill_weights
@@ -76,7 +95,7 @@ def train(
     library = pick_library(conn, library_name)
     weights = skill_weights(agreement(conn, library)) if weight_by_skill else None
     report: TrainReport = guard(
-        lambda: fit(conn, workspace, library, seed=seed, folds=folds, labeler_weights=weights)
+        lambda: fit(conn, workspace, library, seed=seed, folds=folds, learner=learner, labeler_weights=weights)
     )
     if as_json:
         emit_json({"library": library.name, **report.as_json()})
@@ -103,7 +122,7 @@ def predict(workspace: Path, library_name: str | None, out: Path | None, split: 
     items = items_in(conn, (split,))
     if not items:
         raise Failure(f"no {split} items in this workspace")
-    _, report = guard(lambda: load_model(conn, library))
+    fitted, report = guard(lambda: load_model(conn, library))
     probs = guard(lambda: predict_items(conn, workspace, library, items))
     now = utc_now()
     records = [
@@ -121,7 +140,7 @@ def predict(workspace: Path, library_name: str | None, out: Path | None, split: 
         for item in items
     ]
     if split == "prediction":
-        _warn_if_not_iid(guard(lambda: iid_check(conn, workspace, library)))
+        _warn_if_not_iid(guard(lambda: iid_check(conn, workspace, library, plan=fitted.plan)))
     text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if out is None:
         click.echo(text, nl=False)
@@ -226,6 +245,14 @@ def evaluate(workspace: Path, library_name: str | None, answers: Path, seed: int
 @click.option("--noise", default=0.1, show_default=True, type=click.FloatRange(0.0, 1.0), help="P(wrong or hesitant).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the noise.")
 @click.option("--relabel", is_flag=True, help="Label items this labeler already labelled again.")
+@click.option(
+    "--order",
+    type=click.Choice(ORDERS),
+    default="given",
+    show_default=True,
+    help="Queue order: given; random; uncertain (least sure first, 1 in 3 at random); auto (uncertain with a model).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Label only the next N items of the queue.")
 @json_option
 def simulate(
     workspace: Path,
@@ -235,9 +262,12 @@ def simulate(
     noise: float,
     seed: int,
     relabel: bool,
+    order: str,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """A SIMULATED labeler answers the demo questions by reading the library, and records its labels."""
+    from models.item_order import order_items
     from models.simulated_labeler import SimulatedLabeler, simulated_name
 
     conn = open_workspace(workspace)
@@ -245,14 +275,20 @@ def simulate(
     items = items_for(conn, simulated_name(labeler), items_in(conn, (split,)))
     if not items:
         raise Failure(f"no {split} items in this workspace for {simulated_name(labeler)}")
+    ordering = guard(lambda: order_items(conn, library, items, order=order))
     simulated = SimulatedLabeler(conn, workspace, library, labeler, noise=noise, seed=seed)
-    report = guard(lambda: simulated.label(items, relabel=relabel))
+    queue = ordering.items
+    if limit is not None:
+        done = set() if relabel else set(simulated.store.current_predictions(library.id))
+        queue = [item for item in queue if item.id not in done][:limit]
+    report = guard(lambda: simulated.label(queue, relabel=relabel))
     if as_json:
         emit_json(
             {
                 "labeler": report.labeler,
                 "source": "simulated",
                 "split": split,
+                "order": ordering.how,
                 "labelled": report.labelled,
                 "skipped": report.skipped,
                 "not_found": report.not_found,
@@ -264,7 +300,7 @@ def simulate(
         click.echo(
             f"SIMULATED labeler {report.labeler!r}: labelled {report.labelled} {split} items "
             f"({report.noisy} noisy, {report.not_found} not found in the library, {report.skipped} already labelled) "
-            f"in {report.seconds:.1f} s"
+            f"in {report.seconds:.1f} s; order: {ordering.how}"
         )
         for problem in report.problems[:10]:
             click.echo(f"  {problem}")

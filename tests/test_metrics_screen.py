@@ -94,9 +94,10 @@ def test_trainer_metrics_are_shown_with_their_sample_sizes() -> None:
         brier=0.1234,
         ece=0.0456,
         learning_curve=[(30, 0.6), (120, 0.41)],
+        learner="reader",
     )
     shown = str(trainer_text(report, ""))
-    assert "model v3" in shown and "120 labels on 40 items by 2 labelers" in shown
+    assert "model v3 (learner reader," in shown and "120 labels on 40 items by 2 labelers" in shown
     assert "cross-entropy 0.4123" in shown and "87.5%" in shown and "ECE 0.0456" in shown
     assert "n=30: 0.600" in shown and "n=120: 0.410" in shown
     assert "navigator train" in str(trainer_text(None, ""))

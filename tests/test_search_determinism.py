@@ -21,8 +21,8 @@ from kb.db import connect
 from kb.items import items_in
 from kb.libraries import find_library
 from kb.search import SearchIndex
+from models.retrieval import Retriever, clear_cache
 from models.simulated_labeler import SimulatedLabeler
-from models.trainer import _RETRIEVAL_CACHE, Retriever
 
 QUESTIONS = 12
 
@@ -92,10 +92,10 @@ def test_search_trainer_and_simulated_labeler_answer_the_same_under_cpu_load(dem
     assert all(page[-1] > 0 for page in quiet)  # every question found something
 
     def retrieved() -> list[str]:
-        _RETRIEVAL_CACHE.clear()
+        clear_cache()
         retriever = Retriever(conn, demo_workspace, library)
         try:
-            return [retriever.text(question) for question in questions]
+            return [retriever.view(item).text() for item in items]
         finally:
             retriever.close()
 

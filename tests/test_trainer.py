@@ -19,10 +19,12 @@ from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
 from kb.search import SearchIndex
+from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.trainer import (
     MIN_ITEMS_PER_TASK,
     TrainerError,
     _pooled_metrics,
+    clear_cache,
     label_metrics,
     latest_report,
     predict_items,
@@ -100,14 +102,15 @@ def test_pooling_tasks_with_different_option_counts_is_a_label_weighted_mean() -
     assert pooled["top_choice_agreement"] == 1.0
 
 
-def test_training_uses_the_probability_vectors_not_only_their_argmax(tmp_path: Path) -> None:
+@pytest.mark.parametrize("learner", sorted(LEARNERS))
+def test_training_uses_the_probability_vectors_not_only_their_argmax(tmp_path: Path, learner: str) -> None:
     """Same argmax everywhere, different confidence: a model fitted to 0.6/0.4 labels must be
     less sure than one fitted to 0.95/0.05 labels; an argmax-only learner would give equal fits."""
     sure: dict[str, dict[str, float]] = {}
     for name, confidence in (("hesitant", 0.6), ("sure", 0.95)):
         conn, workspace, library = build(tmp_path / name)
         label_all(conn, library, "simulated:a", confidence)
-        report = train(conn, workspace, library, folds=3)
+        report = train(conn, workspace, library, folds=3, learner=learner)
         assert report.n_labels == len(FRUITS) and report.n_items == len(FRUITS) and report.n_labelers == 1
         assert report.model_version == 1 and latest_report(conn, library) == report
         probs = predict_items(conn, workspace, library, items_in(conn, ("train",)))
@@ -146,15 +149,18 @@ def test_a_single_option_is_refused(fruit) -> None:
         train(conn, workspace, library)
 
 
-def test_fixed_seed_gives_identical_results_and_versions_count_up(fruit) -> None:
+@pytest.mark.parametrize("learner", sorted(LEARNERS))
+def test_fixed_seed_gives_identical_results_and_versions_count_up(fruit, learner: str) -> None:
     conn, workspace, library = fruit
     label_all(conn, library, "simulated:a", 0.9)
     label_all(conn, library, "simulated:b", 0.7)
-    first = train(conn, workspace, library, seed=3, folds=4)
+    first = train(conn, workspace, library, seed=3, folds=4, learner=learner)
     p1 = predict_items(conn, workspace, library, items_in(conn, ("train",)))
-    second = train(conn, workspace, library, seed=3, folds=4)
+    clear_cache()  # the second run reads Z again, as a fresh process would
+    second = train(conn, workspace, library, seed=3, folds=4, learner=learner)
     p2 = predict_items(conn, workspace, library, items_in(conn, ("train",)))
     assert (first.model_version, second.model_version) == (1, 2)
+    assert first.learner == second.learner == learner and first.learner_params == LEARNERS[learner].params
     assert first.data_hash == second.data_hash and first.n_labels == 2 * len(FRUITS) and first.n_labelers == 2
     for field in ("cross_entropy", "top_choice_agreement", "brier", "ece", "learning_curve"):
         assert getattr(first, field) == getattr(second, field)
@@ -175,14 +181,58 @@ def test_cli_train_and_predict_write_model_predictions(fruit, tmp_path: Path) ->
     runner = CliRunner()
     result = runner.invoke(group, ["train", "-w", str(workspace), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["n_labels"] == len(FRUITS)
+    shown = json.loads(result.output)
+    assert shown["n_labels"] == len(FRUITS) and shown["learner"] == DEFAULT_LEARNER
+    result = runner.invoke(group, ["train", "-w", str(workspace), "--learner", "bow"])
+    assert result.exit_code == 0 and "model v2" in result.output and "learner 'bow' (tfidf=" in result.output
+    result = runner.invoke(group, ["train", "-w", str(workspace), "--learner", "nonsense"])
+    assert result.exit_code == 2 and "'nonsense' is not one of 'bow', 'reader'" in result.output
     out = tmp_path / "preds.jsonl"
     result = runner.invoke(group, ["predict", "-w", str(workspace), "--split", "train", "--out", str(out)])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == len(FRUITS)
-    assert {r["type"] for r in records} == {"model_prediction"} and records[0]["model_version"] == 1
+    assert {r["type"] for r in records} == {"model_prediction"} and records[0]["model_version"] == 2
     assert set(records[0]) >= {"id", "item", "probs", "timestamp", "schema_version"}
     assert all(abs(sum(r["probs"].values()) - 1) < 1e-9 for r in records)
     result = runner.invoke(group, ["predict", "-w", str(workspace), "--split", "validation"])
     assert result.exit_code == 1 and "no validation items" in result.output
+
+
+def test_the_reading_plan_is_learned_from_citations_and_read_for_items_nobody_labelled(tmp_path: Path) -> None:
+    """Labelers cite each fruit's "colour" field; the model then reads that field for every fruit,
+    and says where it read in its report."""
+    workspace = tmp_path / "w.db"
+    conn = connect(workspace, create=True)
+    library = create_library(conn, "fruit")
+    nodes = []
+    for n, (name, colour) in enumerate(FRUITS.items(), 1):
+        nodes.append(StagedNode(n, f"f:{name}", None, "fruit", name.title(), "A fruit that grows on plants."))
+        nodes.append(StagedNode(n, f"f:{name}/colour", f"f:{name}", "field", "Colour", f"{colour} when ripe"))
+        nodes.append(StagedNode(n, f"f:{name}/taste", f"f:{name}", "field", "Taste", "sweet"))
+    import_staged(conn, library, iter(nodes), source="t", importer="test")
+    SearchIndex(conn, workspace, library).rebuild()
+    records = [
+        ItemRecord.model_validate(
+            {"id": f"red:{name}", "x": f"Is the {name} red?", "options": ["yes", "no"], "task": "red"}
+        )
+        for name in FRUITS
+    ]
+    add_items(conn, list(enumerate(records, 1)), source="t", dstar=False)
+    held_out = {"red:apple", "red:grapefruit"}  # one red, one yellow: nobody labels them
+    store = LabelStore(conn, "ann")
+    for item in items_in(conn, ("train",)):
+        if item.uid in held_out:
+            continue
+        name = item.uid.split(":")[1]
+        red = FRUITS[name] == "red"
+        store.record_prediction(
+            item, library.id, {"yes": 0.9 if red else 0.1, "no": 0.1 if red else 0.9}, cited=[f"f:{name}/colour"]
+        )
+    report = train(conn, workspace, library, folds=3)
+    assert report.reading == {"red": ["colour (12 cited)"]}
+    unlabelled = [item for item in items_in(conn, ("train",)) if item.uid in held_out]
+    probs = predict_items(conn, workspace, library, unlabelled)
+    for item in unlabelled:
+        red = FRUITS[item.uid.split(":")[1]] == "red"
+        assert (probs[item.uid]["yes"] > 0.5) == red, item.uid

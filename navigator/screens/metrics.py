@@ -45,7 +45,10 @@ class Metrics:
 def trainer_text(report: Any, note: str) -> Text:
     if report is None:
         return Text(f"Imitation trainer: {note or 'no model trained for this library yet (navigator train)'}")
-    text = Text(f"Imitation trainer, model v{report.model_version} (data {report.data_hash[:10]}), ", style="bold")
+    text = Text(
+        f"Imitation trainer, model v{report.model_version} (learner {report.learner}, data {report.data_hash[:10]}), ",
+        style="bold",
+    )
     text.append(
         f"{report.n_labels} labels on {report.n_items} items by {report.n_labelers} labelers, cross-validated:\n",
         style="",

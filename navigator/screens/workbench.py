@@ -35,6 +35,7 @@ from kb.search import SearchError, SearchIndex
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
 from kb.tree import Node, ancestors, node_by_id, node_by_uid
 from models.credence_checks import visible_conflicts
+from models.item_order import order_items
 from models.prior_exact import Coherence, TooManyStatements, check_coherence
 from models.prior_exact import Credence as ExactCredence
 from navigator.display import visible
@@ -103,7 +104,9 @@ class WorkbenchScreen(Screen[None]):
         self.open_node: Node | None = None
         self.history: list[int] = []
         self.history_at = -1
-        self.queue: list[Item] = items_for(conn, labeler, items_in(conn, QUEUE_SPLITS))
+        # Assignment filters (kb.assignments), then the queue order (models.item_order) orders.
+        self.ordering = order_items(conn, library, items_for(conn, labeler, items_in(conn, QUEUE_SPLITS)))
+        self.queue: list[Item] = self.ordering.items
         self.adjudicating = False  # the draft is the lead's ruling on a disagreement (kb.labels: adjudication)
         self.done: set[int] = set(self.labels.current_predictions(library.id))
         self.draft: Draft | None = None
@@ -139,6 +142,8 @@ class WorkbenchScreen(Screen[None]):
         self.query_one("#credence-input").display = False
         self.resume()
         self.check_model()
+        if self.ordering.how != "as listed":
+            self.notify(f"Queue: {self.ordering.how}", markup=False)
 
     def resume(self) -> None:
         state = load_state(self.conn, self.labeler)
