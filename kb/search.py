@@ -98,8 +98,9 @@ class SearchIndex:
         ).fetchone()
         if row is None:
             return None
-        from whoosh import index
+        from kb.search_pickle import whoosh_index
 
+        index = whoosh_index()
         try:
             present = index.exists_in(str(self.directory), indexname=INDEX_NAME)
         except Exception as error:
@@ -157,8 +158,9 @@ class SearchIndex:
         """Index the nodes added since the last update; builds from scratch when there is no index.
 
         Holds the index's write lock, so two processes updating at once index each node once."""
-        from whoosh import index
+        from kb.search_pickle import whoosh_index
 
+        index = whoosh_index()
         from kb.search_build import BuildCancelled, add_segments
         from kb.search_codec import format_problem
 
@@ -260,8 +262,9 @@ class SearchIndex:
     def _current_view(self) -> Any:
         """Opening an index costs more than a query, so one searcher serves every query and
         is refreshed (cheaply, only if the index changed) each time."""
-        from whoosh import index
+        from kb.search_pickle import whoosh_index
 
+        index = whoosh_index()
         from kb.search_codec import format_problem
         from kb.search_rank import IndexView
 

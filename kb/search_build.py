@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 
 from kb.search import INDEX_NAME
@@ -41,6 +40,7 @@ from kb.search_codec import (
     read_postings,
     write_segment,
 )
+from kb.search_pickle import whoosh_index as safe_whoosh_index
 from kb.search_text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermCoder, schema, spelling_of
 
 WRITTEN = (*FIELDS, SPELLING)
@@ -334,7 +334,7 @@ def add_segments(
 ) -> BuildResult:
     """Index the pending nodes (id > after_id) as new segments and commit a new table of
     contents; the index is unchanged until that commit. Caller holds the write lock."""
-    ix = whoosh_index.open_dir(str(directory))
+    ix = safe_whoosh_index().open_dir(str(directory))
     storage = ix.storage
     toc = ix._read_toc()
     generation = toc.generation + 1
@@ -355,11 +355,11 @@ def add_segments(
             merged = merge_segments(storage, [segments[n] for n in plan], _segment_name(generation, parts))
             segments = [merged] + [segment for n, segment in enumerate(segments) if n not in plan]
             segments.sort(key=lambda segment: segment.first_node_id)
-        whoosh_index.TOC(toc.schema, segments, generation).write(storage, INDEX_NAME)
+        safe_whoosh_index().TOC(toc.schema, segments, generation).write(storage, INDEX_NAME)
     except BaseException:
         _remove_segment_files(directory, generation)
         raise
-    whoosh_index.clean_files(storage, INDEX_NAME, generation, segments)
+    safe_whoosh_index().clean_files(storage, INDEX_NAME, generation, segments)
     top = max((segment.last_node_id for segment in segments if segment.doc_count_all()), default=after_id)
     return BuildResult(count, top)
 
@@ -436,7 +436,7 @@ def _remove_segment_files(directory: Path, generation: int) -> None:
 
 def create_index(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    whoosh_index.create_in(str(directory), schema(), indexname=INDEX_NAME)
+    safe_whoosh_index().create_in(str(directory), schema(), indexname=INDEX_NAME)
 
 
 def remove_tree(path: Path) -> None:
