@@ -49,7 +49,7 @@ from pydantic import ValidationError
 from kb.db import WorkspaceError, transaction
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
-from kb.labels import LabelError, checked_distribution, statements_key
+from kb.labels import LabelError, checked_distribution, human_source_sql, statements_key
 from kb.libraries import Library, library_by_id
 from kb.records import (
     EXPORT_MODELS,
@@ -123,7 +123,8 @@ def collect_export(conn: sqlite3.Connection, *, labeler: str | None = None) -> l
     params: tuple[str, ...] = () if labeler is None else (labeler,)
     with _snapshot(conn):
         predictions = conn.execute(_PREDICTION_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
-        credences = conn.execute(_CREDENCE_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
+        people = (" AND " if by_labeler else " WHERE ") + human_source_sql("x.source")  # model credences stay
+        credences = conn.execute(_CREDENCE_SQL + by_labeler + people + " ORDER BY x.id", params).fetchall()
         nodes = _exported_nodes(conn, predictions, credences, labeler)
         item_ids = sorted({row["item_id"] for row in predictions})
         items = [conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone() for item_id in item_ids]
