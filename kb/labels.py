@@ -321,9 +321,9 @@ class LabelStore:
 
 
 def model_credences(
-    conn: sqlite3.Connection, library_id: int, node_uids: Sequence[str] | None = None
+    conn: sqlite3.Connection, library_id: int, node_uids: Sequence[str] | None = None, *, source: str | None = None
 ) -> dict[str, ModelCredence]:
-    """node uid → the newest current model credence on that single statement (whichever model gave it).
+    """node uid → the newest current model credence on that single statement (of `source`, or of any model).
 
     These are M_Z's, not a person's: callers that use them for P(Z) or F(Z) say so and count them apart.
     """
@@ -333,6 +333,9 @@ def model_credences(
         f" AND {_CURRENT.format(table='credences')}"
     )
     args: list[Any] = [library_id]
+    if source is not None:
+        sql += " AND source = ?"
+        args.append(source)
     if node_uids is not None:
         wanted = sorted(set(node_uids))
         if not wanted:

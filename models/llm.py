@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,6 +114,14 @@ class LLM(Protocol):
         ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
+        """log P(next token = the first token of each choice | prompt), over the whole vocabulary.
+
+        Deterministic (no sampling): the basis of the model's own credence in a statement
+        (models.judge asks for " True" and " False").
+        """
+        ...
 
 
 def as_cancel_check(cancel: threading.Event | CancelCheck | None) -> CancelCheck:
@@ -374,6 +382,37 @@ class LocalLLM:
             return 0
         return len(self.load()._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
+        """One forward pass over `prompt` (reusing the cached prefix of the last one) and the next-token
+        log-probabilities of each choice's first token.
+
+        The judgement prompts share a long few-shot head, so keeping llama.cpp's KV cache for the
+        common prefix makes each statement cost only its own tokens. With logits_all off (the
+        full-vocabulary logits of every position would take gigabytes for Gemma's 262k vocabulary)
+        only the last position's logits exist, which is all a next-token judgement needs.
+        """
+        import numpy as np
+
+        llama = self.load()._llama
+        with self._lock:
+            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+            if len(tokens) >= self.options.n_ctx:
+                raise ValueError(f"the prompt has {len(tokens)} tokens; the context holds {self.options.n_ctx}")
+            cached = [int(token) for token in llama._input_ids]
+            common = 0
+            for old, new in zip(cached, tokens, strict=False):
+                if old != new:
+                    break
+                common += 1
+            common = min(common, len(tokens) - 1)  # the last token is always evaluated: its logits are the answer
+            llama.n_tokens = common
+            llama.eval(tokens[common:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),)).astype(np.float64)
+            top = float(logits.max())
+            normaliser = top + float(np.log(np.exp(logits - top).sum()))
+            ids = [llama.tokenize(choice.encode("utf-8"), add_bos=False, special=False)[0] for choice in choices]
+            return [float(logits[token]) - normaliser for token in ids]
+
     def stream(self, request: Request, cancel: CancelCheck) -> Iterator[str]:
         llama = self.load()._llama
         params = request.params
@@ -458,3 +497,6 @@ class LazyLLM:
 
     def count_tokens(self, text: str) -> int:
         return self.real.count_tokens(text)
+
+    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
+        return self.real.choice_logprobs(prompt, choices)

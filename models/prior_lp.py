@@ -32,8 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize._highspy import _core as highs
 from scipy.special import ndtri
+
+try:
+    from scipy.optimize._highspy import _core as highs
+except ImportError as error:  # pragma: no cover - only with a SciPy older than pyproject.toml allows
+    raise ImportError("the P(Z) LP needs SciPy 1.15.1 or newer (its bundled HiGHS bindings)") from error
 
 RC_TOL = 1e-9
 MAX_ROUNDS = 400

@@ -41,6 +41,7 @@ from navigator.display import visible
 from navigator.doctor_command import doctor
 from navigator.exchange_commands import export, merge
 from navigator.llm_commands import ask, llm, unpack
+from navigator.model_credence_commands import calibrate_command, credences_command
 from navigator.prior_command import prior
 from navigator.progress import TerminalProgress
 from navigator.score_commands import fork, score
@@ -487,6 +488,8 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
 
 for command in (unpack, ask, llm, export, merge, prior, score, fork, train, predict, evaluate, simulate, doctor):
     main.add_command(command)
+llm.add_command(calibrate_command)
+llm.add_command(credences_command)
 
 
 def run() -> None:
