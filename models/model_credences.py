@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,7 @@ class CreditReport:
     calibrated: bool
     note: str
     credences: list[StatementCredence] = field(default_factory=list)
+    ms: float = 0.0  # time spent judging and storing
 
     def summary(self) -> str:
         if not self.credences:
@@ -92,6 +94,7 @@ def credit_generated(conn: sqlite3.Connection, llm: LLM, parent: Node, children:
     Each credence is committed by itself, as every label is; the model's score, the calibration, the
     texts judged and the negation's probability go into the credence's provenance.
     """
+    started = time.perf_counter()
     identity = llm.identity
     calibration, note = calibration_for(identity)
     source = model_source(identity)
@@ -117,6 +120,7 @@ def credit_generated(conn: sqlite3.Connection, llm: LLM, parent: Node, children:
         }
         store.record_credence(child.library_id, [child], p, provenance=provenance)
         report.credences.append(StatementCredence(child.uid, p, p_not, yes.score))
+    report.ms = (time.perf_counter() - started) * 1000
     return report
 
 
