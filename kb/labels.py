@@ -326,33 +326,32 @@ def model_credences(
     """node uid → the newest current model credence on that single statement (of `source`, or of any model).
 
     These are M_Z's, not a person's: callers that use them for P(Z) or F(Z) say so and count them apart.
+    With `node_uids`, the lookup walks credence_nodes by node (the app asks for one node per cursor move).
     """
-    sql = (
-        "SELECT uid, library_id, statements, source, p, provenance, created_at FROM credences"
-        f" WHERE library_id = ? AND {MODEL_CREDENCES} AND scope = 'statements'"
-        f" AND {_CURRENT.format(table='credences')}"
-    )
+    columns = "credences.uid, library_id, statements, source, p, provenance, created_at, credences.id"
+    where = f"library_id = ? AND {MODEL_CREDENCES} AND scope = 'statements' AND {_CURRENT.format(table='credences')}"
     args: list[Any] = [library_id]
     if source is not None:
-        sql += " AND source = ?"
+        where += " AND source = ?"
         args.append(source)
-    if node_uids is not None:
-        wanted = sorted(set(node_uids))
-        if not wanted:
-            return {}
-        found: dict[str, ModelCredence] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            by_node = f" AND id IN (SELECT credence_id FROM credence_nodes WHERE node_uid IN ({marks}))"
-            found.update(_model_rows(conn, sql + by_node, [*args, *chunk]))
-        return found
-    return _model_rows(conn, sql, args)
+    if node_uids is None:
+        return _model_rows(conn, f"SELECT {columns} FROM credences WHERE {where}", args)
+    wanted = sorted(set(node_uids))
+    found: dict[str, ModelCredence] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        # CROSS JOIN keeps credence_nodes (indexed by node) as the outer loop.
+        sql = (
+            f"SELECT {columns} FROM credence_nodes CROSS JOIN credences ON credences.id = credence_nodes.credence_id"
+            f" WHERE credence_nodes.node_uid IN ({','.join('?' * len(chunk))}) AND {where}"
+        )
+        found.update(_model_rows(conn, sql, [*chunk, *args]))
+    return found
 
 
 def _model_rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> dict[str, ModelCredence]:
     found: dict[str, ModelCredence] = {}
-    for row in conn.execute(sql + " ORDER BY id", tuple(args)):
+    for row in conn.execute(sql + " ORDER BY credences.id", tuple(args)):
         statements = json.loads(row["statements"])
         if len(statements) != 1:
             continue

@@ -99,7 +99,7 @@ class Judgement:
 
 
 def judge(llm: LLM, source: str, statement: str) -> Judgement:
-    true, false = llm.choice_logprobs(judge_prompt(source, statement), ANSWERS)
+    true, false = llm.choice_logprobs(PROMPT_HEAD, _block(source, statement), ANSWERS)
     return Judgement(true - false, statement, source)
 
 

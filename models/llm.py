@@ -115,9 +115,10 @@ class LLM(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
-        """log P(next token = the first token of each choice | prompt), over the whole vocabulary.
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        """log P(next token = the first token of each choice | head + tail), over the whole vocabulary.
 
+        `head` is the part many calls share (a few-shot prompt); a model may keep it evaluated.
         Deterministic (no sampling): the basis of the model's own credence in a statement
         (models.judge asks for " True" and " False").
         """
@@ -324,6 +325,7 @@ class LocalLLM:
         self._llama: Any = None
         self._lock = threading.Lock()
         self._identity: ModelIdentity | None = None
+        self._cached_head: tuple[int, ...] | None = None  # tokens of the judgement head held in the KV cache
         self.timing = Timing()
 
     @classmethod
@@ -382,31 +384,34 @@ class LocalLLM:
             return 0
         return len(self.load()._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
-        """One forward pass over `prompt` (reusing the cached prefix of the last one) and the next-token
-        log-probabilities of each choice's first token.
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        """Next-token log-probabilities of each choice's first token after `head` + `tail`.
 
-        The judgement prompts share a long few-shot head, so keeping llama.cpp's KV cache for the
-        common prefix makes each statement cost only its own tokens. With logits_all off (the
-        full-vocabulary logits of every position would take gigabytes for Gemma's 262k vocabulary)
-        only the last position's logits exist, which is all a next-token judgement needs.
+        The head (the judgement's few-shot examples) is evaluated from position 0 in one go and
+        kept in llama.cpp's KV cache; each call truncates the cache back to exactly the head and
+        evaluates only its tail. Always the same two evaluations, so a statement gets the same
+        score whatever the model did before (reusing whatever prefix happened to match would
+        batch the tokens differently and move the score in the second decimal). With logits_all
+        off (the logits of every position would take gigabytes for Gemma's 262k vocabulary) only
+        the last position's logits exist, which is all a next-token judgement needs.
         """
         import numpy as np
 
         llama = self.load()._llama
         with self._lock:
-            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
-            if len(tokens) >= self.options.n_ctx:
-                raise ValueError(f"the prompt has {len(tokens)} tokens; the context holds {self.options.n_ctx}")
-            cached = [int(token) for token in llama._input_ids]
-            common = 0
-            for old, new in zip(cached, tokens, strict=False):
-                if old != new:
-                    break
-                common += 1
-            common = min(common, len(tokens) - 1)  # the last token is always evaluated: its logits are the answer
-            llama.n_tokens = common
-            llama.eval(tokens[common:])
+            head_tokens = llama.tokenize(head.encode("utf-8"), add_bos=True, special=False)
+            tail_tokens = llama.tokenize(tail.encode("utf-8"), add_bos=False, special=False)
+            if not tail_tokens:
+                raise ValueError("nothing to judge: the text after the shared head is empty")
+            if len(head_tokens) + len(tail_tokens) >= self.options.n_ctx:
+                total = len(head_tokens) + len(tail_tokens)
+                raise ValueError(f"the prompt has {total} tokens; the context holds {self.options.n_ctx}")
+            if self._cached_head != tuple(head_tokens):
+                llama.n_tokens = 0
+                llama.eval(head_tokens)
+                self._cached_head = tuple(head_tokens)
+            llama.n_tokens = len(head_tokens)
+            llama.eval(tail_tokens)
             logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),)).astype(np.float64)
             top = float(logits.max())
             normaliser = top + float(np.log(np.exp(logits - top).sum()))
@@ -417,6 +422,7 @@ class LocalLLM:
         llama = self.load()._llama
         params = request.params
         with self._lock:
+            self._cached_head = None  # generation reuses and overwrites the KV cache
             started = time.perf_counter()
             self.timing.first_token_ms = None
             self.timing.tokens = 0
@@ -498,5 +504,5 @@ class LazyLLM:
     def count_tokens(self, text: str) -> int:
         return self.real.count_tokens(text)
 
-    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
-        return self.real.choice_logprobs(prompt, choices)
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        return self.real.choice_logprobs(head, tail, choices)

@@ -79,8 +79,8 @@ class FakeLLM:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> list[float]:
-        statement = prompt.rsplit("Statement: <<<", 1)[-1].split(">>>", 1)[0]
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        statement = tail.rsplit("Statement: <<<", 1)[-1].split(">>>", 1)[0]
         self.judged.append(statement)
         score = self.judge(statement)
         return [score / 2 - 1.0, -score / 2 - 1.0]
