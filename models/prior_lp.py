@@ -41,6 +41,7 @@ except ImportError as error:  # pragma: no cover - only with a SciPy older than 
 
 RC_TOL = 1e-9
 MAX_ROUNDS = 400
+TIE_BREAK = 1e-6
 SAMPLE_SEED = 0
 _MIN_SAMPLES = 500
 
@@ -245,12 +246,16 @@ class AtomLP:
     # -- building ---------------------------------------------------------------------------
 
     def _add_slacks(self) -> None:
+        """A +/− slack per credence. Changing a credence costs 1 per unit, a hair less for later credences:
+        when several coherent sets are equally near, the one that changes the newest credences wins (the
+        app lists the credence being typed last, so it is told what that number should be)."""
         count = 2 * self.k
         rows = np.repeat(np.arange(self.k, dtype=np.int32), 2)
         values = np.tile(np.array([1.0, -1.0]), self.k)
+        order = np.repeat(np.arange(self.k, dtype=np.float64), 2)
         self._model.addCols(
             count,
-            np.ones(count),
+            1.0 + TIE_BREAK * (self.k - order) / max(1, self.k),
             np.zeros(count),
             np.full(count, np.inf),
             count,
@@ -349,11 +354,14 @@ class AtomLP:
         by themselves incoherent whenever the distance is positive, so they seed the conflict search.
         """
         self._sign, self._objective_mask = 0.0, None
-        distance = self._generate()
-        self.duals = np.asarray(self._model.getSolution().row_dual, dtype=np.float64)
-        x = np.asarray(self._model.getSolution().col_value, dtype=np.float64)[2 * self.k :]
+        self._generate()
+        solution = self._model.getSolution()
+        self.duals = np.asarray(solution.row_dual, dtype=np.float64)
+        values = np.asarray(solution.col_value, dtype=np.float64)
+        x = values[2 * self.k :]
         atoms = np.array(self.atoms, dtype=np.int64)
         achieved = covers(atoms, self.masks).T.astype(np.float64) @ x
+        distance = float(np.sum(values[: 2 * self.k]))  # the change itself, not the tie-broken objective
         return max(0.0, distance), np.clip(achieved, 0.0, 1.0)
 
     def certificate(self) -> Certificate:
