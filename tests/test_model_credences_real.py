@@ -82,14 +82,14 @@ def test_calibrate_reports_out_of_fold_figures_with_their_n() -> None:
     from navigator.model_credence_commands import calibrate_command
 
     result = CliRunner().invoke(
-        calibrate_command, ["--n", "30", "--seed", "1", "--no-save", "--threads", "2", "--json"], catch_exceptions=False
+        calibrate_command, ["--n", "20", "--seed", "1", "--no-save", "--threads", "2", "--json"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["n"] == 30 and report["n_true"] == 15 and report["saved_to"] is None
+    assert report["n"] == 20 and report["n_true"] == 10 and report["saved_to"] is None
     assert report["model_sha256"] == bundled.EXPECTED_SHA256 and report["prompt_version"] == PROMPT_VERSION
-    assert sum(row["n"] for row in report["reliability"]) == 30
-    assert sum(kind["n"] for kind in report["by_kind"]) == 30
+    assert sum(row["n"] for row in report["reliability"]) == 20
+    assert sum(kind["n"] for kind in report["by_kind"]) == 20
     assert 0.0 <= report["ece"] <= 1.0 and 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["auc_raw_score"] <= 1.0
-    expected_ece = sum(row["n"] * abs(row["stated"] - row["true"]) for row in report["reliability"]) / 30
+    expected_ece = sum(row["n"] * abs(row["stated"] - row["true"]) for row in report["reliability"]) / 20
     assert report["ece"] == pytest.approx(expected_ece)
