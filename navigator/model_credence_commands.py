@@ -17,7 +17,7 @@ import click
 from kb.tree import resolve_node
 from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions
 from models.model_calibration import DEFAULT_N, CalibrationCancelled, CalibrationReport, calibrate
-from models.model_credences import ModelCheck, credit_missing
+from models.model_credences import ModelCheck, credit_missing, forget_calibrations
 from navigator.command_support import (
     Failure,
     emit_json,
@@ -141,6 +141,7 @@ def calibrate_command(
         except ValueError as error:
             raise Failure(str(error)) from error
     saved = save_calibration(report.calibration, save_dir) if save else None
+    forget_calibrations()  # a judgement later in this process uses the new file
     if as_json:
         emit_json(_report_json(report, saved))
     else:
