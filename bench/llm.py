@@ -1,6 +1,7 @@
 """Benchmark of the bundled local LLM on this machine: load, first token, tokens/s, unpack, cache hit.
 
-Run: python3 bench/llm.py [--runs N]. Each figure is the median of N runs
+Run: python3 bench/llm.py [--runs N]. A fresh unpack includes the model's credence in each child
+(two true/false judgements a child), reported on its own line. Each figure is the median of N runs
 (fresh nodes, so every unpack is a real model call); the cache-hit/fresh
 ratio is the anchor, measured in the same run so machine load cancels out.
 """
@@ -68,7 +69,7 @@ def main() -> None:
         root = node_by_id(conn, library.root_id)
         assert root is not None
         (country,) = add_children(conn, root, [("Madagascar", "", "country")], origin="import")
-        fresh_ms, cached_ms, made = [], [], []
+        fresh_ms, cached_ms, made, judging_ms = [], [], [], []
         for run in range(args.runs):
             title, body = FIELDS[run % len(FIELDS)]
             (node,) = add_children(conn, country, [(title, body, "field")], origin="import")
@@ -76,6 +77,8 @@ def main() -> None:
             result = unpack(conn, llm, node, k=3)
             fresh_ms.append((time.perf_counter() - t0) * 1000)
             made.append(len(result.children))
+            assert result.credit is not None and len(result.credit.credences) == len(result.children)
+            judging_ms.append(result.credit.ms)
             t0 = time.perf_counter()
             hit = unpack(conn, llm, node, k=3)
             cached_ms.append((time.perf_counter() - t0) * 1000)
@@ -88,6 +91,11 @@ def main() -> None:
     print(f"time to first token:  {statistics.median(first_ms):9.1f} ms  (prompt of {prompt_tokens} tokens)")
     print(f"generation:           {statistics.median(rates):9.1f} tokens/s")
     print(f"unpack, fresh (k=3):  {fresh:9.1f} ms  (median of {args.runs}; {statistics.mean(made):.1f} children each)")
+    judging = statistics.median(judging_ms)
+    print(
+        f"  of which judging:   {judging:9.1f} ms  (model credences: each child and its negation judged, "
+        f"{judging / fresh:.0%} of the unpack)"
+    )
     print(f"unpack, cache hit:    {cached:9.3f} ms")
     print(f"cache-hit / fresh:    {cached / fresh:9.2e}  ({fresh / cached:,.0f}x faster)")
 

@@ -54,7 +54,7 @@ from kb.assignments import Plan, all_plans, plan_by_uid, store_plan
 from kb.db import WorkspaceError, transaction
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
-from kb.labels import LabelError, checked_distribution, statements_key
+from kb.labels import LabelError, checked_distribution, human_source_sql, statements_key
 from kb.libraries import Library, library_by_id
 from kb.records import (
     EXPORT_MODELS,
@@ -129,7 +129,8 @@ def collect_export(conn: sqlite3.Connection, *, labeler: str | None = None) -> l
     params: tuple[str, ...] = () if labeler is None else (labeler,)
     with _snapshot(conn):
         predictions = conn.execute(_PREDICTION_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
-        credences = conn.execute(_CREDENCE_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
+        people = (" AND " if by_labeler else " WHERE ") + human_source_sql("x.source")  # model credences stay
+        credences = conn.execute(_CREDENCE_SQL + by_labeler + people + " ORDER BY x.id", params).fetchall()
         nodes = _exported_nodes(conn, predictions, credences, labeler)
         plans = all_plans(conn)
         planned = {uid for plan in plans for uid in plan.items}

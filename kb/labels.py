@@ -23,6 +23,25 @@ from kb.tree import Node
 
 PROBABILITY_TOLERANCE = 1e-6
 MAX_CONJUNCTION = 4
+MODEL_SOURCE_PREFIX = "model:"
+
+
+def model_source_sql(column: str = "source") -> str:
+    """SQL true for model credences (M_Z's own P(statement true), source `model:<name>`).
+
+    They share the credences table under their own labeler and source; a range rather than LIKE,
+    so SQLite can use the index on (library_id, source).
+    """
+    return f"({column} >= 'model:' AND {column} < 'model;')"
+
+
+def human_source_sql(column: str = "source") -> str:
+    """SQL true for credences people gave (or a simulated labeler): what every human-facing reader keeps."""
+    return f"NOT {model_source_sql(column)}"
+
+
+MODEL_CREDENCES = model_source_sql()
+HUMAN_CREDENCES = human_source_sql()
 
 
 class LabelError(ValueError):
@@ -85,6 +104,23 @@ def checked_distribution(probs: dict[str, Any], options: Sequence[str]) -> dict[
     return checked
 
 
+def is_model_source(source: str) -> bool:
+    return source.startswith(MODEL_SOURCE_PREFIX)
+
+
+@dataclass(frozen=True)
+class ModelCredence:
+    """M_Z's P(statement true) for one node: never a person's, so kept out of every human reader."""
+
+    uid: str
+    library_id: int
+    node_uid: str
+    source: str  # model:<name>
+    p: float
+    provenance: dict[str, Any]
+    created_at: str
+
+
 def statements_key(uids: Sequence[str]) -> str:
     return " ".join(sorted(uids))
 
@@ -141,11 +177,17 @@ def current_predictions_in_library(
 
 class LabelStore:
     """All label writes and reads for one labeler. `source` names who labels:
-    'human' from the app, 'simulated' for the simulated labeler."""
+    'human' from the app, 'simulated' for the simulated labeler, `model:<name>` for M_Z's own
+    credences (whose labeler is the source itself, so they can never pass for a person's)."""
 
     def __init__(self, conn: sqlite3.Connection, labeler: str, *, source: str = "human") -> None:
         if not labeler.strip():
             raise LabelError("a labeler needs a name")
+        if is_model_source(labeler) != is_model_source(source) or (is_model_source(source) and labeler != source):
+            raise LabelError(
+                f"labeler {labeler!r} with source {source!r}: names starting with {MODEL_SOURCE_PREFIX!r} are "
+                "kept for model credences, whose labeler and source are the same"
+            )
         self.conn = conn
         self.labeler = labeler
         self.source = source
@@ -229,9 +271,20 @@ class LabelStore:
     # -- credences ---------------------------------------------------------
 
     def record_credence(
-        self, library_id: int, statements: Sequence[Node], p: Any, *, seconds: float | None = None, note: str = ""
+        self,
+        library_id: int,
+        statements: Sequence[Node],
+        p: Any,
+        *,
+        seconds: float | None = None,
+        note: str = "",
+        provenance: dict[str, Any] | None = None,
     ) -> Credence:
-        """P(all `statements` true); no statements means P(the whole library is true)."""
+        """P(all `statements` true); no statements means P(the whole library is true).
+
+        `provenance` says what produced a credence that is not a person's (a model's name, raw
+        score and calibration); people's credences leave it empty.
+        """
         value = checked_probability(p, "the credence")
         uids = sorted({node.uid for node in statements})
         if len(uids) > MAX_CONJUNCTION:
@@ -249,7 +302,7 @@ class LabelStore:
             ).fetchone()
             credence_id = self.conn.execute(
                 "INSERT INTO credences (uid, library_id, labeler, source, scope, statements, statements_key, p,"
-                " seconds, note, supersedes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " seconds, note, supersedes, created_at, provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     uid,
                     library_id,
@@ -263,6 +316,7 @@ class LabelStore:
                     note,
                     previous[0] if previous else None,
                     now,
+                    json.dumps(provenance or {}, ensure_ascii=False, sort_keys=True),
                 ),
             ).lastrowid
             self.conn.executemany(
@@ -321,20 +375,75 @@ class LabelStore:
         return Retraction(table, target, f"withdrew the {what} {target}")
 
 
+def model_credences(
+    conn: sqlite3.Connection, library_id: int, node_uids: Sequence[str] | None = None, *, source: str | None = None
+) -> dict[str, ModelCredence]:
+    """node uid → the newest current model credence on that single statement (of `source`, or of any model).
+
+    These are M_Z's, not a person's: callers that use them for P(Z) or F(Z) say so and count them apart.
+    With `node_uids`, the lookup walks credence_nodes by node (the app asks for one node per cursor move).
+    """
+    columns = "credences.uid, library_id, statements, source, p, provenance, created_at, credences.id"
+    where = f"library_id = ? AND {MODEL_CREDENCES} AND scope = 'statements' AND {_CURRENT.format(table='credences')}"
+    args: list[Any] = [library_id]
+    if source is not None:
+        where += " AND source = ?"
+        args.append(source)
+    if node_uids is None:
+        return _model_rows(conn, f"SELECT {columns} FROM credences WHERE {where}", args)
+    wanted = sorted(set(node_uids))
+    found: dict[str, ModelCredence] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        # CROSS JOIN keeps credence_nodes (indexed by node) as the outer loop.
+        sql = (
+            f"SELECT {columns} FROM credence_nodes CROSS JOIN credences ON credences.id = credence_nodes.credence_id"
+            f" WHERE credence_nodes.node_uid IN ({','.join('?' * len(chunk))}) AND {where}"
+        )
+        found.update(_model_rows(conn, sql, [*chunk, *args]))
+    return found
+
+
+def _model_rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> dict[str, ModelCredence]:
+    found: dict[str, ModelCredence] = {}
+    for row in conn.execute(sql + " ORDER BY credences.id", tuple(args)):
+        statements = json.loads(row["statements"])
+        if len(statements) != 1:
+            continue
+        found[statements[0]] = ModelCredence(
+            row["uid"],
+            row["library_id"],
+            statements[0],
+            row["source"],
+            float(row["p"]),
+            json.loads(row["provenance"] or "{}"),
+            row["created_at"],
+        )
+    return found
+
+
 def label_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Current labels (one per labeler and item, or per labeler and statement set) and all rows.
 
     An undo adds a row but removes a current label, so the two differ; a researcher
-    counting labels wants the first, an audit the second.
+    counting labels wants the first, an audit the second. Model credences are not labels
+    anyone gave: they are counted apart (`model_credences`, current ones).
     """
     counts = {}
-    for table, key in (
-        ("predictions", "item_id, labeler, library_id"),
-        ("credences", "statements_key, labeler, library_id"),
+    for table, key, people in (
+        ("predictions", "item_id, labeler, library_id", "1"),
+        ("credences", "statements_key, labeler, library_id", HUMAN_CREDENCES),
     ):
         live = conn.execute(
-            f"SELECT COUNT(*) FROM (SELECT DISTINCT {key} FROM {table} WHERE {_CURRENT.format(table=table)})"
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT {key} FROM {table}"
+            f" WHERE {people} AND {_CURRENT.format(table=table)})"
         ).fetchone()[0]
         counts[table] = int(live)
-        counts[f"{table[:-1]}_rows"] = int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        counts[f"{table[:-1]}_rows"] = int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {people}").fetchone()[0])
+    counts["model_credences"] = int(
+        conn.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT statements_key, labeler, library_id FROM credences"
+            f" WHERE {MODEL_CREDENCES} AND {_CURRENT.format(table='credences')})"
+        ).fetchone()[0]
+    )
     return counts

@@ -95,6 +95,7 @@ class WorkspaceStats(BaseModel):
     credences: int
     prediction_rows: int
     credence_rows: int
+    model_credences: int = 0  # M_Z's own credences on generated statements, never counted as labels
     llm_calls: int
 
 

@@ -115,3 +115,23 @@ def generated_children(
     columns = ", ".join("n." + column.strip() for column in _COLUMNS.split(","))
     rows = conn.execute(f"SELECT {columns} FROM nodes n WHERE {where} ORDER BY n.position", (parent_id, kind))
     return [_node(row) for row in rows]
+
+
+def generated_nodes(conn: sqlite3.Connection, library_id: int, under_id: int | None = None) -> list[Node]:
+    """Every node an LLM wrote in a library (or below `under_id`) that is not rejected, oldest first."""
+    columns = ", ".join("n." + column.strip() for column in _COLUMNS.split(","))
+    if under_id is None:
+        rows = conn.execute(
+            f"SELECT {columns} FROM nodes n WHERE n.library_id = ? AND n.origin = 'llm' AND n.review != 'rejected'"
+            " ORDER BY n.id",
+            (library_id,),
+        )
+    else:
+        rows = conn.execute(
+            "WITH RECURSIVE below(id) AS (SELECT id FROM nodes WHERE id = ?"
+            " UNION ALL SELECT c.id FROM nodes c JOIN below ON c.parent_id = below.id)"
+            f" SELECT {columns} FROM nodes n JOIN below ON below.id = n.id"
+            " WHERE n.library_id = ? AND n.origin = 'llm' AND n.review != 'rejected' ORDER BY n.id",
+            (under_id, library_id),
+        )
+    return [_node(row) for row in rows]

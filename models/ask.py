@@ -17,17 +17,13 @@ from kb.db import WorkspaceError
 from kb.tree import Node
 from models.calls import mark_failed
 from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
+from models.model_credences import CreditReport, credit_safely
+from models.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
 from models.unpack import (
     ATTEMPTS,
-    FENCE_CLOSE,
-    FENCE_OPEN,
-    MAX_CONTEXT_CHARS,
     RetryEvent,
     TokenEvent,
     UnpackCancelled,
-    context_path,
-    node_text,
-    quote_data,
     run_call,
     store_generated,
 )
@@ -114,8 +110,9 @@ def ask_stream(
     params: GenerationParams | None = None,
     cancel: threading.Event | CancelCheck | None = None,
     labeler: str | None = None,
-) -> Iterator[TokenEvent | RetryEvent | Node]:
-    """Yield TokenEvents while the answer streams, then the stored `qa` Node as the last item.
+) -> Iterator[TokenEvent | RetryEvent | CreditReport | Node]:
+    """Yield TokenEvents while the answer streams, the model's credence in the answer (a CreditReport),
+    then the stored `qa` Node as the last item.
 
     Raises UnpackCancelled (nothing written), AskFailed, or llm.ModelUnavailable.
     """
@@ -151,6 +148,7 @@ def ask_stream(
             record = {"purpose": "ask", "question": question, "seed": seeded.seed}
             new = [(f"Q: {question}", answer, QA_KIND)]
             (child,) = store_generated(conn, llm, node, new, outcome, record, what="the answer")
+            yield credit_safely(conn, llm, node, [child])
             yield child
             return
         reasons.append("the answer was empty")

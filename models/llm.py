@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,6 +114,15 @@ class LLM(Protocol):
         ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        """log P(next token = the first token of each choice | head + tail), over the whole vocabulary.
+
+        `head` is the part many calls share (a few-shot prompt); a model may keep it evaluated.
+        Deterministic (no sampling): the basis of the model's own credence in a statement
+        (models.judge asks for " True" and " False").
+        """
+        ...
 
 
 def as_cancel_check(cancel: threading.Event | CancelCheck | None) -> CancelCheck:
@@ -316,6 +325,7 @@ class LocalLLM:
         self._llama: Any = None
         self._lock = threading.Lock()
         self._identity: ModelIdentity | None = None
+        self._cached_head: tuple[int, ...] | None = None  # tokens of the judgement head held in the KV cache
         self.timing = Timing()
 
     @classmethod
@@ -374,10 +384,45 @@ class LocalLLM:
             return 0
         return len(self.load()._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        """Next-token log-probabilities of each choice's first token after `head` + `tail`.
+
+        The head (the judgement's few-shot examples) is evaluated from position 0 in one go and
+        kept in llama.cpp's KV cache; each call truncates the cache back to exactly the head and
+        evaluates only its tail. Always the same two evaluations, so a statement gets the same
+        score whatever the model did before (reusing whatever prefix happened to match would
+        batch the tokens differently and move the score in the second decimal). With logits_all
+        off (the logits of every position would take gigabytes for Gemma's 262k vocabulary) only
+        the last position's logits exist, which is all a next-token judgement needs.
+        """
+        import numpy as np
+
+        llama = self.load()._llama
+        with self._lock:
+            head_tokens = llama.tokenize(head.encode("utf-8"), add_bos=True, special=False)
+            tail_tokens = llama.tokenize(tail.encode("utf-8"), add_bos=False, special=False)
+            if not tail_tokens:
+                raise ValueError("nothing to judge: the text after the shared head is empty")
+            if len(head_tokens) + len(tail_tokens) >= self.options.n_ctx:
+                total = len(head_tokens) + len(tail_tokens)
+                raise ValueError(f"the prompt has {total} tokens; the context holds {self.options.n_ctx}")
+            if self._cached_head != tuple(head_tokens):
+                llama.n_tokens = 0
+                llama.eval(head_tokens)
+                self._cached_head = tuple(head_tokens)
+            llama.n_tokens = len(head_tokens)
+            llama.eval(tail_tokens)
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),)).astype(np.float64)
+            top = float(logits.max())
+            normaliser = top + float(np.log(np.exp(logits - top).sum()))
+            ids = [llama.tokenize(choice.encode("utf-8"), add_bos=False, special=False)[0] for choice in choices]
+            return [float(logits[token]) - normaliser for token in ids]
+
     def stream(self, request: Request, cancel: CancelCheck) -> Iterator[str]:
         llama = self.load()._llama
         params = request.params
         with self._lock:
+            self._cached_head = None  # generation reuses and overwrites the KV cache
             started = time.perf_counter()
             self.timing.first_token_ms = None
             self.timing.tokens = 0
@@ -458,3 +503,6 @@ class LazyLLM:
 
     def count_tokens(self, text: str) -> int:
         return self.real.count_tokens(text)
+
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        return self.real.choice_logprobs(head, tail, choices)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
+from kb.labels import HUMAN_CREDENCES
 from models.prior_bounds import (
     Estimate,
     PairwiseCredences,
@@ -102,12 +103,15 @@ class StoredCredences:
 def load_workspace_credences(
     conn: sqlite3.Connection, library_id: int, labeler: str | None = None
 ) -> list[StoredCredences]:
-    """The current credences per labeler: not retracted, not superseded, latest per (labeler, statements_key).
+    """People's current credences per labeler: not retracted, not superseded, latest per (labeler, statements_key).
+
+    Model credences (source `model:…`) are M_Z's, not a labeler's, and are left out here.
 
     Superseded rows are found in Python from one scan because `supersedes` has no index.
     """
     sql = "SELECT uid, labeler, scope, statements, statements_key, p, supersedes, retracted, created_at, id "
-    sql += "FROM credences WHERE library_id = ?" + (" AND labeler = ?" if labeler is not None else "")
+    sql += f"FROM credences WHERE library_id = ? AND {HUMAN_CREDENCES}"
+    sql += " AND labeler = ?" if labeler is not None else ""
     rows = conn.execute(sql, (library_id, labeler) if labeler is not None else (library_id,)).fetchall()
     superseded = {row["supersedes"] for row in rows if row["supersedes"]}
     latest: dict[tuple[str, str, str], sqlite3.Row] = {}

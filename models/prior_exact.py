@@ -6,15 +6,16 @@ any conjunction Q ranges over an interval whose ends are two linear programs. Th
 determine a point when they happen to pin Q down (the seed's four-sided die is the standard example
 where every pair agrees yet the triple is anywhere in [0, 1/4]).
 
-Three things keep this fast enough to run while a labeler types and exact up to ~20 statements:
+Three things keep this fast enough to run while a labeler types, and exact up to 24 linked statements:
 
 * Statements that no credence links fall into separate components. The polytope is then a product,
   any coupling of the components is allowed, and the Fréchet bounds combine the per-component
   intervals exactly; a labeler's handful of statements is usually several tiny LPs.
 * A component of up to ``FULL_ENUMERATION_MAX`` statements lists every atom as an LP column.
-  Larger components use column generation: the restricted LP carries only the atoms it needs and
-  the pricing step scores all 2^m atoms at once with a NumPy subset-sum (zeta) transform, so a
-  20-statement LP never materialises the 60-million-entry constraint matrix.
+  Larger components use column generation (models.prior_lp): the restricted LP carries only the
+  atoms it needs, pricing scores all 2^m atoms at once (split into two halves joined by one matrix
+  product), and one warm-started HiGHS model serves the coherence, minimum and maximum solves, so
+  a 24-statement LP never materialises its billion-entry constraint matrix.
 * Coherence is the same LP with slack columns: the least total absolute change to the credences
   that makes them satisfiable. Zero means coherent; otherwise the changed values are the nearest
   coherent set, and a deletion filter over small sub-LPs names a conflict no subset of which fails.
@@ -38,19 +39,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linprog
-from scipy.sparse import csc_matrix
+
+from models.prior_lp import DEFAULT_SETTINGS, AtomLP, LPSettings
 
 FULL_ENUMERATION_MAX = 10
-MAX_EXACT_STATEMENTS = 22
+MAX_EXACT_STATEMENTS = 24
 COHERENCE_TOL = 1e-7
-_RC_TOL = 1e-9
-_MAX_ROUNDS = 400
 _CONFLICT_SEARCH_BUDGET = 200
+_DUAL_TOL = 1e-9
 
 
 class TooManyStatements(ValueError):
@@ -117,7 +117,7 @@ class _Component:
     members: list[int]  # indices into the caller's credence list
     masks: NDArray[np.int64]
     p: NDArray[np.float64]
-    columns: set[int] = field(default_factory=set)
+    lp: AtomLP | None = None
 
     @property
     def n(self) -> int:
@@ -167,86 +167,28 @@ def _mask(statements: Iterable[str], position: dict[str, int]) -> int:
     return mask
 
 
-def _zeta(n: int, masks: NDArray[np.int64], weights: NDArray[np.float64]) -> NDArray[np.float64]:
-    """g[ω] = Σ weights[k] over credences k whose set is inside atom ω, for all 2^n atoms at once."""
-    g = np.zeros(1 << n, dtype=np.float64)
-    np.add.at(g, masks, weights)
-    for bit in range(n):
-        view = g.reshape(-1, 2, 1 << bit)
-        view[:, 1, :] += view[:, 0, :]
-    return g
-
-
-def _covers(columns: NDArray[np.int64], masks: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Constraint rows: entry [k, j] is 1 when atom j makes every statement of credence k true."""
-    covered: NDArray[np.float64] = ((columns[None, :] & masks[:, None]) == masks[:, None]).astype(np.float64)
-    return covered
-
-
-def _initial_columns(component: _Component) -> None:
-    n = component.n
-    if n <= FULL_ENUMERATION_MAX:
-        component.columns.update(range(1 << n))
-    else:
-        component.columns.update({0, (1 << n) - 1, *(int(m) for m in component.masks)})
-
-
-def _solve(
-    component: _Component, rhs: NDArray[np.float64], objective_mask: int | None, sign: float, elastic: bool
-) -> tuple[float, NDArray[np.float64], NDArray[np.int64]]:
-    """Column generation for min of sign·P(objective) (or, elastic, min total slack); returns value, x, columns.
-
-    The returned value is a valid bound even if the round limit stops pricing early: it is
-    the restricted optimum plus the most negative reduced cost (a Lagrangian bound, since Σx = 1).
-    """
-    n, k = component.n, len(rhs)
-    full_cost: NDArray[np.float64] | None = None
-    if objective_mask is not None:
-        atoms = np.arange(1 << n, dtype=np.int64)
-        full_cost = sign * ((atoms & objective_mask) == objective_mask).astype(np.float64)
-    for _ in range(_MAX_ROUNDS):
-        columns = np.fromiter(sorted(component.columns), dtype=np.int64)
-        a_atoms = np.vstack([_covers(columns, component.masks), np.ones((1, len(columns)))])
-        cost = np.zeros(len(columns)) if full_cost is None else full_cost[columns]
-        if elastic:
-            eye = np.vstack([np.eye(k), np.zeros((1, k))])
-            a_eq = np.hstack([a_atoms, eye, -eye])
-            cost = np.concatenate([cost, np.ones(2 * k)])
-        else:
-            a_eq = a_atoms
-        result = linprog(cost, A_eq=csc_matrix(a_eq), b_eq=np.append(rhs, 1.0), bounds=(0, None), method="highs")
-        if result.status != 0:
-            raise RuntimeError(f"HiGHS could not solve the credence LP: {result.message}")
-        duals = np.asarray(result.eqlin.marginals, dtype=np.float64)
-        priced = _zeta(n, component.masks, duals[:k]) + duals[k]
-        reduced = (np.zeros(1 << n) if full_cost is None else full_cost) - priced
-        most_negative = float(reduced.min())
-        if most_negative >= -_RC_TOL:
-            return float(result.fun), np.asarray(result.x[: len(columns)]), columns
-        candidates = np.flatnonzero(reduced < -_RC_TOL)
-        fresh = candidates[~np.isin(candidates, columns)]
-        if len(fresh) == 0:
-            return float(result.fun), np.asarray(result.x[: len(columns)]), columns
-        take = min(len(fresh), 4 * k + 64)
-        best = fresh[np.argpartition(reduced[fresh], take - 1)[:take]] if take < len(fresh) else fresh
-        component.columns.update(int(c) for c in best)
-    return float(result.fun) + min(0.0, most_negative), np.asarray(result.x[: len(columns)]), columns
-
-
-def _nearest_rhs(component: _Component) -> tuple[float, NDArray[np.float64]]:
+def _nearest_rhs(component: _Component, settings: LPSettings = DEFAULT_SETTINGS) -> tuple[float, NDArray[np.float64]]:
     """Least total absolute change to the component's credences, and the marginals that achieve it."""
-    _initial_columns(component)
+    component.lp = AtomLP(
+        component.n,
+        component.masks,
+        component.p,
+        enumerate_all=component.n <= FULL_ENUMERATION_MAX,
+        settings=settings,
+    )
     if len(component.p) == 0:
         return 0.0, component.p
-    distance, x, columns = _solve(component, component.p, None, 1.0, elastic=True)
-    achieved = _covers(columns, component.masks) @ x
-    return max(0.0, distance), np.clip(achieved, 0.0, 1.0)
+    return component.lp.nearest()
 
 
 def _component_interval(component: _Component, rhs: NDArray[np.float64], query_mask: int) -> Interval:
-    low, _, _ = _solve(component, rhs, query_mask, 1.0, elastic=False)
-    high, _, _ = _solve(component, rhs, query_mask, -1.0, elastic=False)
-    return Interval(min(1.0, max(0.0, low)), min(1.0, max(0.0, -high)))
+    """Both ends from the LP the coherence solve left behind: same columns, same basis (warm starts)."""
+    lp = component.lp
+    assert lp is not None, "_nearest_rhs builds the component's LP first"
+    lp.fix_rhs(rhs)
+    low = lp.bound(query_mask, 1.0)
+    high = lp.bound(query_mask, -1.0)
+    return Interval(min(1.0, max(0.0, low)), min(1.0, max(0.0, high)))
 
 
 def _check_size(components: Sequence[_Component]) -> None:
@@ -278,12 +220,20 @@ def _pair_conflict(credences: Sequence[Credence], tol: float) -> tuple[int, int]
     return None
 
 
-def _find_conflict(credences: Sequence[Credence], tol: float) -> tuple[tuple[int, ...], bool]:
-    """A deletion filter gives an irreducible conflict; then look for a smaller one within a budget."""
+def _find_conflict(
+    credences: Sequence[Credence], tol: float, suspects: Sequence[int] = ()
+) -> tuple[tuple[int, ...], bool]:
+    """A deletion filter gives an irreducible conflict; then look for a smaller one within a budget.
+
+    `suspects` (the credences the coherence LP's duals single out) start the filter when they are
+    incoherent on their own, so a 24-statement component needs a handful of small LPs, not hundreds.
+    """
     pair = _pair_conflict(credences, tol)
     if pair is not None:
         return pair, True
     keep = list(range(len(credences)))
+    if suspects and not _is_coherent([credences[i] for i in suspects], tol):
+        keep = sorted(suspects)
     for index in list(keep):
         trial = [i for i in keep if i != index]
         if not _is_coherent([credences[i] for i in trial], tol):
@@ -323,13 +273,17 @@ def _coherence(
 ) -> Coherence:
     nearest_p = np.array([c.p for c in credences], dtype=np.float64)
     distance = 0.0
+    suspects: list[int] = []
     for component, (gap, achieved) in zip(components, repairs, strict=True):
         distance += gap
         if gap > tol:
             nearest_p[component.members] = achieved
+            if not suspects and component.lp is not None:
+                duals = component.lp.duals[: len(component.members)]
+                suspects = [component.members[i] for i in np.flatnonzero(np.abs(duals) > _DUAL_TOL)]
     if distance <= tol:
         return Coherence(True, distance, nearest=tuple(credences))
-    indices, smallest = _find_conflict(credences, tol)
+    indices, smallest = _find_conflict(credences, tol, suspects)
     nearest = tuple(
         Credence(c.statements, float(value), c.label) for c, value in zip(credences, nearest_p, strict=True)
     )
@@ -337,20 +291,24 @@ def _coherence(
 
 
 def exact_interval(
-    credences: Sequence[Credence], query: Iterable[str] | None = None, *, tol: float = COHERENCE_TOL
+    credences: Sequence[Credence],
+    query: Iterable[str] | None = None,
+    *,
+    tol: float = COHERENCE_TOL,
+    settings: LPSettings = DEFAULT_SETTINGS,
 ) -> ExactResult:
     """The exact range of P(all of `query` true) over every distribution matching the credences.
 
     `query` defaults to every statement mentioned. Statements in the query that no credence mentions
     are unconstrained. When the credences are incoherent the interval is that of the nearest coherent
-    set, and `coherence` says so.
+    set, and `coherence` says so. `settings` switches the LP's speed-ups off, for bench/prior.py only.
     """
     wanted = frozenset(query) if query is not None else frozenset(s for c in credences for s in c.statements)
     if not wanted:
         raise ValueError("the query names no statements")
     components = _components(credences, extra=wanted)
     _check_size(components)
-    repairs = [_nearest_rhs(component) for component in components]
+    repairs = [_nearest_rhs(component, settings) for component in components]
     coherence = _coherence(credences, components, repairs, tol)
     lowers, uppers = [], []
     for component, (_, rhs) in zip(components, repairs, strict=True):

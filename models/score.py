@@ -19,6 +19,9 @@ point estimate used for F is the independence estimate (product of single creden
 statements counted as certain) clipped into the interval. With `use_imitated_credences`, statements
 nobody rated get imitated credences (models.credence_imitation, averaged over the labelers it can
 imitate) and enter as singles — counted and flagged, never stored, never mixed into the human counts.
+With `use_model_credences`, statements that neither a person nor (when asked) the imitator covers
+take M_Z's own stored credence (models.model_credences; the library's or a fork relative's), so
+F(Z) is defined for a library the model grew; they are counted apart as the model's terms.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 
 from kb.fork import fork_family
 from kb.items import Item, items_in
+from kb.labels import model_credences
 from kb.libraries import Library, list_libraries
 from models.credence_imitation import ImitationRefused, imitate, library_statements
 from models.prior import load_workspace_credences, prior_report
@@ -93,6 +97,7 @@ class Prior:
     direct_n: int = 0  # labelers' direct credences on the whole library (reported, not used)
     direct_mean: float | None = None
     notes: tuple[str, ...] = ()
+    n_model: int = 0  # statements given the model's own credence (only when asked)
 
     @property
     def point_name(self) -> str:
@@ -313,7 +318,13 @@ def _engine(credences: Sequence[Credence], texts: Mapping[str, str]) -> tuple[st
     return "scalable bounds", best.lower, best.upper, independence(data), coherent, note
 
 
-def prior(conn: sqlite3.Connection, library: Library, *, use_imitated_credences: bool = False) -> Prior:
+def prior(
+    conn: sqlite3.Connection,
+    library: Library,
+    *,
+    use_imitated_credences: bool = False,
+    use_model_credences: bool = False,
+) -> Prior:
     """The P(Z) interval for the whole library and the point estimate F uses (see the module docstring)."""
     statements = library_statements(conn, library)
     per_labeler, direct = labeler_credences(conn, library)
@@ -331,7 +342,13 @@ def prior(conn: sqlite3.Connection, library: Library, *, use_imitated_credences:
         notes += refused
         if imitated:
             notes.append(f"{len(imitated)} statements have imitated credences (flagged, not human)")
-    everything = human + imitated
+    modelled: list[Credence] = []
+    if use_model_credences:
+        covered = rated | {s for c in imitated for s in c.statements}
+        modelled = _modelled(conn, library, [uid for uid in statements if uid not in covered])
+        if modelled:
+            notes.append(f"{len(modelled)} statements have the model's own credences (flagged, not human)")
+    everything = human + imitated + modelled
     direct_mean = sum(direct) / len(direct) if direct else None
     if not everything:
         notes.append("no credences: log P(Z) unknown")
@@ -342,7 +359,7 @@ def prior(conn: sqlite3.Connection, library: Library, *, use_imitated_credences:
         notes.append(note)
     if point.note:
         notes.append(f"independence: {point.note}")
-    unconstrained = n_statements - len(rated) - len(imitated)
+    unconstrained = n_statements - len(rated) - len(imitated) - len(modelled)
     if unconstrained > 0:
         lower = 0.0
         notes.append(f"{unconstrained} statements without any credence are unconstrained: P(Z) ≥ 0 only")
@@ -363,7 +380,20 @@ def prior(conn: sqlite3.Connection, library: Library, *, use_imitated_credences:
         direct_n=len(direct),
         direct_mean=direct_mean,
         notes=tuple(notes),
+        n_model=len(modelled),
     )
+
+
+def _modelled(conn: sqlite3.Connection, library: Library, targets: Sequence[str]) -> list[Credence]:
+    """The model's stored credence on each target statement: this library's first, then a fork relative's."""
+    found: dict[str, Credence] = {}
+    for relative in fork_family(conn, library):
+        missing = [uid for uid in targets if uid not in found]
+        if not missing:
+            break
+        for uid, credence in model_credences(conn, relative.id, missing).items():
+            found[uid] = Credence(frozenset({uid}), credence.p, label=f"model credence ({credence.source})")
+    return [found[uid] for uid in targets if uid in found]
 
 
 def _imitated(
@@ -399,13 +429,16 @@ def score_libraries(
     *,
     predict: Predict | None = None,
     use_imitated_credences: bool = False,
+    use_model_credences: bool = False,
     epsilon: float = EPSILON,
 ) -> list[LibraryScore]:
     """Score every library (or those given) and rank the ones whose F(Z) is defined, best first."""
     scored = []
     for library in libraries if libraries is not None else list_libraries(conn):
         part = likelihood(conn, workspace, library, predict=predict, epsilon=epsilon)
-        prior_part = prior(conn, library, use_imitated_credences=use_imitated_credences)
+        prior_part = prior(
+            conn, library, use_imitated_credences=use_imitated_credences, use_model_credences=use_model_credences
+        )
         scored.append(LibraryScore(library, part, prior_part))
     ranked = sorted((s for s in scored if s.f is not None), key=lambda s: -(s.f or 0.0))
     ranks = {id(s): position for position, s in enumerate(ranked, start=1)}

@@ -30,7 +30,7 @@ from typing import Any
 from kb.db import WorkspaceError
 from kb.importing import NoProgress, Progress
 from kb.review import generated_children, provenance
-from kb.tree import Node, add_children, ancestors, node_by_id
+from kb.tree import Node, add_children, node_by_id
 from models.calls import log_call, mark_failed, new_call_uid
 from models.llm import (
     LLM,
@@ -40,11 +40,17 @@ from models.llm import (
     Request,
     as_cancel_check,
 )
+from models.model_credences import CreditReport, credit_safely
+from models.node_text import (
+    FENCE_CLOSE,
+    FENCE_OPEN,
+    MAX_CONTEXT_CHARS,
+    context_path,
+    node_text,
+    quote_data,
+)
 
 DEFAULT_K = 4
-FENCE_OPEN, FENCE_CLOSE = "<<<", ">>>"
-MAX_DATA_CHARS = 1200
-MAX_CONTEXT_CHARS = 300
 ATTEMPTS = 2
 UNPACK_KIND = "statement"
 STOP = ("\nEND", "END\n", "\n\n", "\nContext:", "\nStatement:")
@@ -136,6 +142,7 @@ class UnpackResult:
     cached: bool
     call_uid: str | None
     ms: float
+    credit: CreditReport | None = None  # the model's credence in each new child (None for stored children)
 
 
 @dataclass(frozen=True)
@@ -147,34 +154,6 @@ UnpackEvent = TokenEvent | RetryEvent | DoneEvent
 
 
 # -- prompts --------------------------------------------------------------------
-
-
-def quote_data(text: str, limit: int = MAX_DATA_CHARS) -> str:
-    """One line of text that cannot close its fence or start a new few-shot block."""
-    flat = " ".join(text.split())
-    flat = re.sub(r"<{3,}", "<<", flat)
-    flat = re.sub(r">{3,}", ">>", flat)
-    if len(flat) > limit:
-        flat = flat[: limit - 1].rstrip() + "…"
-    return flat
-
-
-def node_text(node: Node) -> str:
-    """What a reader of the node sees: its title, and its body after a colon."""
-    title, body = node.title.strip(), node.body.strip()
-    if body and body != title:
-        return f"{title}: {body}"
-    return title
-
-
-def context_path(conn: sqlite3.Connection, node: Node) -> str:
-    """Ancestor titles (without the library root and the node), nearest last, trimmed from the far end."""
-    trail = [quote_data(n.title, 80) for n in ancestors(conn, node.id)[1:-1]]
-    path = " › ".join(trail)
-    while len(path) > MAX_CONTEXT_CHARS and len(trail) > 1:
-        trail = trail[1:]
-        path = "… › " + " › ".join(trail)
-    return path or "(top level)"
 
 
 def completion_prompt(context: str, statement: str) -> str:
@@ -490,7 +469,9 @@ def unpack_stream(
             children = store_generated(
                 conn, llm, node, [(line, "", UNPACK_KIND) for line in lines], outcome, record, what="the children"
             )
-            yield DoneEvent(UnpackResult(node, children, False, outcome.uid, (time.perf_counter() - started) * 1000))
+            credit = credit_safely(conn, llm, node, children)
+            ms = (time.perf_counter() - started) * 1000
+            yield DoneEvent(UnpackResult(node, children, False, outcome.uid, ms, credit))
             return
         reason = _why_unusable(outcome.response)
         reasons.append(reason)

@@ -513,6 +513,7 @@ def stats(workspace: Path, as_json: bool) -> None:
     click.echo(f"  items: {', '.join(f'{n} {split}' for split, n in result.items.items())}")
     click.echo(
         f"  labels: {result.predictions} predictions, {result.credences} credences; {result.llm_calls} LLM calls"
+        + (f"; {result.model_credences} model credences (not labels)" if result.model_credences else "")
     )
 
 

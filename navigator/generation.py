@@ -21,6 +21,7 @@ from kb.search import SearchError, SearchIndex
 from kb.tree import Node
 from models.ask import AskFailed, ask_stream
 from models.llm import LLM, Availability, LazyLLM, ModelUnavailable, check_available
+from models.model_credences import CreditReport
 from models.unpack import DoneEvent, RetryEvent, TokenEvent, UnpackCancelled, UnpackFailed, unpack_stream
 
 
@@ -64,9 +65,10 @@ class Generation:
                     if result.cached:
                         return Outcome(node.id, f"{len(result.children)} stored children (no model call)", 0)
                     self._index(conn)
+                    credit = f"; {result.credit.summary()}" if result.credit is not None else ""
                     return Outcome(
                         node.id,
-                        f"{len(result.children)} generated children in {result.ms:,.0f} ms",
+                        f"{len(result.children)} generated children in {result.ms:,.0f} ms{credit}",
                         len(result.children),
                     )
             raise UnpackFailed("the model stopped without a result")
@@ -77,15 +79,18 @@ class Generation:
         self, node: Node, question: str, on_token: Callable[[str, float], None], on_note: Callable[[str], None]
     ) -> Outcome:
         conn = connect(self.workspace)
+        credit = ""
         try:
             for event in ask_stream(conn, self.llm, node, question, cancel=self.cancel, labeler=self.labeler):
                 if isinstance(event, TokenEvent):
                     on_token(event.text, event.tokens_per_second)
                 elif isinstance(event, RetryEvent):
                     on_note(f"nothing usable yet ({event.reason}); trying once more")
+                elif isinstance(event, CreditReport):
+                    credit = f"; {event.summary()}"
                 elif isinstance(event, Node):
                     self._index(conn)
-                    return Outcome(node.id, f"answer stored as a child: {event.title}", 1)
+                    return Outcome(node.id, f"answer stored as a child: {event.title}{credit}", 1)
             raise AskFailed("the model stopped without an answer")
         finally:
             conn.close()

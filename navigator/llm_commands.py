@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from kb.labels import model_credences
 from kb.libraries import library_by_id
 from kb.review import replace_node, set_review
 from kb.search import SearchIndex
@@ -32,6 +33,7 @@ from models.llm import (
     ModelUnavailable,
     check_available,
 )
+from models.model_credences import CreditReport
 from models.unpack import (
     DEFAULT_K,
     TokenEvent,
@@ -51,6 +53,7 @@ from navigator.command_support import (
     pick_library,
     workspace_option,
 )
+from navigator.display import visible
 from navigator.progress import TerminalProgress
 
 T = TypeVar("T")
@@ -103,8 +106,23 @@ def _index_new(conn: sqlite3.Connection, workspace: Path, node: Node, progress: 
     return indexed
 
 
-def _child_json(node: Node) -> dict[str, Any]:
-    return {"id": node.uid, "title": node.title, "body": node.body, "kind": node.kind, "origin": node.origin}
+def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
+    return {
+        "id": node.uid,
+        "title": node.title,
+        "body": node.body,
+        "kind": node.kind,
+        "origin": node.origin,
+        "model_credence": model_p,
+    }
+
+
+def _model_p(conn: sqlite3.Connection, nodes: list[Node]) -> dict[str, float]:
+    """M_Z's credence in each of these generated statements, where it gave one."""
+    if not nodes:
+        return {}
+    found = model_credences(conn, nodes[0].library_id, [node.uid for node in nodes])
+    return {uid: credence.p for uid, credence in found.items()}
 
 
 @click.command()
@@ -173,6 +191,7 @@ def unpack(
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
         indexed = _index_new(conn, workspace, start, progress) if report.created and not no_index else 0
     shown = stored_children(conn, start)
+    believed = _model_p(conn, shown)
     if as_json:
         emit_json(
             {
@@ -183,13 +202,16 @@ def unpack(
                 "indexed": indexed,
                 "failed": [{"node": uid, "error": message} for uid, message in report.failed],
                 "cancelled": report.cancelled,
-                "children": [_child_json(child) for child in shown],
+                "children": [_child_json(child, believed.get(child.uid)) for child in shown],
             }
         )
     else:
         click.echo(f"{start.title}  ({start.uid})")
         for child in shown:
-            click.echo(f"  + {child.title}  ({child.uid})")
+            p = believed.get(child.uid)
+            click.echo(
+                visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else ""))
+            )
         click.echo(
             f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
             f"{report.created} new statement{'s' if report.created != 1 else ''}"
@@ -231,6 +253,8 @@ def ask(
         for event in ask_stream(conn, llm, target, question, params=params, labeler=labeler):
             if isinstance(event, TokenEvent) and streamed:
                 click.echo(event.text, nl=False, err=True)
+            elif isinstance(event, CreditReport) and streamed and not event.credences:
+                click.echo(f"\n{event.summary()}", err=True)
             elif isinstance(event, Node):
                 answer = event
         assert answer is not None
@@ -241,11 +265,13 @@ def ask(
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
     indexed = _index_new(conn, workspace, target, TerminalProgress(enabled=False))
+    p = _model_p(conn, [answer]).get(answer.uid)
     if as_json:
-        emit_json({"node": target.uid, "question": question, "answer": _child_json(answer), "indexed": indexed})
+        emit_json({"node": target.uid, "question": question, "answer": _child_json(answer, p), "indexed": indexed})
         return
     click.echo("", err=True)
-    click.echo(f"{answer.title}\n{answer.body}\n(stored as {answer.uid})")
+    believed = f"; model P(true) {p:.2f}" if p is not None else ""
+    click.echo(visible(f"{answer.title}\n{answer.body}\n(stored as {answer.uid}{believed})"))
 
 
 @click.group()
@@ -368,3 +394,14 @@ def edit(workspace: Path, node: str, text: str, library_name: str | None, labele
     new: Node = guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
     _index_new(conn, workspace, new, TerminalProgress(enabled=False))
     click.echo(f"{new.uid} replaces {target.uid}")
+
+
+def _add_model_credence_commands() -> None:
+    """`llm calibrate` and `llm credences` live in their own module, which uses this one's guard."""
+    from navigator.model_credence_commands import calibrate_command, credences_command
+
+    llm.add_command(calibrate_command)
+    llm.add_command(credences_command)
+
+
+_add_model_credence_commands()

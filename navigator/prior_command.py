@@ -186,6 +186,12 @@ def _from_workspace(
     type=click.FloatRange(0.0, 1.0),
     help="TF-IDF cosine at which two statement texts count as one claim (clustered estimate).",
 )
+@click.option(
+    "--model-check",
+    is_flag=True,
+    help="Check the model's own credences instead: flips (P(s) + P(not s) ≈ 1) and near-duplicates.",
+)
+@click.option("--limit", default=10, show_default=True, help="With --model-check: how many worst cases to list.")
 @json_option
 def prior(
     workspace: Path,
@@ -194,13 +200,23 @@ def prior(
     library_name: str | None,
     labeler: str | None,
     threshold: float,
+    model_check: bool,
+    limit: int,
     as_json: bool,
 ) -> None:
     """What credences imply about P(Z): exact interval, bounds, point estimates, coherence.
 
     Credences on a few statements at a time bound P(all true) without fixing it; every estimate
     is printed with the assumption it needs. Incoherent credences are named with the nearest fix.
+    With --model-check, the model's own credences on generated statements are checked instead.
     """
+    if model_check:
+        if credences_path is not None or labeler or query:
+            raise Failure(
+                "--model-check reads the model's credences in the workspace; drop --credences/--labeler/--query"
+            )
+        _model_check(workspace, library_name, threshold, limit, as_json)
+        return
     names = _query(query)
     if credences_path is not None:
         if library_name or labeler:
@@ -208,3 +224,16 @@ def prior(
         _from_file(credences_path, names, threshold, as_json)
     else:
         _from_workspace(workspace, library_name, labeler, names, threshold, as_json)
+
+
+def _model_check(workspace: Path, library_name: str | None, threshold: float, limit: int, as_json: bool) -> None:
+    from models.model_credences import model_check
+    from navigator.model_credence_commands import model_check_json, print_model_check
+
+    conn = guard(lambda: connect(workspace))
+    library = pick_library(conn, library_name)
+    check = model_check(conn, library, limit=max(0, limit), threshold=threshold)
+    if as_json:
+        click.echo(json.dumps({"library": library.name, **model_check_json(check)}, ensure_ascii=False, indent=2))
+        return
+    print_model_check(check, library.name)

@@ -61,6 +61,8 @@ def _score_json(entry: LibraryScore) -> dict[str, Any]:
             "n_statements": prior.n_statements,
             "n_rated": prior.n_rated,
             "n_imitated": prior.n_imitated,
+            "n_model": prior.n_model,
+            "terms": {"people": prior.n_rated, "imitator": prior.n_imitated, "model": prior.n_model},
             "n_credences": prior.n_credences,
             "n_shared_from_forks": prior.n_shared,
             "n_labelers": prior.n_labelers,
@@ -95,7 +97,8 @@ def _print_score(entry: LibraryScore) -> None:
         f"P(Z) ∈ [{prior.lower:.4g}, {prior.upper:.4g}] "
         f"({prior.method}{'' if prior.coherent else ', on the nearest coherent credences'}) from n={prior.n_credences} "
         f"credences by {prior.n_labelers} labelers ({prior.n_shared} shared from fork relatives) on {prior.n_rated} of "
-        f"{prior.n_statements} statements; {prior.n_imitated} statements imitated"
+        f"{prior.n_statements} statements; terms from people {prior.n_rated}, from the credence imitator "
+        f"{prior.n_imitated}, from the model {prior.n_model}"
     )
     if prior.direct_n:
         click.echo(
@@ -113,7 +116,13 @@ def _print_score(entry: LibraryScore) -> None:
     is_flag=True,
     help="Give statements nobody rated an imitated credence (flagged) instead of leaving them unconstrained.",
 )
-def score(workspace: Path, as_json: bool, use_imitated_credences: bool) -> None:
+@click.option(
+    "--use-model-credences",
+    is_flag=True,
+    help="Give statements no person (nor, with the option above, the imitator) covers the model's own stored "
+    "credence (flagged).",
+)
+def score(workspace: Path, as_json: bool, use_imitated_credences: bool, use_model_credences: bool) -> None:
     """Rank the libraries by F(Z) = Σ log P(y|x,Z) over D (train items with gold) + log P(Z).
 
     P(y|x,Z) is the labelers' pooled prediction made with the library where there is one and the
@@ -122,7 +131,14 @@ def score(workspace: Path, as_json: bool, use_imitated_credences: bool) -> None:
     """
     conn = open_workspace(workspace)
     try:
-        scores = guard(lambda: score_libraries(conn, workspace, use_imitated_credences=use_imitated_credences))
+        scores = guard(
+            lambda: score_libraries(
+                conn,
+                workspace,
+                use_imitated_credences=use_imitated_credences,
+                use_model_credences=use_model_credences,
+            )
+        )
     finally:
         conn.close()
     if as_json:

@@ -132,4 +132,10 @@ def test_counts_are_of_current_labels_with_rows_beside_them(setup) -> None:
     LabelStore(conn, "bob").record_prediction(item, library.id, {"yes": 1.0, "no": 0.0})
     store.record_credence(library.id, [a], 0.7)
     store.undo_last()
-    assert label_counts(conn) == {"predictions": 2, "prediction_rows": 3, "credences": 0, "credence_rows": 2}
+    assert label_counts(conn) == {
+        "predictions": 2,
+        "prediction_rows": 3,
+        "credences": 0,
+        "credence_rows": 2,
+        "model_credences": 0,
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,23 @@ from models.unpack import (
 
 
 class FakeLLM:
-    """Replays scripted responses token by token (split on spaces) and records the requests it got."""
+    """Replays scripted responses token by token (split on spaces) and records the requests it got.
 
-    def __init__(self, responses: list[str] | Callable[[Request], str], *, chat: bool = False) -> None:
+    Its true/false judgement (`choice_logprobs`) gives the score `judge(statement)` — by default 1.0,
+    and -0.5 for a negation — so model credences are predictable without a model.
+    """
+
+    def __init__(
+        self,
+        responses: list[str] | Callable[[Request], str],
+        *,
+        chat: bool = False,
+        judge: Callable[[str], float] | None = None,
+    ) -> None:
         self.responses = responses
         self.requests: list[Request] = []
+        self.judged: list[str] = []
+        self.judge = judge or (lambda statement: -0.5 if statement.startswith("It is false that") else 1.0)
         self._identity = ModelIdentity("fake.gguf", "0" * 64, "/fake.gguf", chat, False)
 
     @property
@@ -66,6 +78,12 @@ class FakeLLM:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
+        statement = tail.rsplit("Statement: <<<", 1)[-1].split(">>>", 1)[0]
+        self.judged.append(statement)
+        score = self.judge(statement)
+        return [score / 2 - 1.0, -score / 2 - 1.0]
 
 
 @pytest.fixture
