@@ -175,6 +175,42 @@ def current_predictions_in_library(
     return [_prediction(current[key]) for key in sorted(current)]
 
 
+def current_credences_in_library(
+    conn: sqlite3.Connection, library_id: int, *, labeler: str | None = None
+) -> list[Credence]:
+    """People's current credences in one library (every labeler's, or one's), ordered by labeler then statements.
+
+    The same rule as `LabelStore.current_credences` (the newest row per labeler and statement
+    set that is not a retraction and was not retracted), so a credence changed and then undone
+    is the earlier one again. Model credences (source `model:…`) are M_Z's, not a labeler's,
+    and are left out (see `model_credences`).
+    """
+    where = f"library_id = ? AND {HUMAN_CREDENCES}"
+    args: list[Any] = [library_id]
+    if labeler is not None:
+        where += " AND labeler = ?"
+        args.append(labeler)
+    rows = conn.execute(
+        f"SELECT uid, library_id, labeler, statements, statements_key, p, created_at FROM credences"
+        f" WHERE {where} AND {_CURRENT.format(table='credences')} ORDER BY id",
+        args,
+    )
+    current: dict[tuple[str, str], sqlite3.Row] = {}
+    for row in rows:
+        current[(row["labeler"], row["statements_key"])] = row  # in id order: the newest one stays
+    return [
+        Credence(
+            row["uid"],
+            row["library_id"],
+            row["labeler"],
+            tuple(json.loads(row["statements"])),
+            row["p"],
+            row["created_at"],
+        )
+        for _, row in sorted(current.items())
+    ]
+
+
 class LabelStore:
     """All label writes and reads for one labeler. `source` names who labels:
     'human' from the app, 'simulated' for the simulated labeler, `model:<name>` for M_Z's own

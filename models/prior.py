@@ -13,7 +13,6 @@ bounds are always shown beside the point estimates so a reader sees how much an 
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
-from kb.labels import HUMAN_CREDENCES
+from kb.labels import current_credences_in_library
 from models.prior_bounds import (
     Estimate,
     PairwiseCredences,
@@ -103,31 +102,15 @@ class StoredCredences:
 def load_workspace_credences(
     conn: sqlite3.Connection, library_id: int, labeler: str | None = None
 ) -> list[StoredCredences]:
-    """People's current credences per labeler: not retracted, not superseded, latest per (labeler, statements_key).
-
-    Model credences (source `model:…`) are M_Z's, not a labeler's, and are left out here.
-
-    Superseded rows are found in Python from one scan because `supersedes` has no index.
-    """
-    sql = "SELECT uid, labeler, scope, statements, statements_key, p, supersedes, retracted, created_at, id "
-    sql += f"FROM credences WHERE library_id = ? AND {HUMAN_CREDENCES}"
-    sql += " AND labeler = ?" if labeler is not None else ""
-    rows = conn.execute(sql, (library_id, labeler) if labeler is not None else (library_id,)).fetchall()
-    superseded = {row["supersedes"] for row in rows if row["supersedes"]}
-    latest: dict[tuple[str, str, str], sqlite3.Row] = {}
-    for row in rows:
-        if row["retracted"] or row["uid"] in superseded:
-            continue
-        key = (row["labeler"], row["scope"], row["statements_key"])
-        if key not in latest or (row["created_at"], row["id"]) > (latest[key]["created_at"], latest[key]["id"]):
-            latest[key] = row
+    """People's current credences per labeler (kb.labels decides which are current; model credences stay out)."""
     by_labeler: dict[str, StoredCredences] = {}
-    for (who, scope, _), row in sorted(latest.items()):
+    for credence in current_credences_in_library(conn, library_id, labeler=labeler):
+        who = credence.labeler
         entry = by_labeler.setdefault(who, StoredCredences(who, [], None, {}))
-        if scope == "library":
-            by_labeler[who] = StoredCredences(who, entry.credences, float(row["p"]), entry.texts)
+        if credence.is_library:
+            by_labeler[who] = StoredCredences(who, entry.credences, float(credence.p), entry.texts)
             continue
-        entry.credences.append(Credence(frozenset(json.loads(row["statements"])), float(row["p"]), label=row["uid"]))
+        entry.credences.append(Credence(frozenset(credence.statements), float(credence.p), label=credence.uid))
     for who, entry in by_labeler.items():
         names = sorted({s for c in entry.credences for s in c.statements})
         by_labeler[who] = StoredCredences(who, entry.credences, entry.library_credence, _texts(conn, library_id, names))

@@ -524,3 +524,26 @@ def test_workspace_credences_are_current_per_labeler(conn: sqlite3.Connection, l
     assert ann.texts == {"n1": "Water is wet.", "n2": "Fire is hot."}
     only_bob = load_workspace_credences(conn, library_id, "bob")
     assert [(s.labeler, [c.p for c in s.credences]) for s in only_bob] == [("bob", [0.1])]
+
+
+def test_change_then_undo_brings_the_earlier_credence_back(conn: sqlite3.Connection, library: Library) -> None:
+    """A credence changed and then undone (ctrl+z) is the earlier one again, in the P(Z) engine as in the app."""
+    from kb.labels import LabelStore
+    from kb.tree import node_by_uid
+
+    conn.execute(
+        "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, origin, created_at)"
+        " VALUES ('n1', ?, ?, 0, 1, 'statement', 'Water is wet.', 'import', 'now')",
+        (library.id, library.root_id),
+    )
+    statement = node_by_uid(conn, "n1", library.id)
+    assert statement is not None
+    store = LabelStore(conn, "ann")
+    store.record_credence(library.id, [statement], 0.6)
+    store.record_credence(library.id, [statement], 0.9)  # changed …
+    store.undo_last()  # … and the change undone
+    assert {key: c.p for key, c in store.current_credences(library.id).items()} == {("n1",): 0.6}
+    [ann] = load_workspace_credences(conn, library.id)
+    assert [(sorted(c.statements), c.p) for c in ann.credences] == [(["n1"], 0.6)]
+    report = prior_report(ann.credences)
+    assert (report.interval.lower, report.interval.upper) == pytest.approx((0.6, 0.6))
