@@ -29,10 +29,12 @@ from bench.tee import tee
 from kb.demo import answer_key_path, build_demo
 from kb.importing import NoProgress
 from kb.items import items_in, read_answer_key
+from kb.labels import replace_all_predictions
 from kb.libraries import Library, get_library
 from models import trainer
 from models.evaluation import LOG_LOSS_FLOOR
 from models.item_order import RANDOM_EVERY, iid_sample, order_items
+from models.model_store import discard_all_models
 from models.simulated_labeler import SimulatedLabeler
 
 NOISE = 0.1
@@ -57,9 +59,9 @@ def run(
     seed: int,
     learner: str,
 ) -> list[Point]:
-    with conn:  # a fresh start for each run, in this bench's own temporary workspace
-        conn.execute("DELETE FROM predictions")
-        conn.execute("DELETE FROM trained_models")
+    # A fresh start for each run, in this bench's own temporary workspace.
+    replace_all_predictions(conn, [])
+    discard_all_models(conn)
     validation = items_in(conn, ("validation",))
     prediction = items_in(conn, ("prediction",))
     labeler = SimulatedLabeler(conn, workspace, library, f"curve-{order}", noise=NOISE, seed=seed)

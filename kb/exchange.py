@@ -54,8 +54,19 @@ from kb.assignments import Plan, all_plans, plan_by_uid, store_plan
 from kb.db import WorkspaceError, transaction
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
-from kb.labels import LabelError, checked_distribution, human_source_sql, statements_key
-from kb.libraries import Library, library_by_id
+from kb.labels import (
+    Credence,
+    LabelError,
+    Prediction,
+    checked_distribution,
+    credence_by_uid,
+    credence_history,
+    insert_credence,
+    insert_predictions,
+    prediction_by_uid,
+    prediction_history,
+)
+from kb.libraries import Library, library_by_id, list_libraries
 from kb.records import (
     EXPORT_MODELS,
     EXPORT_TYPES,
@@ -84,13 +95,6 @@ _NODE_SQL = (
     f" r.uid AS replaces_uid, l.uid AS library_uid, l.name AS library_name, {_CREATOR} AS creator"
     " FROM nodes n JOIN libraries l ON l.id = n.library_id"
     " LEFT JOIN nodes p ON p.id = n.parent_id LEFT JOIN nodes r ON r.id = n.replaces_id"
-)
-_PREDICTION_SQL = (
-    "SELECT x.*, i.uid AS item_uid, l.uid AS library_uid, l.name AS library_name FROM predictions x"
-    " JOIN items i ON i.id = x.item_id JOIN libraries l ON l.id = x.library_id"
-)
-_CREDENCE_SQL = (
-    "SELECT x.*, l.uid AS library_uid, l.name AS library_name FROM credences x JOIN libraries l ON l.id = x.library_id"
 )
 
 
@@ -125,23 +129,25 @@ def collect_export(conn: sqlite3.Connection, *, labeler: str | None = None) -> l
 
     Separate from writing so a caller can fail before it opens (and truncates) the output file.
     """
-    by_labeler = "" if labeler is None else " WHERE x.labeler = ?"
-    params: tuple[str, ...] = () if labeler is None else (labeler,)
     with _snapshot(conn):
-        predictions = conn.execute(_PREDICTION_SQL + by_labeler + " ORDER BY x.id", params).fetchall()
-        people = (" AND " if by_labeler else " WHERE ") + human_source_sql("x.source")  # model credences stay
-        credences = conn.execute(_CREDENCE_SQL + by_labeler + people + " ORDER BY x.id", params).fetchall()
+        predictions = prediction_history(conn, labeler=labeler)
+        credences = credence_history(conn, labeler=labeler)  # model credences stay in their workspace
+        libraries = {library.id: library for library in list_libraries(conn)}
         nodes = _exported_nodes(conn, predictions, credences, labeler)
         plans = all_plans(conn)
         planned = {uid for plan in plans for uid in plan.items}
-        item_ids = {row["item_id"] for row in predictions}
+        item_ids = {prediction.item_id for prediction in predictions}
         item_ids |= {row[0] for row in _rows_by_uid(conn, "SELECT id FROM items WHERE uid IN ({})", planned)}
         items = [conn.execute("SELECT * FROM items WHERE id = ?", (i,)).fetchone() for i in sorted(item_ids)]
+    item_uids = {row["id"]: row["uid"] for row in items}
     records: list[ExportRecord] = []
     records += [_checked(ItemExport, _item_fields(row)) for row in items]
     records += [_checked(NodeExport, _node_fields(row)) for row in nodes]
-    records += [_checked(PredictionExport, _prediction_fields(row)) for row in predictions]
-    records += [_checked(CredenceExport, _credence_fields(row)) for row in credences]
+    records += [
+        _checked(PredictionExport, _prediction_fields(p, item_uids[p.item_id], libraries[p.library_id]))
+        for p in predictions
+    ]
+    records += [_checked(CredenceExport, _credence_fields(c, libraries[c.library_id])) for c in credences]
     records += [_checked(AssignmentExport, _assignment_fields(plan)) for plan in plans]
     return records
 
@@ -165,7 +171,7 @@ def write_export(records: list[ExportRecord], out: TextIO) -> ExportReport:
 
 
 def _exported_nodes(
-    conn: sqlite3.Connection, predictions: list[sqlite3.Row], credences: list[sqlite3.Row], labeler: str | None
+    conn: sqlite3.Connection, predictions: list[Prediction], credences: list[Credence], labeler: str | None
 ) -> list[sqlite3.Row]:
     """Non-imported nodes the labeler made or the labels name, closed under non-imported
     parents and edited originals so that each one can be placed by a merge."""
@@ -177,10 +183,10 @@ def _exported_nodes(
             for row in conn.execute(_NODE_SQL + f" WHERE n.origin != 'import' AND {_CREATOR} = ?", (labeler,))
         }
     named: set[tuple[int, str]] = set()
-    for row in predictions:
-        named.update((row["library_id"], uid) for uid in json.loads(row["cited"]) + json.loads(row["trail"]))
-    for row in credences:
-        named.update((row["library_id"], uid) for uid in json.loads(row["statements"]))
+    for prediction in predictions:
+        named.update((prediction.library_id, uid) for uid in prediction.cited + prediction.trail)
+    for credence in credences:
+        named.update((credence.library_id, uid) for uid in credence.statements)
     for library_id, uid in named:
         found = conn.execute(
             _NODE_SQL + " WHERE n.library_id = ? AND n.uid = ? AND n.origin != 'import'", (library_id, uid)
@@ -212,19 +218,13 @@ def _checked(model: type[ExportRecord], values: dict[str, Any]) -> ExportRecord:
         ) from error
 
 
-def _base(kind: str, row: sqlite3.Row, labeler: str | None) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "id": row["uid"],
-        "schema_version": SCHEMA_VERSION,
-        "labeler": labeler,
-        "created_at": row["created_at"],
-    }
+def _base(kind: str, uid: str, labeler: str | None, created_at: str) -> dict[str, Any]:
+    return {"type": kind, "id": uid, "schema_version": SCHEMA_VERSION, "labeler": labeler, "created_at": created_at}
 
 
 def _item_fields(row: sqlite3.Row) -> dict[str, Any]:
     return {
-        **_base("item", row, None),
+        **_base("item", row["uid"], None, row["created_at"]),
         "task": row["task"],
         "x": row["x"],
         "options": json.loads(row["options"]),
@@ -235,7 +235,7 @@ def _item_fields(row: sqlite3.Row) -> dict[str, Any]:
 def _node_fields(row: sqlite3.Row) -> dict[str, Any]:
     creator = row["creator"]
     return {
-        **_base("node", row, creator if isinstance(creator, str) and creator else None),
+        **_base("node", row["uid"], creator if isinstance(creator, str) and creator else None, row["created_at"]),
         "library": row["library_uid"],
         "library_name": row["library_name"],
         "parent": None if row["parent_is_root"] else row["parent_uid"],
@@ -250,40 +250,36 @@ def _node_fields(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _label_fields(kind: str, row: sqlite3.Row) -> dict[str, Any]:
+def _label_fields(kind: str, label: Prediction | Credence, library: Library) -> dict[str, Any]:
     return {
-        **_base(kind, row, row["labeler"]),
-        "library": row["library_uid"],
-        "library_name": row["library_name"],
-        "source": row["source"],
+        **_base(kind, label.uid, label.labeler, label.created_at),
+        "library": library.uid,
+        "library_name": library.name,
+        "source": label.source,
+        "seconds": label.seconds,
+        "note": label.note,
+        "supersedes": label.supersedes,
+        "retracted": label.retracted,
     }
 
 
-def _prediction_fields(row: sqlite3.Row) -> dict[str, Any]:
+def _prediction_fields(prediction: Prediction, item_uid: str, library: Library) -> dict[str, Any]:
     return {
-        **_label_fields("prediction", row),
-        "item": row["item_uid"],
-        "probs": json.loads(row["probs"]),
-        "cited": json.loads(row["cited"]),
-        "trail": json.loads(row["trail"]),
-        "seconds": row["seconds"],
-        "note": row["note"],
-        "supersedes": row["supersedes"],
-        "retracted": bool(row["retracted"]),
-        "adjudication": bool(row["adjudication"]),
+        **_label_fields("prediction", prediction, library),
+        "item": item_uid,
+        "probs": prediction.probs,
+        "cited": prediction.cited,
+        "trail": prediction.trail,
+        "adjudication": prediction.adjudication,
     }
 
 
-def _credence_fields(row: sqlite3.Row) -> dict[str, Any]:
+def _credence_fields(credence: Credence, library: Library) -> dict[str, Any]:
     return {
-        **_label_fields("credence", row),
-        "scope": row["scope"],
-        "statements": json.loads(row["statements"]),
-        "p": row["p"],
-        "seconds": row["seconds"],
-        "note": row["note"],
-        "supersedes": row["supersedes"],
-        "retracted": bool(row["retracted"]),
+        **_label_fields("credence", credence, library),
+        "scope": credence.scope,
+        "statements": list(credence.statements),
+        "p": credence.p,
     }
 
 
@@ -551,7 +547,7 @@ class _Planner:
         library = self._library(line, record.library, record.library_name)
         cited = [self._translate(library, record.library, uid) for uid in record.cited]
         self._require_nodes(line, "cited", library, cited)
-        if self._present_label(line, record, "predictions"):
+        if self._present_label(line, record):
             return
         trail = [self._translate(library, record.library, uid) for uid in record.trail]
         self.new_labels[record.id] = line
@@ -563,7 +559,7 @@ class _Planner:
         library = self._library(line, record.library, record.library_name)
         statements = sorted(self._translate(library, record.library, uid) for uid in record.statements)
         self._require_nodes(line, "statements", library, statements)
-        if self._present_label(line, record, "credences"):
+        if self._present_label(line, record):
             return
         self.new_labels[record.id] = line
         self.places.append(_Place(line, library=library, nodes=statements))
@@ -607,49 +603,47 @@ class _Planner:
             "assignments": {uid: list(assigned) for uid, assigned in plan.items.items()},
         }
 
-    def _present_label(self, line: _Line, record: PredictionExport | CredenceExport, table: str) -> bool:
+    def _present_label(self, line: _Line, record: PredictionExport | CredenceExport) -> bool:
         """Already here (equal, else a conflict), or new; a new row's `supersedes` must resolve."""
-        row = self.conn.execute(
-            f"SELECT x.*, l.name AS library_name FROM {table} x JOIN libraries l ON l.id = x.library_id"
-            " WHERE x.uid = ?",
-            (record.id,),
-        ).fetchone()
-        stored = None if row is None else self._stored_label(row, is_prediction=table == "predictions")
+        stored = self._stored_label(record.type, record.id)
         if self._present(line, record.type, record.id, self._comparable(line), stored):
             return True
         if record.supersedes is not None:
             earlier = self.new_labels.get(record.supersedes)
-            exists = self.conn.execute(f"SELECT 1 FROM {table} WHERE uid = ?", (record.supersedes,)).fetchone()
-            if exists is None and (earlier is None or earlier.record.type != record.type):
+            exists = self._stored_label(record.type, record.supersedes) is not None
+            if not exists and (earlier is None or earlier.record.type != record.type):
                 raise line.problem(
                     "supersedes",
                     f"{record.type} {record.supersedes!r} is neither in this workspace nor earlier in this merge",
                 )
         return False
 
-    def _stored_label(self, row: sqlite3.Row, *, is_prediction: bool) -> dict[str, Any]:
-        """A stored label row in the shape of `_comparable`."""
+    def _stored_label(self, kind: str, uid: str) -> dict[str, Any] | None:
+        """A stored label row in the shape of `_comparable`, or None when this workspace has no such label."""
+        label = prediction_by_uid(self.conn, uid) if kind == "prediction" else credence_by_uid(self.conn, uid)
+        if label is None:
+            return None
         common = {
-            "library": row["library_name"],
-            "labeler": row["labeler"],
-            "source": row["source"],
-            "seconds": row["seconds"],
-            "note": row["note"],
-            "supersedes": row["supersedes"],
-            "retracted": bool(row["retracted"]),
-            "created_at": row["created_at"],
+            "library": library_by_id(self.conn, label.library_id).name,
+            "labeler": label.labeler,
+            "source": label.source,
+            "seconds": label.seconds,
+            "note": label.note,
+            "supersedes": label.supersedes,
+            "retracted": label.retracted,
+            "created_at": label.created_at,
         }
-        if is_prediction:
-            item = self.conn.execute("SELECT uid FROM items WHERE id = ?", (row["item_id"],)).fetchone()
+        if isinstance(label, Prediction):
+            item = self.conn.execute("SELECT uid FROM items WHERE id = ?", (label.item_id,)).fetchone()
             return {
                 "item": item[0],
-                "probs": json.loads(row["probs"]),
-                "cited": json.loads(row["cited"]),
-                "trail": json.loads(row["trail"]),
-                "adjudication": bool(row["adjudication"]),
+                "probs": label.probs,
+                "cited": label.cited,
+                "trail": label.trail,
+                "adjudication": label.adjudication,
                 **common,
             }
-        return {"scope": row["scope"], "statements": json.loads(row["statements"]), "p": row["p"], **common}
+        return {"scope": label.scope, "statements": list(label.statements), "p": label.p, **common}
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -727,54 +721,41 @@ class _Planner:
             self.conn.execute("UPDATE nodes SET review = 'rejected' WHERE id = ? AND review = 'none'", (replaces,))
 
     def _insert_prediction(self, place: _Place, record: PredictionExport) -> None:
-        assert place.library is not None
-        self.conn.execute(
-            "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, cited, trail, seconds, note,"
-            " supersedes, retracted, adjudication, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                place.item_id,
-                place.library.id,
-                record.labeler,
-                record.source,
-                json.dumps(place.probs, ensure_ascii=False),
-                json.dumps(place.nodes, ensure_ascii=False),
-                json.dumps(place.trail, ensure_ascii=False),
-                record.seconds,
-                record.note,
-                record.supersedes,
-                int(record.retracted),
-                int(record.adjudication),
-                record.created_at,
-            ),
+        assert place.library is not None and place.item_id is not None
+        label = Prediction(
+            record.id,
+            place.item_id,
+            place.library.id,
+            record.labeler,
+            place.probs,
+            place.nodes,
+            place.trail,
+            record.seconds,
+            record.note,
+            record.created_at,
+            record.source,
+            record.adjudication,
+            record.supersedes,
+            record.retracted,
         )
+        insert_predictions(self.conn, [label])
 
     def _insert_credence(self, place: _Place, record: CredenceExport) -> None:
         assert place.library is not None
-        credence_id = self.conn.execute(
-            "INSERT INTO credences (uid, library_id, labeler, source, scope, statements, statements_key, p, seconds,"
-            " note, supersedes, retracted, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                place.library.id,
-                record.labeler,
-                record.source,
-                record.scope,
-                json.dumps(place.nodes, ensure_ascii=False),
-                statements_key(place.nodes),
-                record.p,
-                record.seconds,
-                record.note,
-                record.supersedes,
-                int(record.retracted),
-                record.created_at,
-            ),
-        ).lastrowid
-        if not record.retracted:  # as kb.labels writes them: a retraction row links no nodes
-            self.conn.executemany(
-                "INSERT INTO credence_nodes (credence_id, node_uid) VALUES (?, ?)",
-                [(credence_id, uid) for uid in place.nodes],
-            )
+        label = Credence(
+            record.id,
+            place.library.id,
+            record.labeler,
+            tuple(place.nodes),
+            record.p,
+            record.created_at,
+            record.source,
+            record.seconds,
+            record.note,
+            record.supersedes,
+            record.retracted,
+        )
+        insert_credence(self.conn, label)
 
 
 def _at(line: _Line) -> str:

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, permutation_test_score
 
 from kb.items import Item, gold, items_in, read_answer_key
-from kb.labels import LabelStore
+from kb.labels import current_predictions_in_library, prediction_labelers
 from kb.libraries import Library
 from models.learners import get_learner
 from models.reading_plan import ReadingPlan
@@ -250,12 +250,11 @@ def evaluate(
         )
     )
     by_uid = {item.id: item for item in validation_items}
-    for labeler, source in conn.execute(
-        "SELECT DISTINCT labeler, source FROM predictions WHERE library_id = ? ORDER BY source DESC, labeler",
-        (library.id,),
-    ).fetchall():
-        current = LabelStore(conn, labeler).current_predictions(library.id)
-        probs = {by_uid[item_id].uid: p.probs for item_id, p in current.items() if item_id in by_uid}
+    current: dict[str, dict[str, dict[str, float]]] = {}
+    for label in current_predictions_in_library(conn, library.id, by_uid):
+        current.setdefault(label.labeler, {})[by_uid[label.item_id].uid] = label.probs
+    for labeler, source in prediction_labelers(conn, library.id):
+        probs = current.get(labeler, {})
         if probs:
             kind = "simulated labeler" if source == "simulated" else "human labeler"
             scores.append(score(f"{kind} {labeler}", kind, "validation", probs, gold_validation, tasks))

@@ -234,6 +234,12 @@ def store_model(conn: sqlite3.Connection, library_id: int, fitted: FittedModel, 
     return version
 
 
+def discard_all_models(conn: sqlite3.Connection) -> None:
+    """Drop every stored model: only for a benchmark's own scratch workspace (a fresh start per run)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM trained_models")
+
+
 def latest_metrics(conn: sqlite3.Connection, library_id: int) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT metrics FROM trained_models WHERE library_id = ? AND kind = ? ORDER BY version DESC LIMIT 1",

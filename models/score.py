@@ -26,7 +26,6 @@ F(Z) is defined for a library the model grew; they are counted apart as the mode
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +36,7 @@ import numpy as np
 
 from kb.fork import fork_family
 from kb.items import Item, items_in
-from kb.labels import model_credences
+from kb.labels import current_predictions_in_library, model_credences
 from kb.libraries import Library, list_libraries
 from models.credence_imitation import ImitationRefused, imitate, library_statements
 from models.prior import load_workspace_credences, prior_report
@@ -167,16 +166,9 @@ def current_predictions(
     conn: sqlite3.Connection, library_id: int
 ) -> dict[int, dict[str, tuple[str, dict[str, float]]]]:
     """item id → labeler → (source, probs) for every labeler's current prediction made with this library."""
-    rows = conn.execute(
-        "SELECT p.item_id, p.labeler, p.source, p.probs FROM predictions p"
-        " WHERE p.library_id = ? AND p.retracted = 0"
-        " AND NOT EXISTS (SELECT 1 FROM predictions r WHERE r.supersedes = p.uid AND r.retracted = 1)"
-        " ORDER BY p.id",
-        (library_id,),
-    )
     found: dict[int, dict[str, tuple[str, dict[str, float]]]] = {}
-    for row in rows:
-        found.setdefault(row[0], {})[row[1]] = (row[2], json.loads(row[3]))
+    for label in current_predictions_in_library(conn, library_id):
+        found.setdefault(label.item_id, {})[label.labeler] = (label.source, label.probs)
     return found
 
 

@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from kb.db import utc_now
 from kb.items import Item, items_in
+from kb.labels import current_predictions_in_library
 from kb.libraries import Library
 from models.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
 from models.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
@@ -233,43 +234,22 @@ def _pooled_metrics(predicted: list[FloatArray], targets: list[FloatArray]) -> d
 
 
 def current_labels(conn: sqlite3.Connection, library: Library) -> list[Label]:
-    """Every labeler's current prediction (human and simulated) on train and validation items.
+    """Every labeler's current prediction (human and simulated) on train and validation items (kb.labels).
 
-    Same rule as LabelStore.current_predictions (the newest row per item and labeler that is
-    not a retraction and was not retracted), computed in one pass over the library's rows:
-    asking per labeler costs a correlated subquery per row, which at 10^5 labels is minutes.
-    Labels on D*_prediction items are left out: those are the items the model is for.
+    Labels on D*_prediction items are left out: those are the items the model is for. What a label
+    read is the nodes its labeler cited, else the last node of their trail.
     """
     items = {item.id: item for item in items_in(conn, LABELLED_SPLITS)}
-    rows = conn.execute(
-        "SELECT uid, item_id, labeler, probs, cited, trail, supersedes, retracted FROM predictions"
-        " WHERE library_id = ? ORDER BY id",
-        (library.id,),
-    ).fetchall()
-    withdrawn = {row["supersedes"] for row in rows if row["retracted"]}
-    current: dict[tuple[int, str], sqlite3.Row] = {}
-    for row in rows:
-        if not row["retracted"] and row["uid"] not in withdrawn and row["item_id"] in items:
-            current[(row["item_id"], row["labeler"])] = row
     labels = []
-    for (item_id, labeler), row in current.items():
-        item = items[item_id]
-        probs = json.loads(row["probs"])
-        read = _strings(row["cited"]) or _strings(row["trail"])[-1:]
-        labels.append(Label(item, labeler, tuple(float(probs.get(option, 0.0)) for option in item.options), read))
+    for prediction in current_predictions_in_library(conn, library.id):
+        item = items.get(prediction.item_id)
+        if item is None:
+            continue
+        read = tuple(prediction.cited) or tuple(prediction.trail[-1:])
+        probs = tuple(float(prediction.probs.get(option, 0.0)) for option in item.options)
+        labels.append(Label(item, prediction.labeler, probs, read))
     labels.sort(key=lambda label: (label.item.uid, label.labeler))
     return labels
-
-
-def _strings(text: str | None) -> tuple[str, ...]:
-    """A JSON list of node uids as stored with a label; anything else reads as none."""
-    if not text or text == "[]":
-        return ()
-    try:
-        value = json.loads(text or "[]")
-    except ValueError:
-        return ()
-    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 def reading_plan(conn: sqlite3.Connection, library: Library, labels: Sequence[Label]) -> ReadingPlan:

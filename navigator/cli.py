@@ -106,9 +106,7 @@ def _index_procs(pending: int) -> int:
 @click.option("--ask-labeler", is_flag=True, help="Ask who is labelling even if a name is remembered (for serve).")
 @click.version_option(package_name="z-navigator")
 @click.pass_context
-def main(
-    ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None, ask_labeler: bool
-) -> None:
+def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None, ask_labeler: bool) -> None:
     """Z Navigator: browse, unpack and label a large background model Z.
 
     With no command, opens the app; on first run it builds the demo workspace.

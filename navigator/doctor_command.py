@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from kb.db import latest_version, schema_version
+from kb.labels import labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
 from kb.search import SearchError, SearchIndex
 from models.llm import MODEL_ENV, check_available
@@ -154,12 +155,7 @@ def check_orphans(conn: sqlite3.Connection) -> list[Finding]:
                 "labels (`navigator export`) and merge them into a freshly imported workspace",
             )
         )
-    cited = conn.execute(
-        "SELECT p.uid, c.value FROM predictions p, json_each(p.cited) c WHERE json_valid(p.cited)"
-        " AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.library_id = p.library_id AND n.uid = c.value)"
-        " UNION ALL SELECT c.uid, cn.node_uid FROM credence_nodes cn JOIN credences c ON c.id = cn.credence_id"
-        " WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.library_id = c.library_id AND n.uid = cn.node_uid)"
-    ).fetchall()
+    cited = labels_citing_missing_nodes(conn)
     if cited:
         labels = sorted({str(row[0]) for row in cited})
         findings.append(

@@ -355,11 +355,10 @@ class WorkbenchScreen(Screen[None]):
             self.notify("Nothing to undo.")
             return
         self.done = set(self.labels.current_predictions(self.library.id))
-        if undone.table == "predictions":
-            item_id = self.conn.execute("SELECT item_id FROM predictions WHERE uid = ?", (undone.uid,)).fetchone()[0]
+        if undone.item_id is not None:
             # An adjudication, or a label given before an assignment, may be on an item outside the queue.
-            item = next((i for i in self.queue if i.id == item_id), None)
-            if item_id not in self.done and item is not None:
+            item = next((i for i in self.queue if i.id == undone.item_id), None)
+            if undone.item_id not in self.done and item is not None:
                 self.draft = Draft.fresh(item)
                 self.adjudicating = False
                 save_state(self.conn, self.labeler, item=item.uid)
