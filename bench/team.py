@@ -17,18 +17,16 @@ mean paired difference over the draws, with every draw shown.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
+from bench.tee import tee
 from kb.assignments import assign, items_for
 from kb.db import connect
 from kb.demo import answer_key_path, build_demo
@@ -45,24 +43,6 @@ from navigator.team_text import agreement_lines
 NOISE = {"n05": 0.05, "n10": 0.1, "n20": 0.2, "n40": 0.4}
 OVERLAP = 2
 DRAWS = 5
-OUT = Path(__file__).with_name("team.out.txt")
-
-
-class Tee:
-    """Print to the terminal and to bench/team.out.txt at once."""
-
-    def __init__(self, *streams: TextIO) -> None:
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-            stream.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
 
 
 def copy_demo(master: Path, target: Path) -> sqlite3.Connection:
@@ -123,16 +103,11 @@ def first_draw_report(conn: sqlite3.Connection, library: Library) -> None:
 
 
 def main() -> None:
-    with OUT.open("w", encoding="utf-8") as out:
-        sys.stdout = Tee(sys.__stdout__, out)  # type: ignore[assignment]
-        try:
-            run()
-        finally:
-            sys.stdout = sys.__stdout__
+    with tee("team"):
+        run()
 
 
 def run() -> None:
-    print(f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("SIMULATED labelers " + ", ".join(f"{simulated_name(n)} (noise {v})" for n, v in NOISE.items()))
     with tempfile.TemporaryDirectory() as folder:
         master = Path(folder) / "demo.db"
@@ -183,7 +158,6 @@ def run() -> None:
             f"  accuracy higher in {sum(c > 0 for c in accuracy)}, equal in {sum(c == 0 for c in accuracy)},"
             f" lower in {sum(c < 0 for c in accuracy)} of {DRAWS} draws (one item of 143 is 0.007)"
         )
-        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ so it can never drift from them; the file's shape is read with sqlite-utils' int
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -69,16 +71,19 @@ def schema_drift(conn: sqlite3.Connection) -> list[str]:
         if have is None:
             problems.append(f"table {table} is missing")
             continue
-        have_columns = {column[0]: column for column in have.columns}
-        for column in want.columns:
-            if column[0] not in have_columns:
-                problems.append(f"table {table} has no column {column[0]}")
-            elif have_columns[column[0]] != column:
-                problems.append(f"column {table}.{column[0]} is declared differently")
-        have_indexes = {index[0]: index for index in have.indexes}
-        for index in want.indexes:
-            if index[0] not in have_indexes:
-                problems.append(f"index {index[0]} on {table}({', '.join(index[1])}) is missing")
-            elif have_indexes[index[0]] != index:
-                problems.append(f"index {index[0]} on {table} covers different columns")
+        problems += _differences(table, "column", want.columns, have.columns)
+        problems += _differences(table, "index", want.indexes, have.indexes)
+    return problems
+
+
+def _differences(table: str, kind: str, want: Sequence[tuple[Any, ...]], have: Sequence[tuple[Any, ...]]) -> list[str]:
+    """Entries are tuples named by their first field: a missing name, or the same name declared otherwise."""
+    have_by_name = {entry[0]: entry for entry in have}
+    problems = []
+    for entry in want:
+        name = entry[0]
+        if name not in have_by_name:
+            problems.append(f"table {table} has no {kind} {name}")
+        elif have_by_name[name] != entry:
+            problems.append(f"{kind} {table}.{name} is declared differently")
     return problems

@@ -36,7 +36,7 @@ def test_a_lost_index_column_or_table_is_named(tmp_path: Path) -> None:
     conn.execute("DROP TABLE bookmarks")
     Database(conn).table("search_index_state").transform(drop={"built_at"})
     assert schema_drift(conn) == [
-        "index nodes_by_uid on nodes(uid) is missing",
+        "table nodes has no index nodes_by_uid",
         "table search_index_state has no column built_at",
         "table bookmarks is missing",
     ]
