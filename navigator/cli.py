@@ -23,7 +23,7 @@ from kb.importing import ImportProblem
 from kb.libraries import Library, find_library, get_or_create_library, list_libraries
 from kb.search import SearchIndex
 from kb.tree import Node, ancestors, children, resolve_node
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,

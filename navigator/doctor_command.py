@@ -24,7 +24,7 @@ from kb.labels import labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
 from kb.search import SearchError, SearchIndex
 from models.llm import MODEL_ENV, check_available
-from navigator.command_support import emit_json, json_option, workspace_option
+from navigator.commands.support import emit_json, json_option, workspace_option
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 SHOWN_EXAMPLES = 3

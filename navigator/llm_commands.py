@@ -43,7 +43,7 @@ from models.unpack import (
     stored_children,
     unpack_tree,
 )
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,

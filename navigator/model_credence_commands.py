@@ -18,7 +18,7 @@ from kb.tree import resolve_node
 from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions
 from models.model_calibration import DEFAULT_N, CalibrationCancelled, CalibrationReport, calibrate
 from models.model_credences import ModelCheck, credit_missing, forget_calibrations
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,

@@ -20,7 +20,7 @@ from models.prior import PriorReport, load_workspace_credences, prior_report, re
 from models.prior_bounds import Estimate
 from models.prior_exact import Credence
 from models.prior_similarity import DEFAULT_THRESHOLD
-from navigator.command_support import Failure, guard, json_option, library_option, pick_library, workspace_option
+from navigator.commands.support import Failure, guard, json_option, library_option, pick_library, workspace_option
 
 
 def _credence_json(credence: Credence) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import click
 from kb.fork import fork_library
 from kb.libraries import get_library, list_libraries
 from models.score import EPSILON, LibraryScore, score_libraries
-from navigator.command_support import emit_json, guard, json_option, open_workspace, workspace_option
+from navigator.commands.support import emit_json, guard, json_option, open_workspace, workspace_option
 
 
 def _finite(value: float | None) -> float | None:

@@ -18,7 +18,7 @@ from kb.assignments import Plan
 from kb.assignments import assign as make_plan
 from kb.items import SPLITS
 from kb.tree import ancestors, node_by_uid
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,

@@ -21,7 +21,7 @@ from models.evaluation import EvaluationReport, iid_check
 from models.item_order import ORDERS
 from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.trainer import TrainReport
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,
