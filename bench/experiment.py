@@ -41,7 +41,7 @@ from models.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
 from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.retrieval import RETRIEVED_NODES
 from models.simulated_labeler import SimulatedLabeler
-from navigator.trainer_commands import evaluation_table
+from navigator.tables import evaluation_table
 
 NOISE = 0.1
 SYNTHETIC_LABELS = 100_000

@@ -36,7 +36,7 @@ from kb.labels import LabelError, LabelStore
 from kb.libraries import create_library, list_libraries
 from kb.records import ItemRecord
 from kb.tree import add_child, node_by_uid
-from navigator.doctor_command import check_orphans
+from navigator.commands.doctor import check_orphans
 
 REJECTIONS = (ImportProblem, WorkspaceError, LabelError)
 ALL_TABLES = ("libraries", "nodes", "items", "predictions", "credences", "credence_nodes", "search_index_state")

@@ -31,6 +31,7 @@ from navigator.commands.support import (
     pick_library,
     workspace_option,
 )
+from navigator.tables import evaluation_table
 
 PREDICTION_SCHEMA_VERSION = 1
 
@@ -190,23 +191,6 @@ def _evaluation_json(report: EvaluationReport) -> dict[str, Any]:
             "message": report.iid.message,
         },
     }
-
-
-def evaluation_table(report: EvaluationReport) -> list[str]:
-    """The comparison as text lines (shared with bench/experiment.py)."""
-    width = max(len(s.name) for s in report.scores)
-    lines = [f"{'':{width}}  {'on':<11} {'n':>4}  {'accuracy':>8}  {'log loss':>8}"]
-    for s in report.scores:
-        lines.append(f"{s.name:{width}}  {'D*_' + s.split:<11} {s.n:>4}  {s.accuracy:8.3f}  {s.log_loss:8.3f}")
-    lines.append("")
-    tasks = sorted({task for s in report.scores for task in s.per_task})
-    lines.append("accuracy by task (n):")
-    for s in report.scores:
-        cells = ", ".join(
-            f"{task} {s.per_task[task][1]:.2f} ({s.per_task[task][0]})" for task in tasks if task in s.per_task
-        )
-        lines.append(f"  {s.name}: {cells}")
-    return lines
 
 
 @click.command()

@@ -1,6 +1,6 @@
 """`navigator llm calibrate` and `navigator llm credences`: M_Z's own credences, measured and filled in.
 
-Registered under the `llm` group in navigator/cli.py. Calibrate measures how well the model's
+Registered under the `llm` group by navigator.commands.llm. Calibrate measures how well the model's
 true/false judgements are calibrated and saves the fitted calibration that unpack and ask use;
 credences gives a model credence to generated statements that have none (made before calibration
 existed, or by a batch that was cancelled while judging). Every figure is printed with its n.
@@ -8,9 +8,10 @@ existed, or by a batch that was cancelled while judging). Every figure is printe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -29,8 +30,18 @@ from navigator.commands.support import (
     workspace_option,
 )
 from navigator.display import visible
-from navigator.llm_commands import _llm_guard
 from navigator.progress import TerminalProgress
+
+T = TypeVar("T")
+
+
+def _llm_guard(action: Callable[[], T]) -> T:
+    """The llm group's failure handling, imported when first used: navigator.commands.llm imports this
+    module to register its commands, so importing it at the top would be a cycle whenever this module
+    loads first (as it does for `navigator prior --model-check`)."""
+    from navigator.commands.llm import _llm_guard as llm_guard
+
+    return llm_guard(action)
 
 
 def judge_model_options(command: Any) -> Any:

@@ -228,7 +228,7 @@ def prior(
 
 def _model_check(workspace: Path, library_name: str | None, threshold: float, limit: int, as_json: bool) -> None:
     from models.model_credences import model_check
-    from navigator.model_credence_commands import model_check_json, print_model_check
+    from navigator.commands.model_credences import model_check_json, print_model_check
 
     conn = guard(lambda: connect(workspace))
     library = pick_library(conn, library_name)

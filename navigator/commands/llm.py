@@ -398,7 +398,7 @@ def edit(workspace: Path, node: str, text: str, library_name: str | None, labele
 
 def _add_model_credence_commands() -> None:
     """`llm calibrate` and `llm credences` live in their own module, which uses this one's guard."""
-    from navigator.model_credence_commands import calibrate_command, credences_command
+    from navigator.commands.model_credences import calibrate_command, credences_command
 
     llm.add_command(calibrate_command)
     llm.add_command(credences_command)
