@@ -76,3 +76,10 @@ def create_library(conn: sqlite3.Connection, name: str, *, description: str = ""
 
 def get_or_create_library(conn: sqlite3.Connection, name: str) -> Library:
     return find_library(conn, name) or create_library(conn, name)
+
+
+def drop_empty_library(conn: sqlite3.Connection, library: Library) -> None:
+    """Remove a library that holds nothing but its root (what a failed first import leaves)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM nodes WHERE library_id = ? AND parent_id IS NULL", (library.id,))
+        conn.execute("DELETE FROM libraries WHERE id = ?", (library.id,))

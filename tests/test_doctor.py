@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from reliability_support import make_labeling_workspace
 
-import navigator.commands.doctor as doctor_module
+import models.doctor as doctor_module
 from kb.db import connect, latest_version, migrate
 from kb.importing import StagedNode, import_staged
 from kb.items import item_by_uid

