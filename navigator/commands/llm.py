@@ -16,10 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from kb.labels import model_credences
-from kb.libraries import library_by_id
 from kb.review import replace_node, set_review
-from kb.search import SearchIndex
 from kb.tree import Node, resolve_node
 from models.ask import AskFailed, ask_stream
 from models.calls import CallRecord, recent_calls
@@ -40,9 +37,8 @@ from models.unpack import (
     UnpackCancelled,
     UnpackFailed,
     plan_calls,
-    stored_children,
-    unpack_tree,
 )
+from models.unpack_batch import UnpackedNode, index_library_of, model_p, unpack_and_index
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -100,12 +96,6 @@ def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
     return node
 
 
-def _index_new(conn: sqlite3.Connection, workspace: Path, node: Node, progress: TerminalProgress) -> int:
-    library = library_by_id(conn, node.library_id)
-    indexed: int = guard(lambda: SearchIndex(conn, workspace, library).update(progress))
-    return indexed
-
-
 def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
     return {
         "id": node.uid,
@@ -115,14 +105,6 @@ def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
         "origin": node.origin,
         "model_credence": model_p,
     }
-
-
-def _model_p(conn: sqlite3.Connection, nodes: list[Node]) -> dict[str, float]:
-    """M_Z's credence in each of these generated statements, where it gave one."""
-    if not nodes:
-        return {}
-    found = model_credences(conn, nodes[0].library_id, [node.uid for node in nodes])
-    return {uid: credence.p for uid, credence in found.items()}
 
 
 @click.command()
@@ -163,35 +145,45 @@ def unpack(
         raise Failure("--depth and --k must be at least 1")
     conn = open_workspace(workspace)
     start = _node(conn, node, library_name)
-    planned = plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate)
     if dry_run:
-        if as_json:
-            emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
-        else:
-            click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
+        _print_plan(start, plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate), depth, k, as_json)
         return
     llm = _model(model, n_ctx, threads, seed)
     params = GenerationParams(temperature=temperature, seed=seed)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(
-                lambda: unpack_tree(
+            done = _llm_guard(
+                lambda: unpack_and_index(
                     conn,
+                    workspace,
                     llm,
                     start,
                     depth=depth,
                     k=k,
                     params=params,
                     regenerate=regenerate,
+                    index=not no_index,
                     progress=progress,
                     labeler=labeler,
                 )
             )
         except KeyboardInterrupt:
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
-        indexed = _index_new(conn, workspace, start, progress) if report.created and not no_index else 0
-    shown = stored_children(conn, start)
-    believed = _model_p(conn, shown)
+    _print_unpacked(done, as_json)
+    failed = done.report.failed
+    if failed:
+        raise Failure(failed[0][1] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+
+
+def _print_plan(start: Node, planned: int, depth: int, k: int, as_json: bool) -> None:
+    if as_json:
+        emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
+    else:
+        click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
+
+
+def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
+    report, start = done.report, done.node
     if as_json:
         emit_json(
             {
@@ -199,26 +191,22 @@ def unpack(
                 "calls": report.calls,
                 "cached": report.cached,
                 "created": report.created,
-                "indexed": indexed,
+                "indexed": done.indexed,
                 "failed": [{"node": uid, "error": message} for uid, message in report.failed],
                 "cancelled": report.cancelled,
-                "children": [_child_json(child, believed.get(child.uid)) for child in shown],
+                "children": [_child_json(child, done.model_p.get(child.uid)) for child in done.children],
             }
         )
-    else:
-        click.echo(f"{start.title}  ({start.uid})")
-        for child in shown:
-            p = believed.get(child.uid)
-            click.echo(
-                visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else ""))
-            )
-        click.echo(
-            f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
-            f"{report.created} new statement{'s' if report.created != 1 else ''}"
-            + (f", {len(report.failed)} failed" if report.failed else "")
-        )
-    if report.failed:
-        raise Failure(report.failed[0][1] + (f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""))
+        return
+    click.echo(f"{start.title}  ({start.uid})")
+    for child in done.children:
+        p = done.model_p.get(child.uid)
+        click.echo(visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else "")))
+    click.echo(
+        f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
+        f"{report.created} new statement{'s' if report.created != 1 else ''}"
+        + (f", {len(report.failed)} failed" if report.failed else "")
+    )
 
 
 @click.command()
@@ -264,8 +252,8 @@ def ask(
         answer = _llm_guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
-    indexed = _index_new(conn, workspace, target, TerminalProgress(enabled=False))
-    p = _model_p(conn, [answer]).get(answer.uid)
+    indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))
+    p = model_p(conn, [answer]).get(answer.uid)
     if as_json:
         emit_json({"node": target.uid, "question": question, "answer": _child_json(answer, p), "indexed": indexed})
         return
@@ -392,7 +380,7 @@ def edit(workspace: Path, node: str, text: str, library_name: str | None, labele
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
     new: Node = guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
-    _index_new(conn, workspace, new, TerminalProgress(enabled=False))
+    guard(lambda: index_library_of(conn, workspace, new, TerminalProgress(enabled=False)))
     click.echo(f"{new.uid} replaces {target.uid}")
 
 
