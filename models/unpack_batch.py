@@ -1,5 +1,5 @@
-"""What `navigator unpack` runs as one call: unpack a subtree, make what it created searchable, and read
-back the node's children with M_Z's credence in each.
+"""What follows a batch unpack (`navigator unpack`): make what it created searchable, and read back the
+node's children with M_Z's credence in each.
 
 The search index is brought up to date straight after a batch so new statements are findable at once;
 a coordinator's batch is resumable because already unpacked nodes are cache hits (models.unpack).
@@ -16,8 +16,7 @@ from kb.labels import model_credences
 from kb.libraries import library_by_id
 from kb.search import SearchIndex
 from kb.tree import Node
-from models.llm import LLM, GenerationParams
-from models.unpack import DEFAULT_K, BatchReport, stored_children, unpack_tree
+from models.unpack import BatchReport, stored_children
 
 
 @dataclass(frozen=True)
@@ -44,24 +43,10 @@ def index_library_of(conn: sqlite3.Connection, workspace: Path, node: Node, prog
     return SearchIndex(conn, workspace, library_by_id(conn, node.library_id)).update(progress)
 
 
-def unpack_and_index(
-    conn: sqlite3.Connection,
-    workspace: Path,
-    llm: LLM,
-    node: Node,
-    *,
-    depth: int,
-    k: int = DEFAULT_K,
-    params: GenerationParams | None = None,
-    regenerate: bool = False,
-    index: bool = True,
-    progress: Progress,
-    labeler: str | None = None,
+def index_and_read_back(
+    conn: sqlite3.Connection, workspace: Path, node: Node, report: BatchReport, *, index: bool, progress: Progress
 ) -> UnpackedNode:
-    """Unpack `node` `depth` levels deep (models.unpack.unpack_tree), then index what it created."""
-    report = unpack_tree(
-        conn, llm, node, depth=depth, k=k, params=params, regenerate=regenerate, progress=progress, labeler=labeler
-    )
+    """After models.unpack.unpack_tree on `node`: index what it created (when asked), read back the children."""
     indexed = index_library_of(conn, workspace, node, progress) if report.created and index else 0
     children = stored_children(conn, node)
     return UnpackedNode(node, report, indexed, children, model_p(conn, children))

@@ -10,35 +10,26 @@ afterwards so new statements are findable at once.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from kb.review import replace_node, set_review
 from kb.tree import Node, resolve_node
-from models.ask import AskFailed, ask_stream
+from models.ask import ask_stream
 from models.calls import CallRecord, recent_calls
 from models.llm import (
-    DEFAULT_N_CTX,
     MODEL_ENV,
     GenerationParams,
-    LazyLLM,
-    LoadOptions,
     LocalLLM,
     ModelUnavailable,
     check_available,
 )
 from models.model_credences import CreditReport
-from models.unpack import (
-    DEFAULT_K,
-    TokenEvent,
-    UnpackCancelled,
-    UnpackFailed,
-    plan_calls,
-)
-from models.unpack_batch import UnpackedNode, index_library_of, model_p, unpack_and_index
+from models.unpack import DEFAULT_K, TokenEvent, plan_calls, unpack_tree
+from models.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
+from navigator.commands.llm_support import lazy_model, llm_guard, model_options
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -51,43 +42,6 @@ from navigator.commands.support import (
 )
 from navigator.display import visible
 from navigator.progress import TerminalProgress
-
-T = TypeVar("T")
-
-
-def _llm_guard(action: Callable[[], T]) -> T:
-    """guard plus the LLM's own failures, each as one line with what to do."""
-    try:
-        result: T = guard(action)
-        return result
-    except ModelUnavailable as error:
-        raise Failure(f"no model: {error.reason}; {error.fix}") from error
-    except (UnpackFailed, AskFailed, UnpackCancelled) as error:
-        raise Failure(str(error)) from error
-
-
-def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--model",
-            "model",
-            type=click.Path(path_type=Path),
-            envvar=MODEL_ENV,
-            help=f"A GGUF model file (env: {MODEL_ENV}; default: the bundled Gemma 3 270M).",
-        ),
-        click.option("--n-ctx", default=DEFAULT_N_CTX, show_default=True, help="Context size in tokens."),
-        click.option("--threads", type=int, help="CPU threads (default: up to 4)."),
-        click.option("--temperature", default=0.7, show_default=True, help="Sampling temperature."),
-        click.option("--seed", default=0, show_default=True, help="Sampling seed (recorded in provenance)."),
-        click.option("--labeler", help="Who asked for this (recorded in the call log)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _model(model: Path | None, n_ctx: int, threads: int | None, seed: int) -> LazyLLM:
-    return LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads, seed=seed))
 
 
 def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
@@ -148,27 +102,26 @@ def unpack(
     if dry_run:
         _print_plan(start, plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate), depth, k, as_json)
         return
-    llm = _model(model, n_ctx, threads, seed)
+    llm = lazy_model(model, n_ctx, threads, seed)
     params = GenerationParams(temperature=temperature, seed=seed)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            done = _llm_guard(
-                lambda: unpack_and_index(
+            report = llm_guard(
+                lambda: unpack_tree(
                     conn,
-                    workspace,
                     llm,
                     start,
                     depth=depth,
                     k=k,
                     params=params,
                     regenerate=regenerate,
-                    index=not no_index,
                     progress=progress,
                     labeler=labeler,
                 )
             )
         except KeyboardInterrupt:
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
+        done = guard(lambda: index_and_read_back(conn, workspace, start, report, index=not no_index, progress=progress))
     _print_unpacked(done, as_json)
     failed = done.report.failed
     if failed:
@@ -232,7 +185,7 @@ def ask(
     """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
-    llm = _model(model, n_ctx, threads, seed)
+    llm = lazy_model(model, n_ctx, threads, seed)
     params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
     streamed = not as_json
 
@@ -249,7 +202,7 @@ def ask(
         return answer
 
     try:
-        answer = _llm_guard(run)
+        answer = llm_guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
     indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))

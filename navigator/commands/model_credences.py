@@ -8,17 +8,16 @@ existed, or by a batch that was cancelled while judging). Every figure is printe
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from kb.tree import resolve_node
-from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions
 from models.model_calibration import DEFAULT_N, CalibrationCancelled, CalibrationReport, calibrate
 from models.model_credences import ModelCheck, credit_missing, forget_calibrations
+from navigator.commands.llm_support import lazy_model, llm_guard, load_options
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -31,34 +30,6 @@ from navigator.commands.support import (
 )
 from navigator.display import visible
 from navigator.progress import TerminalProgress
-
-T = TypeVar("T")
-
-
-def _llm_guard(action: Callable[[], T]) -> T:
-    """The llm group's failure handling, imported when first used: navigator.commands.llm imports this
-    module to register its commands, so importing it at the top would be a cycle whenever this module
-    loads first (as it does for `navigator prior --model-check`)."""
-    from navigator.commands.llm import _llm_guard as llm_guard
-
-    return llm_guard(action)
-
-
-def judge_model_options(command: Any) -> Any:
-    options = [
-        click.option(
-            "--model",
-            "model",
-            type=click.Path(path_type=Path),
-            envvar=MODEL_ENV,
-            help=f"A GGUF model file (env: {MODEL_ENV}; default: the bundled Gemma 3 270M).",
-        ),
-        click.option("--n-ctx", default=DEFAULT_N_CTX, show_default=True, help="Context size in tokens."),
-        click.option("--threads", type=int, help="CPU threads (default: up to 4)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 def _report_json(report: CalibrationReport, saved: Path | None) -> dict[str, Any]:
@@ -122,7 +93,7 @@ def _print_report(report: CalibrationReport, saved: Path | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to save the calibration in (default: the user's cache).",
 )
-@judge_model_options
+@load_options
 @json_option
 def calibrate_command(
     n: int,
@@ -143,10 +114,10 @@ def calibrate_command(
 
     if n < 20:
         raise Failure("--n must be at least 20 (both folds need true and false statements)")
-    llm = LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads))
+    llm = lazy_model(model, n_ctx, threads)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
+            report = llm_guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
         except (CalibrationCancelled, KeyboardInterrupt):
             raise Failure("calibration interrupted; nothing was saved") from None
         except ValueError as error:
@@ -163,7 +134,7 @@ def calibrate_command(
 @workspace_option
 @click.argument("node", required=False)
 @library_option
-@judge_model_options
+@load_options
 @json_option
 def credences_command(
     workspace: Path,
@@ -178,10 +149,10 @@ def credences_command(
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
     start = guard(lambda: resolve_node(conn, node, library.id)) if node else None
-    llm = LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads))
+    llm = lazy_model(model, n_ctx, threads)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
+            report = llm_guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
         except KeyboardInterrupt:
             raise Failure("interrupted; the credences stored so far are kept") from None
     if as_json:
