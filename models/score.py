@@ -130,6 +130,15 @@ class _Pooled:
     counts: dict[frozenset[str], int] = field(default_factory=dict)
     shared: set[frozenset[str]] = field(default_factory=set)
 
+    @classmethod
+    def of(cls, per_labeler: Mapping[str, Mapping[frozenset[str], tuple[float, bool]]]) -> _Pooled:
+        """Every labeler's credence on each statement set, pooled."""
+        pooled = cls()
+        for sets in per_labeler.values():
+            for statement_set, (p, shared) in sets.items():
+                pooled.add(statement_set, p, shared)
+        return pooled
+
     def add(self, statements: frozenset[str], p: float, shared: bool) -> None:
         self.sums[statements] = self.sums.get(statements, 0.0) + p
         self.counts[statements] = self.counts.get(statements, 0) + 1
@@ -287,26 +296,13 @@ def prior(
     """The P(Z) interval for the whole library and the point estimate F uses (see the module docstring)."""
     statements = library_statements(conn, library)
     per_labeler, direct = labeler_credences(conn, library)
-    pooled = _Pooled()
-    for sets in per_labeler.values():
-        for statement_set, (p, shared) in sets.items():
-            pooled.add(statement_set, p, shared)
+    pooled = _Pooled.of(per_labeler)
     human = pooled.credences()
     rated = {s for c in human for s in c.statements}
     n_statements = len(set(statements) | rated)
-    notes: list[str] = []
-    imitated: list[Credence] = []
-    if use_imitated_credences:
-        imitated, refused = _imitated(per_labeler, statements, rated)
-        notes += refused
-        if imitated:
-            notes.append(f"{len(imitated)} statements have imitated credences (flagged, not human)")
-    modelled: list[Credence] = []
-    if use_model_credences:
-        covered = rated | {s for c in imitated for s in c.statements}
-        modelled = _modelled(conn, library, [uid for uid in statements if uid not in covered])
-        if modelled:
-            notes.append(f"{len(modelled)} statements have the model's own credences (flagged, not human)")
+    imitated, modelled, notes = _unrated(
+        conn, library, per_labeler, statements, rated, imitated=use_imitated_credences, model=use_model_credences
+    )
     everything = human + imitated + modelled
     direct_mean = sum(direct) / len(direct) if direct else None
     if not everything:
@@ -340,6 +336,34 @@ def prior(
         notes=tuple(notes),
         n_model=len(modelled),
     )
+
+
+def _unrated(
+    conn: sqlite3.Connection,
+    library: Library,
+    per_labeler: Mapping[str, Mapping[frozenset[str], tuple[float, bool]]],
+    statements: Mapping[str, str],
+    rated: set[str],
+    *,
+    imitated: bool,
+    model: bool,
+) -> tuple[list[Credence], list[Credence], list[str]]:
+    """Credences for statements no person rated, when asked: imitated ones, then the model's own for the rest;
+    flagged in the notes, never mixed into the human counts."""
+    notes: list[str] = []
+    guessed: list[Credence] = []
+    if imitated:
+        guessed, refused = _imitated(per_labeler, statements, rated)
+        notes += refused
+        if guessed:
+            notes.append(f"{len(guessed)} statements have imitated credences (flagged, not human)")
+    modelled: list[Credence] = []
+    if model:
+        covered = rated | {s for c in guessed for s in c.statements}
+        modelled = _modelled(conn, library, [uid for uid in statements if uid not in covered])
+        if modelled:
+            notes.append(f"{len(modelled)} statements have the model's own credences (flagged, not human)")
+    return guessed, modelled, notes
 
 
 def _modelled(conn: sqlite3.Connection, library: Library, targets: Sequence[str]) -> list[Credence]:
