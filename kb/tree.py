@@ -233,3 +233,8 @@ def nodes_without_parent(conn: sqlite3.Connection) -> list[str]:
         " AND NOT EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent_id) ORDER BY n.id"
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+def library_node_count(conn: sqlite3.Connection, library_id: int) -> int:
+    """Every node row of a library, its root included (counted, not read from the stored sizes)."""
+    return int(conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (library_id,)).fetchone()[0])

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from kb.db import connect
+from kb.tree import subtree_size
 from models.prior import PriorReport, load_workspace_credences, prior_report, read_credences
 from models.prior_bounds import Estimate
 from models.prior_exact import Credence
@@ -133,7 +134,7 @@ def _from_workspace(
     conn = guard(lambda: connect(workspace))
     library = pick_library(conn, library_name)
     stored = guard(lambda: load_workspace_credences(conn, library.id, labeler))
-    size = int(conn.execute("SELECT subtree_size FROM nodes WHERE id = ?", (library.root_id,)).fetchone()[0]) - 1
+    size = subtree_size(conn, library.root_id) - 1
     if not stored:
         who = f" by {labeler}" if labeler else ""
         raise Failure(f"no credences{who} in library {library.name!r}; give some in the app's credence mode")

@@ -16,6 +16,7 @@ import click
 
 from kb.fork import fork_library
 from kb.libraries import get_library, list_libraries
+from kb.tree import library_node_count
 from models.score import EPSILON, LibraryScore, score_libraries
 from navigator.commands.support import emit_json, guard, json_option, open_workspace, workspace_option
 
@@ -167,7 +168,7 @@ def fork(workspace: Path, source: str, new_name: str, as_json: bool) -> None:
         started = time.perf_counter()
         made = guard(lambda: fork_library(conn, library, new_name))
         seconds = time.perf_counter() - started
-        nodes = conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (made.id,)).fetchone()[0]
+        nodes = library_node_count(conn, made.id)
         names = [lib.name for lib in list_libraries(conn)]
     finally:
         conn.close()
