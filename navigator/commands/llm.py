@@ -1,7 +1,7 @@
 """Command-line access to the local LLM: `unpack`, `ask`, and the `llm` group (logs, status, review).
 
-Kept apart from navigator/cli.py so the LLM commands can grow without
-touching the core CLI; they reuse its options and its one-line error style.
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when one of them runs; they share their model
+options and failure handling with navigator.commands.model_credences (llm_support.py).
 A coordinator's batch (`unpack --depth`) is resumable because already
 unpacked nodes are cache hits, and the search index is brought up to date
 afterwards so new statements are findable at once.

@@ -3,7 +3,8 @@
 Two sources: a plain JSONL file (`--credences`, one `{"statements": [...], "p": ...}` a line), for
 scripts and for checking a set of numbers before anyone labels; or the workspace's credence labels,
 one report per labeler, because one person's credences can be incoherent while two people merely
-disagree. Registered on the main group in navigator/cli.py with `main.add_command(prior)`.
+disagree. The engine is chosen in models.prior_engine; this module only reads the input, asks
+models.prior and prints.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """`navigator score` (F(Z) per library, ranked) and `navigator fork` (copy a library to diverge from).
 
-Kept apart from navigator/cli.py; register both on the main group with
-`main.add_command(score)` and `main.add_command(fork)`. The work is models.score and kb.fork;
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is models.score and kb.fork;
 this module only prints, and every number it prints carries the count it rests on.
 """
 

@@ -1,8 +1,7 @@
 """`navigator assign`, `agreement`, `disagreements` and `serve`: running a labeling team.
 
-Kept in its own module (registered in navigator/cli.py) like the other command groups. The
-work is in kb.assignments and models.agreement; `serve` hands the app to textual-serve, which
-starts one app process per browser tab.
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is in kb.assignments and
+models.agreement; `serve` hands the app to textual-serve, which starts one app process per browser tab.
 """
 
 from __future__ import annotations

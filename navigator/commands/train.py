@@ -1,7 +1,6 @@
 """`navigator train`, `predict`, `evaluate` and `simulate`: the imitation trainer from the command line.
 
-Kept in its own module (registered in navigator/cli.py) so the trainer's commands can
-change without touching the rest of the command line. All four print plain text by
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. All four print plain text by
 default and JSON with --json; failures are one line on stderr, exit status 1.
 """
 
