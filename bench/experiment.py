@@ -114,6 +114,11 @@ def summary(results: dict[str, EvaluationReport]) -> str:
         "(the labeler is scored on D*_validation, the items it labelled; the models on D*_prediction, "
         "an IID sample of the same regions)"
     )
+    return verdict(results, ratios)
+
+
+def verdict(results: dict[str, EvaluationReport], ratios: dict[str, dict[str | None, float]]) -> str:
+    """The best imitation model by the numbers, against the trainer's default, the goal and the baseline."""
     best = max(
         results,
         key=lambda learner: (
