@@ -41,7 +41,7 @@ from models.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
 from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.retrieval import RETRIEVED_NODES
 from models.simulated_labeler import SimulatedLabeler
-from navigator.trainer_commands import evaluation_table
+from navigator.tables import evaluation_table
 
 NOISE = 0.1
 SYNTHETIC_LABELS = 100_000
@@ -114,6 +114,11 @@ def summary(results: dict[str, EvaluationReport]) -> str:
         "(the labeler is scored on D*_validation, the items it labelled; the models on D*_prediction, "
         "an IID sample of the same regions)"
     )
+    return verdict(results, ratios)
+
+
+def verdict(results: dict[str, EvaluationReport], ratios: dict[str, dict[str | None, float]]) -> str:
+    """The best imitation model by the numbers, against the trainer's default, the goal and the baseline."""
     best = max(
         results,
         key=lambda learner: (

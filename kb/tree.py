@@ -224,3 +224,17 @@ def grow_ancestors(conn: sqlite3.Connection, node_id: int, added: int) -> None:
         """,
         (node_id, added),
     )
+
+
+def nodes_without_parent(conn: sqlite3.Connection) -> list[str]:
+    """Uids of nodes whose parent row is gone, oldest first: foreign keys prevent it, so it means damage."""
+    rows = conn.execute(
+        "SELECT n.uid FROM nodes n WHERE n.parent_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent_id) ORDER BY n.id"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def library_node_count(conn: sqlite3.Connection, library_id: int) -> int:
+    """Every node row of a library, its root included (counted, not read from the stored sizes)."""
+    return int(conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (library_id,)).fetchone()[0])

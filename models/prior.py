@@ -4,7 +4,8 @@ The engine lives in three small modules — models.prior_exact (the LP: exact in
 conflicts, repair), models.prior_bounds (singles-and-pairs bounds and assumption-stating point
 estimates that scale to 10^6 statements) and models.prior_similarity (near-duplicate clusters).
 This module is the boundary: pydantic validates outside input here and nowhere else, and
-`prior_report` decides which engine applies, so the CLI and the F(Z) score get one answer shape.
+`prior_report` asks models.prior_engine which engine applies (the one place that chooses), so the CLI
+and the F(Z) score get one answer.
 
 Why a report rather than a number: credences on small pieces do not determine P(Z); they bound it.
 The exact interval is the honest answer when the linked groups are small enough; the scalable
@@ -19,29 +20,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
 from kb.labels import current_credences_in_library
-from models.prior_bounds import (
-    Estimate,
-    PairwiseCredences,
-    clustered,
-    independence,
-    pairwise_violations,
-    scalable_bounds,
-)
-from models.prior_exact import (
-    COHERENCE_TOL,
-    Coherence,
-    Credence,
-    ExactResult,
-    Interval,
-    TooManyStatements,
-    exact_interval,
-)
+from models.prior_bounds import Estimate, clustered, independence
+from models.prior_engine import choose_engine
+from models.prior_exact import COHERENCE_TOL, Coherence, Credence, Interval
 from models.prior_similarity import DEFAULT_THRESHOLD, cluster_texts
 
 
@@ -145,35 +131,6 @@ class PriorReport:
     estimates: list[Estimate] = field(default_factory=list)
 
 
-def _pairwise(credences: Sequence[Credence], names: Sequence[str]) -> PairwiseCredences:
-    index = {name: i for i, name in enumerate(names)}
-    single = np.full(len(names), np.nan)
-    pairs: list[tuple[int, int, float]] = []
-    for credence in credences:
-        if not credence.statements <= index.keys():
-            continue
-        members = sorted(index[s] for s in credence.statements)
-        if len(members) == 1:
-            single[members[0]] = credence.p if np.isnan(single[members[0]]) else min(single[members[0]], credence.p)
-        elif len(members) == 2:
-            pairs.append((members[0], members[1], credence.p))
-    i, j, p = (np.array(column) for column in zip(*pairs, strict=True)) if pairs else ([], [], [])
-    return PairwiseCredences(
-        single, np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), np.asarray(p, dtype=np.float64)
-    )
-
-
-def _pairwise_coherence(credences: Sequence[Credence], data: PairwiseCredences, names: Sequence[str]) -> Coherence:
-    bad = pairwise_violations(data)
-    if len(bad) == 0:
-        return Coherence(True, 0.0, nearest=tuple(credences))
-    first = int(bad[0])
-    involved = {frozenset({names[data.pair_i[first]], names[data.pair_j[first]]})}
-    involved |= {frozenset({names[data.pair_i[first]]}), frozenset({names[data.pair_j[first]]})}
-    conflict = tuple(c for c in credences if c.statements in involved)
-    return Coherence(False, math.nan, conflict, False, ())
-
-
 def prior_report(
     credences: Sequence[Credence],
     query: Iterable[str] | None = None,
@@ -190,38 +147,12 @@ def prior_report(
     """
     wanted = frozenset(query) if query is not None else frozenset(s for c in credences for s in c.statements)
     names = sorted(wanted)
-    exact: ExactResult | None
-    try:
-        exact = exact_interval(credences, wanted, tol=tol)
-    except TooManyStatements:
-        exact = None
-    # Bounds and point estimates on incoherent credences would contradict each other; use the repair.
-    usable = exact.coherence.nearest if exact is not None and not exact.coherence.coherent else credences
-    data = _pairwise(usable, names)
-    estimates = scalable_bounds(data)
-    best = estimates[-1]
-    coherence: Coherence | None
-    if exact is None:
-        method, interval, coherence = "scalable bounds", Interval(best.lower, best.upper), None
-    else:
-        method, interval, coherence = "exact LP", exact.interval, exact.coherence
-        estimates.insert(
-            0,
-            Estimate(
-                "exact",
-                "bound",
-                "none (every distribution over truth assignments that matches the credences)",
-                interval.lower,
-                interval.upper,
-                note="" if coherence.coherent else "computed on the nearest coherent credences",
-            ),
-        )
-    if coherence is None:
-        coherence = _pairwise_coherence(credences, data, names)
-    estimates.append(independence(data))
+    answer = choose_engine(credences, wanted, tol=tol)
+    data = answer.pairwise
+    estimates = [*answer.bounds, independence(data)]
     labels_text = [(texts or {}).get(name, name) for name in names]
     pair_edges = (data.pair_i, data.pair_j)
     estimates.append(
         clustered(data, cluster_texts(labels_text, threshold=threshold, extra_pairs=pair_edges), threshold)
     )
-    return PriorReport(wanted, method, interval, coherence, estimates)
+    return PriorReport(wanted, answer.method, answer.interval, answer.coherence, estimates)

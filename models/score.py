@@ -12,8 +12,9 @@ incomplete and the library is not ranked: comparing sums over different item set
 Prior. Credences come from the library and from its fork relatives on statements this library still
 holds (a fork keeps node uids, so a credence on a shared statement applies to both; the library's
 own credence wins when both exist). Each statement set's credence is the mean over labelers. The
-P(Z) engine (models.prior) gives the interval for P(all rated statements true) — the exact LP when
-few statements are rated, the scalable singles-and-pairs bounds otherwise. Statements nobody rated
+P(Z) engine (models.prior_engine, the one place that chooses it) gives the interval for P(all rated
+statements true) — the exact LP when few statements are rated, the scalable singles-and-pairs bounds
+otherwise. Statements nobody rated
 are unconstrained, so the interval for the whole library has lower end 0 whenever one exists. The
 point estimate used for F is the independence estimate (product of single credences, unrated
 statements counted as certain) clipped into the interval. With `use_imitated_credences`, statements
@@ -39,8 +40,9 @@ from kb.items import Item, items_in
 from kb.labels import current_predictions_in_library, model_credences
 from kb.libraries import Library, list_libraries
 from models.credence_imitation import ImitationRefused, imitate, library_statements
-from models.prior import load_workspace_credences, prior_report
-from models.prior_bounds import Estimate, PairwiseCredences, independence, pairwise_violations, scalable_bounds
+from models.prior import load_workspace_credences
+from models.prior_bounds import Estimate, independence
+from models.prior_engine import choose_engine
 from models.prior_exact import Credence
 
 EPSILON = 1e-4
@@ -127,6 +129,15 @@ class _Pooled:
     sums: dict[frozenset[str], float] = field(default_factory=dict)
     counts: dict[frozenset[str], int] = field(default_factory=dict)
     shared: set[frozenset[str]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, per_labeler: Mapping[str, Mapping[frozenset[str], tuple[float, bool]]]) -> _Pooled:
+        """Every labeler's credence on each statement set, pooled."""
+        pooled = cls()
+        for sets in per_labeler.values():
+            for statement_set, (p, shared) in sets.items():
+                pooled.add(statement_set, p, shared)
+        return pooled
 
     def add(self, statements: frozenset[str], p: float, shared: bool) -> None:
         self.sums[statements] = self.sums.get(statements, 0.0) + p
@@ -265,49 +276,14 @@ def labeler_credences(
     return {who: sets for who, sets in per_labeler.items() if sets}, direct
 
 
-def _pairwise(credences: Sequence[Credence]) -> tuple[PairwiseCredences, int]:
-    names = sorted({s for c in credences for s in c.statements})
-    index = {name: i for i, name in enumerate(names)}
-    single = np.full(len(names), np.nan)
-    pi: list[int] = []
-    pj: list[int] = []
-    pp: list[float] = []
-    larger = 0
-    for credence in credences:
-        members = sorted(index[s] for s in credence.statements)
-        if len(members) == 1:
-            single[members[0]] = credence.p
-        elif len(members) == 2:
-            pi.append(members[0])
-            pj.append(members[1])
-            pp.append(credence.p)
-        else:
-            larger += 1
-    data = PairwiseCredences(
-        single, np.array(pi, dtype=np.int64), np.array(pj, dtype=np.int64), np.array(pp, dtype=np.float64)
-    )
-    return data, larger
-
-
-def _engine(credences: Sequence[Credence], texts: Mapping[str, str]) -> tuple[str, float, float, Estimate, bool, str]:
+def _engine(credences: Sequence[Credence]) -> tuple[str, float, float, Estimate, bool, str]:
     """(method, lower, upper, independence estimate, coherent, note) for P(all mentioned statements true)."""
-    mentioned = {s for c in credences for s in c.statements}
-    if len(mentioned) <= EXACT_LIMIT:
-        report = prior_report(credences, texts=dict(texts))
-        point = next(e for e in report.estimates if e.name == "independence")
-        return (
-            report.method,
-            report.interval.lower,
-            report.interval.upper,
-            point,
-            report.coherence.coherent,
-            "",
-        )
-    data, larger = _pairwise(credences)
-    best = scalable_bounds(data)[-1]
-    note = f"{larger} credences on 3+ statements not used by the scalable bounds" if larger else ""
-    coherent = len(pairwise_violations(data)) == 0
-    return "scalable bounds", best.lower, best.upper, independence(data), coherent, note
+    mentioned = frozenset(s for c in credences for s in c.statements)
+    answer = choose_engine(credences, mentioned, exact_limit=EXACT_LIMIT)
+    unused = answer.unused if len(mentioned) > EXACT_LIMIT else 0
+    note = f"{unused} credences on 3+ statements not used by the scalable bounds" if unused else ""
+    interval = answer.interval
+    return answer.method, interval.lower, interval.upper, independence(answer.pairwise), answer.coherence.coherent, note
 
 
 def prior(
@@ -320,33 +296,19 @@ def prior(
     """The P(Z) interval for the whole library and the point estimate F uses (see the module docstring)."""
     statements = library_statements(conn, library)
     per_labeler, direct = labeler_credences(conn, library)
-    pooled = _Pooled()
-    for sets in per_labeler.values():
-        for statement_set, (p, shared) in sets.items():
-            pooled.add(statement_set, p, shared)
+    pooled = _Pooled.of(per_labeler)
     human = pooled.credences()
     rated = {s for c in human for s in c.statements}
     n_statements = len(set(statements) | rated)
-    notes: list[str] = []
-    imitated: list[Credence] = []
-    if use_imitated_credences:
-        imitated, refused = _imitated(per_labeler, statements, rated)
-        notes += refused
-        if imitated:
-            notes.append(f"{len(imitated)} statements have imitated credences (flagged, not human)")
-    modelled: list[Credence] = []
-    if use_model_credences:
-        covered = rated | {s for c in imitated for s in c.statements}
-        modelled = _modelled(conn, library, [uid for uid in statements if uid not in covered])
-        if modelled:
-            notes.append(f"{len(modelled)} statements have the model's own credences (flagged, not human)")
+    imitated, modelled, notes = _unrated(
+        conn, library, per_labeler, statements, rated, imitated=use_imitated_credences, model=use_model_credences
+    )
     everything = human + imitated + modelled
     direct_mean = sum(direct) / len(direct) if direct else None
     if not everything:
         notes.append("no credences: log P(Z) unknown")
         return Prior(n_statements, 0, 0, 0, 0, 0, "none", 0.0, 1.0, None, True, len(direct), direct_mean, tuple(notes))
-    texts = {uid: statements.get(uid, uid) for c in everything for uid in c.statements}
-    method, lower, upper, point, coherent, note = _engine(everything, texts)
+    method, lower, upper, point, coherent, note = _engine(everything)
     if note:
         notes.append(note)
     if point.note:
@@ -374,6 +336,34 @@ def prior(
         notes=tuple(notes),
         n_model=len(modelled),
     )
+
+
+def _unrated(
+    conn: sqlite3.Connection,
+    library: Library,
+    per_labeler: Mapping[str, Mapping[frozenset[str], tuple[float, bool]]],
+    statements: Mapping[str, str],
+    rated: set[str],
+    *,
+    imitated: bool,
+    model: bool,
+) -> tuple[list[Credence], list[Credence], list[str]]:
+    """Credences for statements no person rated, when asked: imitated ones, then the model's own for the rest;
+    flagged in the notes, never mixed into the human counts."""
+    notes: list[str] = []
+    guessed: list[Credence] = []
+    if imitated:
+        guessed, refused = _imitated(per_labeler, statements, rated)
+        notes += refused
+        if guessed:
+            notes.append(f"{len(guessed)} statements have imitated credences (flagged, not human)")
+    modelled: list[Credence] = []
+    if model:
+        covered = rated | {s for c in guessed for s in c.statements}
+        modelled = _modelled(conn, library, [uid for uid in statements if uid not in covered])
+        if modelled:
+            notes.append(f"{len(modelled)} statements have the model's own credences (flagged, not human)")
+    return guessed, modelled, notes
 
 
 def _modelled(conn: sqlite3.Connection, library: Library, targets: Sequence[str]) -> list[Credence]:

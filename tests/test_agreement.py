@@ -22,8 +22,8 @@ from kb.libraries import Library, create_library, get_library
 from kb.records import ItemRecord
 from models.agreement import OVERALL, agreement, disagreements, js_distance, nominal_alpha, top_choice
 from models.score import calibration
-from navigator.team_commands import agreement as agreement_command
-from navigator.team_commands import disagreements as disagreements_command
+from navigator.commands.team import agreement as agreement_command
+from navigator.commands.team import disagreements as disagreements_command
 
 YES_NO = ("yes", "no")
 
@@ -198,7 +198,7 @@ def test_the_commands_print_text_and_json(workspace: Path, conn: sqlite3.Connect
 def test_acceptance_four_simulated_labelers_with_overlap_two_on_the_demo(demo_workspace: Path) -> None:
     """Noise 0.05/0.1/0.2/0.4, overlap 2 on validation (and on train, for the log scores): every
     validation item has exactly two labels, alpha and JS come per task with n, the noisiest ranks last."""
-    from navigator.trainer_commands import simulate
+    from navigator.commands.train import simulate
 
     conn = connect(demo_workspace)
     library = get_library(conn, "factbook")

@@ -30,7 +30,7 @@ from kb.items import add_items, items_in
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library, find_library
 from kb.records import ItemRecord
-from navigator.team_commands import assign as assign_command
+from navigator.commands.team import assign as assign_command
 
 # The number of the migration that adds assignment plans and the adjudication flag. If it is
 # renumbered when branches merge, this is the one line to change.

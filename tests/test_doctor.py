@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from reliability_support import make_labeling_workspace
 
-import navigator.doctor_command as doctor_module
+import models.doctor as doctor_module
 from kb.db import connect, latest_version, migrate
 from kb.importing import StagedNode, import_staged
 from kb.items import item_by_uid
@@ -26,7 +26,7 @@ from kb.libraries import list_libraries
 from kb.search import SearchIndex, index_dir
 from kb.tree import node_by_uid
 from models.llm import Availability
-from navigator.doctor_command import doctor
+from navigator.commands.doctor import doctor
 
 
 @pytest.fixture(autouse=True)

@@ -106,8 +106,8 @@ def test_the_iid_guard_flags_a_deliberately_non_iid_split(flow) -> None:
 
 
 def test_cli_evaluate_and_predict_on_the_demo(flow, tmp_path: Path) -> None:
-    from navigator.trainer_commands import evaluate as evaluate_command
-    from navigator.trainer_commands import predict
+    from navigator.commands.train import evaluate as evaluate_command
+    from navigator.commands.train import predict
 
     _, workspace, _, answers, report, _ = flow
     group = click.Group(commands={"evaluate": evaluate_command, "predict": predict})

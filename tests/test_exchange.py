@@ -38,7 +38,7 @@ from kb.libraries import Library, create_library, find_library
 from kb.records import EXPORT_MODELS, ItemRecord
 from kb.search import SearchIndex
 from kb.tree import Node, add_children, node_by_uid
-from navigator.exchange_commands import export, merge
+from navigator.commands.exchange import export, merge
 
 NODES = [
     {"id": "ch1", "title": "Chapter one", "kind": "chapter"},

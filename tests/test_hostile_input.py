@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from reliability_support import announce
 
 from kb.db import WorkspaceError, connect
+from kb.doctor import check_orphans
 from kb.exchange import collect_export, merge_files, write_export
 from kb.formats.jsonl import read_jsonl_nodes
 from kb.importing import ImportProblem, NoProgress, StagedNode, import_staged
@@ -36,7 +37,6 @@ from kb.labels import LabelError, LabelStore
 from kb.libraries import create_library, list_libraries
 from kb.records import ItemRecord
 from kb.tree import add_child, node_by_uid
-from navigator.doctor_command import check_orphans
 
 REJECTIONS = (ImportProblem, WorkspaceError, LabelError)
 ALL_TABLES = ("libraries", "nodes", "items", "predictions", "credences", "credence_nodes", "search_index_state")

@@ -135,7 +135,7 @@ def test_the_queue_puts_what_the_model_is_least_sure_of_first_and_keeps_train_it
 
 
 def test_simulate_follows_the_order_and_the_iid_guard_keeps_seeing_an_iid_sample(labelled_demo) -> None:
-    from navigator.trainer_commands import simulate
+    from navigator.commands.train import simulate
 
     conn, workspace, library, iid_before = labelled_demo
     validation = items_in(conn, ("validation",))

@@ -186,7 +186,7 @@ def test_damaged_cached_bundled_model_is_reassembled(tmp_path: Path) -> None:
 
 
 def test_cli_unpack_indexes_new_nodes(workspace: Path, conn: sqlite3.Connection, geography: Node, library) -> None:
-    from navigator.llm_commands import unpack as unpack_command
+    from navigator.commands.llm import unpack as unpack_command
 
     node = field(conn, geography, "Climate", "tropical along coast, temperate inland, arid in south")
     SearchIndex(conn, workspace, library).update()

@@ -334,8 +334,8 @@ def test_plan_and_batch_are_resumable(conn: sqlite3.Connection, coastline: Node,
 
 
 def test_cli_dry_run_logs_and_status(workspace: Path, conn: sqlite3.Connection, coastline: Node, tmp_path) -> None:
-    from navigator.llm_commands import llm as llm_group
-    from navigator.llm_commands import unpack as unpack_command
+    from navigator.commands.llm import llm as llm_group
+    from navigator.commands.llm import unpack as unpack_command
 
     runner = CliRunner()
     dry = runner.invoke(unpack_command, ["-w", str(workspace), coastline.uid, "--depth", "2", "--k", "3", "--dry-run"])

@@ -178,7 +178,7 @@ def test_model_check_lists_the_worst_flips_and_near_duplicate_disagreements(
 
 
 def test_prior_model_check_command(workspace: Path, conn: sqlite3.Connection, coastline: Node) -> None:
-    from navigator.prior_command import prior
+    from navigator.commands.prior import prior
 
     unpack(conn, FakeLLM([GOOD]), coastline, k=3)
     result = CliRunner().invoke(prior, ["-w", str(workspace), "--model-check", "--json"], catch_exceptions=False)
@@ -283,7 +283,7 @@ def test_score_uses_model_credences_only_where_no_person_or_imitator_did(
 ) -> None:
     from kb.labels import LabelStore
     from models.score import prior
-    from navigator.score_commands import score
+    from navigator.commands.score import score
 
     nodes = _library_of_statements(conn, library, 8)
     for node in nodes[:6]:

@@ -79,7 +79,7 @@ def test_unpack_stores_a_calibrated_credence_per_child(
 
 @pytest.mark.slow
 def test_calibrate_reports_out_of_fold_figures_with_their_n() -> None:
-    from navigator.model_credence_commands import calibrate_command
+    from navigator.commands.model_credences import calibrate_command
 
     result = CliRunner().invoke(
         calibrate_command, ["--n", "20", "--seed", "1", "--no-save", "--threads", "2", "--json"], catch_exceptions=False

@@ -60,7 +60,7 @@ def plant(conn: sqlite3.Connection, blob: bytes) -> None:
 
 
 def test_a_planted_pickle_never_runs_and_every_reader_says_retrain(trained, tmp_path: Path) -> None:
-    from navigator.trainer_commands import predict
+    from navigator.commands.train import predict
 
     conn, workspace, library = trained
     marker = tmp_path / "code-ran"

@@ -33,6 +33,7 @@ from models.prior_bounds import (
     pairwise_violations,
     scalable_bounds,
 )
+from models.prior_engine import choose_engine
 from models.prior_exact import (
     Credence,
     TooManyStatements,
@@ -409,6 +410,26 @@ def test_report_on_incoherent_credences_uses_the_repair_everywhere() -> None:
     for estimate in report.estimates:
         if estimate.kind == "bound":
             assert estimate.lower <= report.interval.lower + 1e-7 and estimate.upper >= report.interval.upper - 1e-7
+
+
+def test_the_report_and_the_score_take_one_engine_choice() -> None:
+    """`navigator prior` and the F(Z) score both ask choose_engine; a cap on statements (the score's) only
+    swaps the exact interval for scalable bounds that contain it, with the same coherence verdict."""
+    credences = [cred("a", 0.9), cred("b", 0.8), cred("a b", 0.75), cred("a b c", 0.7), cred("c", 0.95)]
+    wanted = frozenset("abc")
+    report = prior_report(credences)
+    answer = choose_engine(credences, wanted)
+    assert (report.method, report.interval, report.coherence.coherent) == (
+        "exact LP",
+        answer.interval,
+        answer.coherence.coherent,
+    )
+    capped = choose_engine(credences, wanted, exact_limit=2)
+    assert capped.method == "scalable bounds" and capped.unused == 1
+    assert capped.coherence.coherent == answer.coherence.coherent
+    assert capped.interval.lower <= answer.interval.lower + 1e-9
+    assert answer.interval.upper <= capped.interval.upper + 1e-9
+    assert [e.name for e in capped.bounds] == [e.name for e in answer.bounds[1:]]
 
 
 def test_report_falls_back_to_scalable_bounds_when_too_large() -> None:

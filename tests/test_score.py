@@ -18,7 +18,7 @@ from kb.libraries import Library, get_library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
 from models.score import EPSILON, ImitationUnavailable, likelihood, prior, score_libraries
-from navigator.score_commands import fork, score
+from navigator.commands.score import fork, score
 
 
 def _setup(conn: sqlite3.Connection, library: Library, statements: int = 3) -> None:

@@ -70,7 +70,7 @@ def test_simulated_labeler_on_the_demo(demo_workspace: Path) -> None:
     ]
 
     # the command line says SIMULATED and stores the simulated: name
-    from navigator.trainer_commands import simulate
+    from navigator.commands.train import simulate
 
     result = CliRunner().invoke(
         click.Group(commands={"simulate": simulate}),

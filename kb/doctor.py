@@ -1,30 +1,25 @@
-"""`navigator doctor`: check a workspace and say what to do about each problem found.
+"""The doctor's checks of a workspace file, each finding with what to do about it.
 
 The workspace is opened read-only and without migrating: a doctor that
 upgraded, repaired or locked the file it was asked to examine would change
-the evidence. Every finding carries a fix the user can run or follow, and the
-exit status is non-zero when any finding needs action, so scripts and CI can
-call it.
-
-Register on the main group with `main.add_command(doctor)`.
+the evidence. Every finding carries a fix the user can run or follow;
+`navigator doctor` prints them and exits non-zero when any needs action.
+A check that cannot even read what it needs is itself a finding, never a traceback.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
-import click
 
 from kb.db import latest_version, schema_version
 from kb.labels import labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
 from kb.search import SearchError, SearchIndex
-from models.llm import MODEL_ENV, check_available
-from navigator.command_support import emit_json, json_option, workspace_option
+from kb.tree import nodes_without_parent
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 SHOWN_EXAMPLES = 3
@@ -140,17 +135,14 @@ def check_orphans(conn: sqlite3.Connection) -> list[Finding]:
     nothing can no longer be shown with what the labeler saw.
     """
     findings = []
-    lost_nodes = conn.execute(
-        "SELECT n.uid FROM nodes n WHERE n.parent_id IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent_id) ORDER BY n.id"
-    ).fetchall()
+    lost_nodes = nodes_without_parent(conn)
     if lost_nodes:
         findings.append(
             Finding(
                 "orphan nodes",
                 ERROR,
                 f"{len(lost_nodes)} nodes have a parent that does not exist, e.g. "
-                f"{', '.join(str(row[0]) for row in lost_nodes[:SHOWN_EXAMPLES])}",
+                f"{', '.join(lost_nodes[:SHOWN_EXAMPLES])}",
                 "they cannot be reached in the tree; restore the newest WORKSPACE.backup-* copy, or export the "
                 "labels (`navigator export`) and merge them into a freshly imported workspace",
             )
@@ -173,16 +165,12 @@ def check_orphans(conn: sqlite3.Connection) -> list[Finding]:
     return findings
 
 
-def check_model(model: Path | None) -> Finding:
-    found = check_available(model)
-    if found.ok:
-        return Finding("model", OK, f"model available at {found.path}")
-    return Finding("model", WARNING, f"unpack and ask cannot run: {found.reason}", found.fix)
-
-
-def examine(workspace: Path, *, model: Path | None = None, quick: bool = False) -> list[Finding]:
+def examine(workspace: Path, *, quick: bool = False, then: Sequence[Callable[[], Finding]] = ()) -> list[Finding]:
     """Every check, in the order a user should act on them; later checks are skipped when an
-    earlier finding makes them meaningless (no file, not SQLite, unknown schema)."""
+    earlier finding makes them meaningless (no file, not SQLite, unknown schema).
+
+    `then` are checks of things outside the workspace (the model, which kb cannot see), run last
+    when the workspace file exists."""
     if not workspace.is_file():
         return [
             Finding(
@@ -205,7 +193,7 @@ def examine(workspace: Path, *, model: Path | None = None, quick: bool = False) 
                 findings += _guarded(f"index {library.name}", partial(_index_findings, conn, workspace, library, quick))
     finally:
         conn.close()
-    findings.append(check_model(model))
+    findings += [check() for check in then]
     return findings
 
 
@@ -235,42 +223,3 @@ def _guarded_libraries(conn: sqlite3.Connection, findings: list[Finding]) -> lis
     except sqlite3.DatabaseError as error:
         findings.append(Finding("libraries", ERROR, f"could not be listed: {error}", "see the integrity finding"))
         return []
-
-
-MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}
-
-
-@click.command()
-@workspace_option
-@click.option(
-    "--model",
-    type=click.Path(path_type=Path),
-    envvar=MODEL_ENV,
-    help=f"The GGUF model to check (env: {MODEL_ENV}; default: the bundled one).",
-)
-@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of the full integrity_check (big files).")
-@json_option
-def doctor(workspace: Path, model: Path | None, quick: bool, as_json: bool) -> None:
-    """Check a workspace (integrity, schema, search indexes, orphans, the model) and say what to do.
-
-    Read-only: nothing is upgraded, repaired or rebuilt. Exits 1 when a finding needs action.
-    """
-    findings = examine(workspace, model=model, quick=quick)
-    needs_action = [finding for finding in findings if finding.needs_action]
-    if as_json:
-        emit_json(
-            {
-                "workspace": str(workspace),
-                "ok": not needs_action,
-                "findings": [asdict(finding) | {"needs_action": finding.needs_action} for finding in findings],
-            }
-        )
-    else:
-        click.echo(f"workspace {workspace}")
-        for finding in findings:
-            click.echo(f"  {MARKS[finding.status]} {finding.check}: {finding.message}")
-            if finding.fix:
-                click.echo(f"     fix: {finding.fix}")
-        click.echo(f"{len(needs_action)} findings need action" if needs_action else "all checks passed")
-    if needs_action:
-        click.get_current_context().exit(1)

@@ -1,7 +1,7 @@
 """Command-line access to the local LLM: `unpack`, `ask`, and the `llm` group (logs, status, review).
 
-Kept apart from navigator/cli.py so the LLM commands can grow without
-touching the core CLI; they reuse its options and its one-line error style.
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when one of them runs; they share their model
+options and failure handling with navigator.commands.model_credences (llm_support.py).
 A coordinator's batch (`unpack --depth`) is resumable because already
 unpacked nodes are cache hits, and the search index is brought up to date
 afterwards so new statements are findable at once.
@@ -10,40 +10,27 @@ afterwards so new statements are findable at once.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from kb.labels import model_credences
-from kb.libraries import library_by_id
 from kb.review import replace_node, set_review
-from kb.search import SearchIndex
 from kb.tree import Node, resolve_node
-from models.ask import AskFailed, ask_stream
+from models.ask import ask_stream
 from models.calls import CallRecord, recent_calls
 from models.llm import (
-    DEFAULT_N_CTX,
     MODEL_ENV,
     GenerationParams,
-    LazyLLM,
-    LoadOptions,
     LocalLLM,
     ModelUnavailable,
     check_available,
 )
 from models.model_credences import CreditReport
-from models.unpack import (
-    DEFAULT_K,
-    TokenEvent,
-    UnpackCancelled,
-    UnpackFailed,
-    plan_calls,
-    stored_children,
-    unpack_tree,
-)
-from navigator.command_support import (
+from models.unpack import DEFAULT_K, TokenEvent, plan_calls, unpack_tree
+from models.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
+from navigator.commands.llm_support import lazy_model, llm_guard, model_options
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,
@@ -56,54 +43,11 @@ from navigator.command_support import (
 from navigator.display import visible
 from navigator.progress import TerminalProgress
 
-T = TypeVar("T")
-
-
-def _llm_guard(action: Callable[[], T]) -> T:
-    """guard plus the LLM's own failures, each as one line with what to do."""
-    try:
-        result: T = guard(action)
-        return result
-    except ModelUnavailable as error:
-        raise Failure(f"no model: {error.reason}; {error.fix}") from error
-    except (UnpackFailed, AskFailed, UnpackCancelled) as error:
-        raise Failure(str(error)) from error
-
-
-def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--model",
-            "model",
-            type=click.Path(path_type=Path),
-            envvar=MODEL_ENV,
-            help=f"A GGUF model file (env: {MODEL_ENV}; default: the bundled Gemma 3 270M).",
-        ),
-        click.option("--n-ctx", default=DEFAULT_N_CTX, show_default=True, help="Context size in tokens."),
-        click.option("--threads", type=int, help="CPU threads (default: up to 4)."),
-        click.option("--temperature", default=0.7, show_default=True, help="Sampling temperature."),
-        click.option("--seed", default=0, show_default=True, help="Sampling seed (recorded in provenance)."),
-        click.option("--labeler", help="Who asked for this (recorded in the call log)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _model(model: Path | None, n_ctx: int, threads: int | None, seed: int) -> LazyLLM:
-    return LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads, seed=seed))
-
 
 def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
     library_id = pick_library(conn, library_name).id if library_name else None
     node: Node = guard(lambda: resolve_node(conn, ref, library_id))
     return node
-
-
-def _index_new(conn: sqlite3.Connection, workspace: Path, node: Node, progress: TerminalProgress) -> int:
-    library = library_by_id(conn, node.library_id)
-    indexed: int = guard(lambda: SearchIndex(conn, workspace, library).update(progress))
-    return indexed
 
 
 def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
@@ -115,14 +59,6 @@ def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
         "origin": node.origin,
         "model_credence": model_p,
     }
-
-
-def _model_p(conn: sqlite3.Connection, nodes: list[Node]) -> dict[str, float]:
-    """M_Z's credence in each of these generated statements, where it gave one."""
-    if not nodes:
-        return {}
-    found = model_credences(conn, nodes[0].library_id, [node.uid for node in nodes])
-    return {uid: credence.p for uid, credence in found.items()}
 
 
 @click.command()
@@ -163,18 +99,14 @@ def unpack(
         raise Failure("--depth and --k must be at least 1")
     conn = open_workspace(workspace)
     start = _node(conn, node, library_name)
-    planned = plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate)
     if dry_run:
-        if as_json:
-            emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
-        else:
-            click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
+        _print_plan(start, plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate), depth, k, as_json)
         return
-    llm = _model(model, n_ctx, threads, seed)
+    llm = lazy_model(model, n_ctx, threads, seed)
     params = GenerationParams(temperature=temperature, seed=seed)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(
+            report = llm_guard(
                 lambda: unpack_tree(
                     conn,
                     llm,
@@ -189,9 +121,22 @@ def unpack(
             )
         except KeyboardInterrupt:
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
-        indexed = _index_new(conn, workspace, start, progress) if report.created and not no_index else 0
-    shown = stored_children(conn, start)
-    believed = _model_p(conn, shown)
+        done = guard(lambda: index_and_read_back(conn, workspace, start, report, index=not no_index, progress=progress))
+    _print_unpacked(done, as_json)
+    failed = done.report.failed
+    if failed:
+        raise Failure(failed[0][1] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+
+
+def _print_plan(start: Node, planned: int, depth: int, k: int, as_json: bool) -> None:
+    if as_json:
+        emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
+    else:
+        click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
+
+
+def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
+    report, start = done.report, done.node
     if as_json:
         emit_json(
             {
@@ -199,26 +144,22 @@ def unpack(
                 "calls": report.calls,
                 "cached": report.cached,
                 "created": report.created,
-                "indexed": indexed,
+                "indexed": done.indexed,
                 "failed": [{"node": uid, "error": message} for uid, message in report.failed],
                 "cancelled": report.cancelled,
-                "children": [_child_json(child, believed.get(child.uid)) for child in shown],
+                "children": [_child_json(child, done.model_p.get(child.uid)) for child in done.children],
             }
         )
-    else:
-        click.echo(f"{start.title}  ({start.uid})")
-        for child in shown:
-            p = believed.get(child.uid)
-            click.echo(
-                visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else ""))
-            )
-        click.echo(
-            f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
-            f"{report.created} new statement{'s' if report.created != 1 else ''}"
-            + (f", {len(report.failed)} failed" if report.failed else "")
-        )
-    if report.failed:
-        raise Failure(report.failed[0][1] + (f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""))
+        return
+    click.echo(f"{start.title}  ({start.uid})")
+    for child in done.children:
+        p = done.model_p.get(child.uid)
+        click.echo(visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else "")))
+    click.echo(
+        f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
+        f"{report.created} new statement{'s' if report.created != 1 else ''}"
+        + (f", {len(report.failed)} failed" if report.failed else "")
+    )
 
 
 @click.command()
@@ -244,7 +185,7 @@ def ask(
     """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
-    llm = _model(model, n_ctx, threads, seed)
+    llm = lazy_model(model, n_ctx, threads, seed)
     params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
     streamed = not as_json
 
@@ -261,11 +202,11 @@ def ask(
         return answer
 
     try:
-        answer = _llm_guard(run)
+        answer = llm_guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
-    indexed = _index_new(conn, workspace, target, TerminalProgress(enabled=False))
-    p = _model_p(conn, [answer]).get(answer.uid)
+    indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))
+    p = model_p(conn, [answer]).get(answer.uid)
     if as_json:
         emit_json({"node": target.uid, "question": question, "answer": _child_json(answer, p), "indexed": indexed})
         return
@@ -392,13 +333,13 @@ def edit(workspace: Path, node: str, text: str, library_name: str | None, labele
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
     new: Node = guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
-    _index_new(conn, workspace, new, TerminalProgress(enabled=False))
+    guard(lambda: index_library_of(conn, workspace, new, TerminalProgress(enabled=False)))
     click.echo(f"{new.uid} replaces {target.uid}")
 
 
 def _add_model_credence_commands() -> None:
     """`llm calibrate` and `llm credences` live in their own module, which uses this one's guard."""
-    from navigator.model_credence_commands import calibrate_command, credences_command
+    from navigator.commands.model_credences import calibrate_command, credences_command
 
     llm.add_command(calibrate_command)
     llm.add_command(credences_command)

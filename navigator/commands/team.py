@@ -1,8 +1,7 @@
 """`navigator assign`, `agreement`, `disagreements` and `serve`: running a labeling team.
 
-Kept in its own module (registered in navigator/cli.py) like the other command groups. The
-work is in kb.assignments and models.agreement; `serve` hands the app to textual-serve, which
-starts one app process per browser tab.
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is in kb.assignments and
+models.agreement; `serve` hands the app to textual-serve, which starts one app process per browser tab.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from kb.assignments import Plan
 from kb.assignments import assign as make_plan
 from kb.items import SPLITS
 from kb.tree import ancestors, node_by_uid
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,

@@ -1,7 +1,6 @@
 """`navigator score` (F(Z) per library, ranked) and `navigator fork` (copy a library to diverge from).
 
-Kept apart from navigator/cli.py; register both on the main group with
-`main.add_command(score)` and `main.add_command(fork)`. The work is models.score and kb.fork;
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is models.score and kb.fork;
 this module only prints, and every number it prints carries the count it rests on.
 """
 
@@ -16,8 +15,9 @@ import click
 
 from kb.fork import fork_library
 from kb.libraries import get_library, list_libraries
+from kb.tree import library_node_count
 from models.score import EPSILON, LibraryScore, score_libraries
-from navigator.command_support import emit_json, guard, json_option, open_workspace, workspace_option
+from navigator.commands.support import emit_json, guard, json_option, open_workspace, workspace_option
 
 
 def _finite(value: float | None) -> float | None:
@@ -167,7 +167,7 @@ def fork(workspace: Path, source: str, new_name: str, as_json: bool) -> None:
         started = time.perf_counter()
         made = guard(lambda: fork_library(conn, library, new_name))
         seconds = time.perf_counter() - started
-        nodes = conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (made.id,)).fetchone()[0]
+        nodes = library_node_count(conn, made.id)
         names = [lib.name for lib in list_libraries(conn)]
     finally:
         conn.close()

@@ -3,7 +3,8 @@
 Two sources: a plain JSONL file (`--credences`, one `{"statements": [...], "p": ...}` a line), for
 scripts and for checking a set of numbers before anyone labels; or the workspace's credence labels,
 one report per labeler, because one person's credences can be incoherent while two people merely
-disagree. Registered on the main group in navigator/cli.py with `main.add_command(prior)`.
+disagree. The engine is chosen in models.prior_engine; this module only reads the input, asks
+models.prior and prints.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import click
 
 from kb.db import connect
+from kb.tree import subtree_size
 from models.prior import PriorReport, load_workspace_credences, prior_report, read_credences
 from models.prior_bounds import Estimate
 from models.prior_exact import Credence
 from models.prior_similarity import DEFAULT_THRESHOLD
-from navigator.command_support import Failure, guard, json_option, library_option, pick_library, workspace_option
+from navigator.commands.support import Failure, guard, json_option, library_option, pick_library, workspace_option
 
 
 def _credence_json(credence: Credence) -> dict[str, Any]:
@@ -133,7 +135,7 @@ def _from_workspace(
     conn = guard(lambda: connect(workspace))
     library = pick_library(conn, library_name)
     stored = guard(lambda: load_workspace_credences(conn, library.id, labeler))
-    size = int(conn.execute("SELECT subtree_size FROM nodes WHERE id = ?", (library.root_id,)).fetchone()[0]) - 1
+    size = subtree_size(conn, library.root_id) - 1
     if not stored:
         who = f" by {labeler}" if labeler else ""
         raise Failure(f"no credences{who} in library {library.name!r}; give some in the app's credence mode")
@@ -228,7 +230,7 @@ def prior(
 
 def _model_check(workspace: Path, library_name: str | None, threshold: float, limit: int, as_json: bool) -> None:
     from models.model_credences import model_check
-    from navigator.model_credence_commands import model_check_json, print_model_check
+    from navigator.commands.model_credences import model_check_json, print_model_check
 
     conn = guard(lambda: connect(workspace))
     library = pick_library(conn, library_name)

@@ -1,6 +1,6 @@
 """`navigator llm calibrate` and `navigator llm credences`: M_Z's own credences, measured and filled in.
 
-Registered under the `llm` group in navigator/cli.py. Calibrate measures how well the model's
+Registered under the `llm` group by navigator.commands.llm. Calibrate measures how well the model's
 true/false judgements are calibrated and saves the fitted calibration that unpack and ask use;
 credences gives a model credence to generated statements that have none (made before calibration
 existed, or by a batch that was cancelled while judging). Every figure is printed with its n.
@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from kb.tree import resolve_node
-from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions
 from models.model_calibration import DEFAULT_N, CalibrationCancelled, CalibrationReport, calibrate
 from models.model_credences import ModelCheck, credit_missing, forget_calibrations
-from navigator.command_support import (
+from navigator.commands.llm_support import lazy_model, llm_guard, load_options
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,
@@ -29,25 +29,7 @@ from navigator.command_support import (
     workspace_option,
 )
 from navigator.display import visible
-from navigator.llm_commands import _llm_guard
 from navigator.progress import TerminalProgress
-
-
-def judge_model_options(command: Any) -> Any:
-    options = [
-        click.option(
-            "--model",
-            "model",
-            type=click.Path(path_type=Path),
-            envvar=MODEL_ENV,
-            help=f"A GGUF model file (env: {MODEL_ENV}; default: the bundled Gemma 3 270M).",
-        ),
-        click.option("--n-ctx", default=DEFAULT_N_CTX, show_default=True, help="Context size in tokens."),
-        click.option("--threads", type=int, help="CPU threads (default: up to 4)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 def _report_json(report: CalibrationReport, saved: Path | None) -> dict[str, Any]:
@@ -111,7 +93,7 @@ def _print_report(report: CalibrationReport, saved: Path | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to save the calibration in (default: the user's cache).",
 )
-@judge_model_options
+@load_options
 @json_option
 def calibrate_command(
     n: int,
@@ -132,10 +114,10 @@ def calibrate_command(
 
     if n < 20:
         raise Failure("--n must be at least 20 (both folds need true and false statements)")
-    llm = LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads))
+    llm = lazy_model(model, n_ctx, threads)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
+            report = llm_guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
         except (CalibrationCancelled, KeyboardInterrupt):
             raise Failure("calibration interrupted; nothing was saved") from None
         except ValueError as error:
@@ -152,7 +134,7 @@ def calibrate_command(
 @workspace_option
 @click.argument("node", required=False)
 @library_option
-@judge_model_options
+@load_options
 @json_option
 def credences_command(
     workspace: Path,
@@ -167,10 +149,10 @@ def credences_command(
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
     start = guard(lambda: resolve_node(conn, node, library.id)) if node else None
-    llm = LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads))
+    llm = lazy_model(model, n_ctx, threads)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
+            report = llm_guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
         except KeyboardInterrupt:
             raise Failure("interrupted; the credences stored so far are kept") from None
     if as_json:

@@ -18,7 +18,7 @@ from kb.db import connect
 from kb.exchange import collect_export, merge_files, write_export
 from kb.records import EXPORT_TYPES
 from kb.search import SearchIndex
-from navigator.command_support import Failure, guard, json_option, workspace_option
+from navigator.commands.support import Failure, guard, json_option, workspace_option
 from navigator.progress import TerminalProgress
 
 

@@ -1,7 +1,6 @@
 """`navigator train`, `predict`, `evaluate` and `simulate`: the imitation trainer from the command line.
 
-Kept in its own module (registered in navigator/cli.py) so the trainer's commands can
-change without touching the rest of the command line. All four print plain text by
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. All four print plain text by
 default and JSON with --json; failures are one line on stderr, exit status 1.
 """
 
@@ -21,7 +20,7 @@ from models.evaluation import EvaluationReport, iid_check
 from models.item_order import ORDERS
 from models.learners import DEFAULT_LEARNER, LEARNERS
 from models.trainer import TrainReport
-from navigator.command_support import (
+from navigator.commands.support import (
     Failure,
     emit_json,
     guard,
@@ -31,6 +30,7 @@ from navigator.command_support import (
     pick_library,
     workspace_option,
 )
+from navigator.tables import evaluation_table
 
 PREDICTION_SCHEMA_VERSION = 1
 
@@ -190,23 +190,6 @@ def _evaluation_json(report: EvaluationReport) -> dict[str, Any]:
             "message": report.iid.message,
         },
     }
-
-
-def evaluation_table(report: EvaluationReport) -> list[str]:
-    """The comparison as text lines (shared with bench/experiment.py)."""
-    width = max(len(s.name) for s in report.scores)
-    lines = [f"{'':{width}}  {'on':<11} {'n':>4}  {'accuracy':>8}  {'log loss':>8}"]
-    for s in report.scores:
-        lines.append(f"{s.name:{width}}  {'D*_' + s.split:<11} {s.n:>4}  {s.accuracy:8.3f}  {s.log_loss:8.3f}")
-    lines.append("")
-    tasks = sorted({task for s in report.scores for task in s.per_task})
-    lines.append("accuracy by task (n):")
-    for s in report.scores:
-        cells = ", ".join(
-            f"{task} {s.per_task[task][1]:.2f} ({s.per_task[task][0]})" for task in tasks if task in s.per_task
-        )
-        lines.append(f"  {s.name}: {cells}")
-    return lines
 
 
 @click.command()
