@@ -18,6 +18,7 @@ from pathlib import Path
 from kb.db import latest_version, schema_version
 from kb.labels import labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
+from kb.schema import schema_drift
 from kb.search import SearchError, SearchIndex
 from kb.tree import nodes_without_parent
 
@@ -72,10 +73,27 @@ def check_integrity(conn: sqlite3.Connection, *, quick: bool) -> list[Finding]:
     return [Finding("integrity", OK, f"{pragma} passed; every reference resolves")]
 
 
+def _schema_drift(conn: sqlite3.Connection, version: int) -> list[Finding]:
+    """The version says which migrations ran; this says their tables, columns and indexes are still there."""
+    drift = schema_drift(conn)
+    if not drift:
+        return [Finding("schema", OK, f"schema version {version}, current; tables, columns and indexes as expected")]
+    broken = any("index" not in problem for problem in drift)  # a lost index only slows queries down
+    return [
+        Finding(
+            "schema",
+            ERROR if broken else WARNING,
+            f"schema version {version}, but the file was changed outside z-navigator: " + "; ".join(drift),
+            "export the labels (`navigator export --out labels.jsonl`) and merge them into a new workspace "
+            "(`navigator init`, `navigator merge`), or restore the newest WORKSPACE.backup-* beside this file",
+        )
+    ]
+
+
 def check_schema(conn: sqlite3.Connection) -> list[Finding]:
     version, latest = schema_version(conn), latest_version()
     if version == latest:
-        return [Finding("schema", OK, f"schema version {version}, current")]
+        return _schema_drift(conn, version)
     if version == 0:
         return [
             Finding(

@@ -31,7 +31,7 @@ Shape = dict[str, TableShape]
 
 def schema_shape(conn: sqlite3.Connection) -> Shape:
     """Every table's columns and named indexes, as the file has them."""
-    db = Database(conn)
+    db = Database(conn, recursive_triggers=False)  # read only: leave the connection as it was
     shape: Shape = {}
     for name in db.table_names():
         table = db.table(name)

@@ -145,6 +145,24 @@ def test_a_newer_schema_is_an_error(healthy: Path) -> None:
     assert "orphans" not in found  # a schema this release does not know is not examined further
 
 
+def test_a_lost_index_or_column_under_a_current_version_is_named(healthy: Path) -> None:
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("DROP INDEX nodes_by_uid")
+    raw.close()
+    before = healthy.read_bytes()
+    found = findings(healthy)
+    assert found["schema"]["status"] == "warning"
+    assert "table nodes has no index nodes_by_uid" in found["schema"]["message"]
+    assert "navigator export" in found["schema"]["fix"]
+    assert healthy.read_bytes() == before
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("ALTER TABLE bookmarks DROP COLUMN created_at")
+    raw.close()
+    found = findings(healthy)
+    assert found["schema"]["status"] == "error"
+    assert "table bookmarks has no column created_at" in found["schema"]["message"]
+
+
 @pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b""])
 def test_a_file_that_is_not_a_workspace_gets_findings_not_a_traceback(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "junk.db"
