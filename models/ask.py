@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 
 from kb.db import WorkspaceError
+from kb.errors import ZNavigatorError
 from kb.tree import Node
 from models.calls import mark_failed
 from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
@@ -53,7 +54,7 @@ EXAMPLES = (
 )
 
 
-class AskFailed(Exception):
+class AskFailed(ZNavigatorError):
     """The model gave no answer (after the retry); nothing was written."""
 
 

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from platformdirs import user_cache_path
 
+from kb.errors import Cancelled, ZNavigatorError
+
 GGUF_MAGIC = b"GGUF"
 DEFAULT_N_CTX = 2048
 MODEL_ENV = "NAVIGATOR_MODEL"
@@ -36,17 +38,17 @@ CACHE_ENV = "NAVIGATOR_CACHE_DIR"
 CancelCheck = Callable[[], bool]
 
 
-class ModelUnavailable(Exception):
-    """No model can be used. `reason` says what is wrong and `fix` what to do, for a status line or a CLI error."""
+class ModelUnavailable(ZNavigatorError):
+    """No model can be used. `reason` (the message) says what is wrong and `fix` (the hint) what to do."""
 
     def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(f"{reason}; {fix}")
+        super().__init__(reason, hint=fix)
         self.reason = reason
         self.fix = fix
 
 
-class GenerationCancelled(Exception):
-    """The caller's cancel check fired while tokens were being generated."""
+class GenerationCancelled(Cancelled):
+    """The caller's cancel check fired while a model call ran (unpack, ask, …); nothing was written."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kb.db import WorkspaceError
+from kb.errors import Cancelled, ZNavigatorError
 from kb.importing import NoProgress, Progress
 from kb.review import generated_children, provenance
 from kb.tree import Node, add_children, node_by_id
@@ -102,11 +103,11 @@ EXAMPLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-class UnpackFailed(Exception):
+class UnpackFailed(ZNavigatorError):
     """The model gave nothing usable (after the retry); the message says what happened and what to try."""
 
 
-class UnpackCancelled(Exception):
+class UnpackCancelled(Cancelled):
     """The cancel check fired; nothing was written under the node."""
 
 

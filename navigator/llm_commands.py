@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -21,7 +21,7 @@ from kb.libraries import library_by_id
 from kb.review import replace_node, set_review
 from kb.search import SearchIndex
 from kb.tree import Node, resolve_node
-from models.ask import AskFailed, ask_stream
+from models.ask import ask_stream
 from models.calls import CallRecord, recent_calls
 from models.llm import (
     DEFAULT_N_CTX,
@@ -34,15 +34,7 @@ from models.llm import (
     check_available,
 )
 from models.model_credences import CreditReport
-from models.unpack import (
-    DEFAULT_K,
-    TokenEvent,
-    UnpackCancelled,
-    UnpackFailed,
-    plan_calls,
-    stored_children,
-    unpack_tree,
-)
+from models.unpack import DEFAULT_K, TokenEvent, plan_calls, stored_children, unpack_tree
 from navigator.command_support import (
     Failure,
     emit_json,
@@ -55,19 +47,6 @@ from navigator.command_support import (
 )
 from navigator.display import visible
 from navigator.progress import TerminalProgress
-
-T = TypeVar("T")
-
-
-def _llm_guard(action: Callable[[], T]) -> T:
-    """guard plus the LLM's own failures, each as one line with what to do."""
-    try:
-        result: T = guard(action)
-        return result
-    except ModelUnavailable as error:
-        raise Failure(f"no model: {error.reason}; {error.fix}") from error
-    except (UnpackFailed, AskFailed, UnpackCancelled) as error:
-        raise Failure(str(error)) from error
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -174,7 +153,7 @@ def unpack(
     params = GenerationParams(temperature=temperature, seed=seed)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(
+            report = guard(
                 lambda: unpack_tree(
                     conn,
                     llm,
@@ -261,7 +240,7 @@ def ask(
         return answer
 
     try:
-        answer = _llm_guard(run)
+        answer = guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
     indexed = _index_new(conn, workspace, target, TerminalProgress(enabled=False))

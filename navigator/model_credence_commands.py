@@ -16,7 +16,7 @@ import click
 
 from kb.tree import resolve_node
 from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions
-from models.model_calibration import DEFAULT_N, CalibrationCancelled, CalibrationReport, calibrate
+from models.model_calibration import DEFAULT_N, CalibrationReport, calibrate
 from models.model_credences import ModelCheck, credit_missing, forget_calibrations
 from navigator.command_support import (
     Failure,
@@ -29,7 +29,6 @@ from navigator.command_support import (
     workspace_option,
 )
 from navigator.display import visible
-from navigator.llm_commands import _llm_guard
 from navigator.progress import TerminalProgress
 
 
@@ -135,8 +134,8 @@ def calibrate_command(
     llm = LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads))
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
-        except (CalibrationCancelled, KeyboardInterrupt):
+            report = guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
+        except KeyboardInterrupt:
             raise Failure("calibration interrupted; nothing was saved") from None
         except ValueError as error:
             raise Failure(str(error)) from error
@@ -170,7 +169,7 @@ def credences_command(
     llm = LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads))
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = _llm_guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
+            report = guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
         except KeyboardInterrupt:
             raise Failure("interrupted; the credences stored so far are kept") from None
     if as_json:
