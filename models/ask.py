@@ -16,18 +16,10 @@ from collections.abc import Iterator
 from kb.db import WorkspaceError
 from kb.errors import ZNavigatorError
 from kb.tree import Node
-from models.calls import mark_failed
+from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, store_generated, until_usable
 from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
 from models.model_credences import CreditReport, credit_safely
 from models.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
-from models.unpack import (
-    ATTEMPTS,
-    RetryEvent,
-    TokenEvent,
-    UnpackCancelled,
-    run_call,
-    store_generated,
-)
 
 QA_KIND = "qa"
 MAX_QUESTION_CHARS = 400
@@ -115,51 +107,41 @@ def ask_stream(
     """Yield TokenEvents while the answer streams, the model's credence in the answer (a CreditReport),
     then the stored `qa` Node as the last item.
 
-    Raises UnpackCancelled (nothing written), AskFailed, or llm.ModelUnavailable.
+    Raises GenerationCancelled (nothing written), AskFailed, or llm.ModelUnavailable.
     """
     question = " ".join(question.split())
     if not question:
         raise WorkspaceError("ask needs a non-empty question")
-    check = as_cancel_check(cancel)
     params = params or GenerationParams(max_tokens=120, temperature=0.3)
     context, statement = context_path(conn, node), node_text(node)
-    reasons = []
-    for attempt in range(ATTEMPTS):
-        if check():
-            raise UnpackCancelled(f"ask on {node.uid!r} was cancelled; nothing was written")
+    spec = CallSpec("ask", node, as_cancel_check(cancel), labeler, {"question": question})
+
+    def request_for(attempt: int) -> Request:
         seeded = params.with_seed(params.seed + attempt)
         if llm.identity.chat:
-            request = Request("", seeded, messages=ask_messages(context, statement, question))
-        else:
-            request = Request(ask_prompt(context, statement, question), seeded, stop=STOP)
-        outcome = yield from run_call(
-            conn,
-            llm,
-            node,
-            request,
-            purpose="ask",
-            attempt=attempt + 1,
-            cancel=check,
-            enough=lambda text: "\n\n" in text,
-            extra_params={"question": question},
-            labeler=labeler,
-        )
-        answer = clean_answer(outcome.response)
-        if answer:
-            record = {"purpose": "ask", "question": question, "seed": seeded.seed}
-            new = [(f"Q: {question}", answer, QA_KIND)]
-            (child,) = store_generated(conn, llm, node, new, outcome, record, what="the answer")
-            yield credit_safely(conn, llm, node, [child])
-            yield child
-            return
-        reasons.append("the answer was empty")
-        mark_failed(conn, outcome.uid, "nothing usable: the answer was empty")
-        if attempt + 1 < ATTEMPTS:
-            yield RetryEvent("the answer was empty", attempt + 2)
-    raise AskFailed(
-        f"the model gave no answer about {node.uid!r} in {ATTEMPTS} attempts; nothing was written. "
-        "Rephrase the question, or use a larger model via --model"
+            return Request("", seeded, messages=ask_messages(context, statement, question))
+        return Request(ask_prompt(context, statement, question), seeded, stop=STOP)
+
+    usable = yield from until_usable(
+        conn,
+        llm,
+        spec,
+        request_for,
+        clean_answer,
+        lambda _: "the answer was empty",
+        enough=lambda text: "\n\n" in text,
+        reasons=[],
     )
+    if usable is None:
+        raise AskFailed(
+            f"the model gave no answer about {node.uid!r} in {ATTEMPTS} attempts; nothing was written",
+            hint="rephrase the question, or use a larger model via --model",
+        )
+    record = {"purpose": "ask", "question": question, "seed": usable.seed}
+    new = [(f"Q: {question}", usable.value, QA_KIND)]
+    (child,) = store_generated(conn, llm, node, new, usable.outcome, record, what="the answer")
+    yield credit_safely(conn, llm, node, [child])
+    yield child
 
 
 def ask(

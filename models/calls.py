@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kb.db import transaction, utc_now
+from models.llm import ModelIdentity
 
 Outcome = Literal["ok", "failed", "cancelled"]
 
@@ -62,49 +63,54 @@ def new_call_uid() -> str:
     return f"call_{uuid.uuid4().hex}"
 
 
+@dataclass
+class CallOutcome:
+    """What one finished call sent and got back, as the log and the provenance of its children keep it."""
+
+    uid: str
+    response: str
+    prompt: str
+    ms: float
+    tokens_in: int
+    tokens_out: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 def log_call(
     conn: sqlite3.Connection,
-    *,
-    uid: str,
+    call: CallOutcome,
     node_id: int | None,
     purpose: str,
-    model: str,
-    model_sha256: str | None,
-    prompt: str,
-    response: str | None,
-    params: dict[str, Any],
-    tokens_in: int | None,
-    tokens_out: int | None,
-    ms: float | None,
+    model: ModelIdentity,
     outcome: Outcome,
     error: str | None = None,
     labeler: str | None = None,
 ) -> str:
-    """Write one finished call; `uid` is chosen by the caller so provenance can name it before it is written."""
+    """Write one finished call; its `uid` is chosen by the caller so provenance can name it before it is written."""
     with transaction(conn):
         conn.execute(
             "INSERT INTO llm_calls (uid, node_id, purpose, model, model_sha256, prompt, response, params,"
             " tokens_in, tokens_out, ms, outcome, error, labeler, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                uid,
+                call.uid,
                 node_id,
                 purpose,
-                model,
-                model_sha256,
-                prompt,
-                response,
-                json.dumps(params, ensure_ascii=False, sort_keys=True),
-                tokens_in,
-                tokens_out,
-                ms,
+                model.name,
+                model.sha256,
+                call.prompt,
+                call.response,
+                json.dumps(call.params, ensure_ascii=False, sort_keys=True),
+                call.tokens_in,
+                call.tokens_out,
+                call.ms,
                 outcome,
                 error,
                 labeler,
                 utc_now(),
             ),
         )
-    return uid
+    return call.uid
 
 
 def mark_failed(conn: sqlite3.Connection, uid: str, error: str) -> None:

@@ -20,9 +20,10 @@ from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
 from kb.tree import Node
 from models.ask import AskFailed, ask_stream
+from models.generation import RetryEvent, TokenEvent
 from models.llm import LLM, Availability, LazyLLM, check_available
 from models.model_credences import CreditReport
-from models.unpack import DoneEvent, RetryEvent, TokenEvent, UnpackFailed, unpack_stream
+from models.unpack import DoneEvent, UnpackFailed, unpack_stream
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from kb.search import SearchIndex
 from kb.tree import Node, resolve_node
 from models.ask import ask_stream
 from models.calls import CallRecord, recent_calls
+from models.generation import TokenEvent
 from models.llm import (
     DEFAULT_N_CTX,
     MODEL_ENV,
@@ -34,7 +35,8 @@ from models.llm import (
     check_available,
 )
 from models.model_credences import CreditReport
-from models.unpack import DEFAULT_K, TokenEvent, plan_calls, stored_children, unpack_tree
+from models.unpack import plan_calls, stored_children, unpack_tree
+from models.unpack_text import DEFAULT_K
 from navigator.command_support import (
     Failure,
     emit_json,
