@@ -23,7 +23,7 @@ from kb.db import latest_version, schema_version
 from kb.labels import labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
 from kb.search import SearchError, SearchIndex
-from models.llm import MODEL_ENV, check_available
+from models.model_file import MODEL_ENV, check_available
 from navigator.command_support import emit_json, json_option, workspace_option
 
 OK, WARNING, ERROR = "ok", "warning", "error"

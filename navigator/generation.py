@@ -21,8 +21,9 @@ from kb.search import SearchError, SearchIndex
 from kb.tree import Node
 from models.ask import AskFailed, ask_stream
 from models.generation import RetryEvent, TokenEvent
-from models.llm import LLM, Availability, LazyLLM, check_available
+from models.llm import LLM, LazyLLM
 from models.model_credences import CreditReport
+from models.model_file import Availability, check_available
 from models.unpack import DoneEvent, UnpackFailed, unpack_stream
 
 

@@ -24,17 +24,9 @@ from kb.tree import Node, resolve_node
 from models.ask import ask_stream
 from models.calls import CallRecord, recent_calls
 from models.generation import TokenEvent
-from models.llm import (
-    DEFAULT_N_CTX,
-    MODEL_ENV,
-    GenerationParams,
-    LazyLLM,
-    LoadOptions,
-    LocalLLM,
-    ModelUnavailable,
-    check_available,
-)
+from models.llm import DEFAULT_N_CTX, GenerationParams, LazyLLM, LoadOptions, LocalLLM
 from models.model_credences import CreditReport
+from models.model_file import MODEL_ENV, ModelUnavailable, check_available
 from models.unpack import plan_calls, stored_children, unpack_tree
 from models.unpack_text import DEFAULT_K
 from navigator.command_support import (

@@ -15,9 +15,10 @@ from typing import Any
 import click
 
 from kb.tree import resolve_node
-from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions
+from models.llm import DEFAULT_N_CTX, LazyLLM, LoadOptions
 from models.model_calibration import DEFAULT_N, CalibrationReport, calibrate
 from models.model_credences import ModelCheck, credit_missing, forget_calibrations
+from models.model_file import MODEL_ENV
 from navigator.command_support import (
     Failure,
     emit_json,

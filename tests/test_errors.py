@@ -74,7 +74,8 @@ def test_message_and_hint() -> None:
 
 
 def test_cli_translates_any_project_error_once(tmp_path: Path) -> None:
-    from models.llm import GenerationCancelled, ModelUnavailable
+    from models.llm import GenerationCancelled
+    from models.model_file import ModelUnavailable
     from models.prior_exact import TooManyStatements
     from navigator.command_support import Failure, guard
 
@@ -119,7 +120,8 @@ def test_cli_prints_one_line_and_exit_status_one(tmp_path: Path) -> None:
 
 
 def test_app_translation_says_what_and_what_to_do() -> None:
-    from models.llm import GenerationCancelled, ModelUnavailable
+    from models.llm import GenerationCancelled
+    from models.model_file import ModelUnavailable
     from navigator.display import describe_error
 
     assert describe_error(ModelUnavailable("no model file at x.gguf", "pass --model")) == (

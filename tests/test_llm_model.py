@@ -27,17 +27,8 @@ from kb.tree import Node, add_children, children, node_by_id
 from models.ask import ask
 from models.calls import count_calls, recent_calls
 from models.generation import TokenEvent
-from models.llm import (
-    GenerationCancelled,
-    LazyLLM,
-    LoadOptions,
-    LocalLLM,
-    ModelUnavailable,
-    bundled_model_path,
-    check_available,
-    ensure_bundled_model,
-    file_sha256,
-)
+from models.llm import GenerationCancelled, LazyLLM, LoadOptions, LocalLLM
+from models.model_file import ModelUnavailable, bundled_model_path, check_available, ensure_bundled_model, file_sha256
 from models.node_text import FENCE_CLOSE, FENCE_OPEN
 from models.unpack import UnpackFailed, unpack, unpack_stream
 from models.unpack_text import normalise
