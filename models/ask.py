@@ -12,11 +12,12 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 from kb.db import WorkspaceError
 from kb.errors import ZNavigatorError
 from kb.tree import Node
-from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, store_generated, until_usable
+from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
 from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
 from models.model_credences import CreditReport, credit_safely
 from models.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
@@ -144,18 +145,14 @@ def ask_stream(
     yield child
 
 
-def ask(
-    conn: sqlite3.Connection,
-    llm: LLM,
-    node: Node,
-    question: str,
-    *,
-    params: GenerationParams | None = None,
-    cancel: threading.Event | CancelCheck | None = None,
-    labeler: str | None = None,
-) -> Node:
+class AskOptions(TypedDict, total=False):
+    """`ask_stream`'s keywords, which `ask` passes on as they are (mypy checks they match)."""
+
+    params: GenerationParams | None
+    cancel: threading.Event | CancelCheck | None
+    labeler: str | None
+
+
+def ask(conn: sqlite3.Connection, llm: LLM, node: Node, question: str, **options: Unpack[AskOptions]) -> Node:
     """`ask_stream` for callers that only want the stored answer node."""
-    for event in ask_stream(conn, llm, node, question, params=params, cancel=cancel, labeler=labeler):
-        if isinstance(event, Node):
-            return event
-    raise AssertionError("ask_stream ended without an answer")  # pragma: no cover
+    return final(ask_stream(conn, llm, node, question, **options), Node)

@@ -136,15 +136,8 @@ def recent_calls(
     conn: sqlite3.Connection, *, limit: int | None = 3, node_id: int | None = None, purpose: str | None = None
 ) -> list[CallRecord]:
     """Newest first, like `llm logs`; limit=None lists them all."""
-    where: list[str] = []
-    args: list[Any] = []
-    if node_id is not None:
-        where.append("c.node_id = ?")
-        args.append(node_id)
-    if purpose is not None:
-        where.append("c.purpose = ?")
-        args.append(purpose)
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY c.id DESC"
+    where, args = _where({"c.node_id": node_id, "c.purpose": purpose})
+    sql = _SELECT + where + " ORDER BY c.id DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [_record(row) for row in conn.execute(sql, args)]
@@ -156,13 +149,13 @@ def call_by_uid(conn: sqlite3.Connection, uid: str) -> CallRecord | None:
 
 
 def count_calls(conn: sqlite3.Connection, *, node_id: int | None = None, outcome: Outcome | None = None) -> int:
-    where: list[str] = []
-    args: list[Any] = []
-    if node_id is not None:
-        where.append("node_id = ?")
-        args.append(node_id)
-    if outcome is not None:
-        where.append("outcome = ?")
-        args.append(outcome)
-    sql = "SELECT COUNT(*) FROM llm_calls" + (" WHERE " + " AND ".join(where) if where else "")
-    return int(conn.execute(sql, args).fetchone()[0])
+    where, args = _where({"node_id": node_id, "outcome": outcome})
+    return int(conn.execute("SELECT COUNT(*) FROM llm_calls" + where, args).fetchone()[0])
+
+
+def _where(conditions: dict[str, Any]) -> tuple[str, list[Any]]:
+    """' WHERE column = ? AND …' for the conditions that are set (column names are ours, values bound)."""
+    chosen = {column: value for column, value in conditions.items() if value is not None}
+    if not chosen:
+        return "", []
+    return " WHERE " + " AND ".join(f"{column} = ?" for column in chosen), list(chosen.values())

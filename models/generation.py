@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -185,6 +185,20 @@ def until_usable(
         if attempt + 1 < ATTEMPTS:
             yield RetryEvent(reason, attempt + 2)
     return None
+
+
+E = TypeVar("E")
+
+
+def final(events: Iterable[object], kind: type[E], on_token: Callable[[TokenEvent], None] | None = None) -> E:
+    """The result that ends an event stream (unpack_stream, ask_stream), for callers that only want it;
+    tokens on the way go to `on_token`."""
+    for event in events:
+        if isinstance(event, kind):
+            return event
+        if on_token is not None and isinstance(event, TokenEvent):
+            on_token(event)
+    raise AssertionError(f"the stream ended without a {kind.__name__}")  # pragma: no cover
 
 
 def store_generated(

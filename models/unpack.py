@@ -18,13 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from kb.db import WorkspaceError
 from kb.errors import ZNavigatorError
 from kb.importing import NoProgress, Progress
 from kb.review import generated_children, provenance
 from kb.tree import Node
-from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, store_generated, until_usable
+from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
 from models.llm import LLM, CancelCheck, GenerationCancelled, GenerationParams, Request, as_cancel_check
 from models.model_credences import CreditReport, credit_safely
 from models.node_text import node_text
@@ -132,27 +133,26 @@ def unpack_stream(
     yield DoneEvent(UnpackResult(node, children, False, usable.outcome.uid, ms, credit))
 
 
+class UnpackOptions(TypedDict, total=False):
+    """`unpack_stream`'s keywords, which `unpack` passes on as they are (mypy checks they match)."""
+
+    k: int
+    params: GenerationParams | None
+    regenerate: bool
+    cancel: threading.Event | CancelCheck | None
+    labeler: str | None
+
+
 def unpack(
     conn: sqlite3.Connection,
     llm: LLM,
     node: Node,
     *,
-    k: int = DEFAULT_K,
-    params: GenerationParams | None = None,
-    regenerate: bool = False,
-    cancel: threading.Event | CancelCheck | None = None,
-    labeler: str | None = None,
     on_token: Callable[[TokenEvent], None] | None = None,
+    **options: Unpack[UnpackOptions],
 ) -> UnpackResult:
     """`unpack_stream` for callers that only want the result."""
-    for event in unpack_stream(
-        conn, llm, node, k=k, params=params, regenerate=regenerate, cancel=cancel, labeler=labeler
-    ):
-        if isinstance(event, DoneEvent):
-            return event.result
-        if isinstance(event, TokenEvent) and on_token is not None:
-            on_token(event)
-    raise AssertionError("unpack_stream ended without a result")  # pragma: no cover
+    return final(unpack_stream(conn, llm, node, **options), DoneEvent, on_token).result
 
 
 # -- batch ----------------------------------------------------------------------------
