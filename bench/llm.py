@@ -21,7 +21,8 @@ from kb.db import connect  # noqa: E402
 from kb.libraries import create_library  # noqa: E402
 from kb.tree import add_children, node_by_id  # noqa: E402
 from models.llm import GenerationParams, LoadOptions, LocalLLM, Request  # noqa: E402
-from models.unpack import completion_prompt, unpack  # noqa: E402
+from models.unpack import unpack  # noqa: E402
+from models.unpack_text import completion_prompt  # noqa: E402
 
 FIELDS = [
     ("Coastline", "4,828 km"),

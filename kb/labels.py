@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kb.db import transaction, utc_now
+from kb.errors import ZNavigatorError
 from kb.items import Item
 from kb.tree import Node
 
@@ -43,7 +44,7 @@ _PREDICTION_COLUMNS = (
 _CREDENCE_COLUMNS = "uid, library_id, labeler, source, statements, p, seconds, note, supersedes, retracted, created_at"
 
 
-class LabelError(ValueError):
+class LabelError(ZNavigatorError, ValueError):
     """A label that cannot be stored as given; nothing was written."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.db import transaction, utc_now
+from kb.errors import ZNavigatorError
 from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
 
@@ -33,7 +34,7 @@ SUGGESTION_TERMS = 20_000  # spelling candidates examined per word, in dictionar
 SUGGESTION_DISTANCE = 2
 
 
-class SearchError(Exception):
+class SearchError(ZNavigatorError):
     """A query or an index that cannot be used; the message says what to do."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh.filedb.filestore import FileStorage
 
+from kb.errors import Cancelled
 from kb.search import INDEX_NAME
 from kb.search_codec import (
     ArrayCodec,
@@ -50,7 +51,7 @@ PARALLEL_FROM = 50_000  # below this many nodes one process is faster than start
 LEVEL_WIDTH = 6  # merge once this many segments have the same order of magnitude
 
 
-class BuildCancelled(Exception):
+class BuildCancelled(Cancelled):
     """The person cancelled; the index is as it was before."""
 
 

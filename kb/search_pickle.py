@@ -18,6 +18,8 @@ import pickle
 from types import SimpleNamespace
 from typing import Any
 
+from kb.errors import ZNavigatorError
+
 _ALLOWED_FUNCTIONS = {
     ("re", "_compile"),  # a compiled tokenizer pattern pickles as this call
     ("whoosh.lang.porter", "stem"),
@@ -39,7 +41,7 @@ _CLASS_MODULES = (
 )
 
 
-class UnsafeIndex(pickle.UnpicklingError):
+class UnsafeIndex(ZNavigatorError, pickle.UnpicklingError):
     """An index file names something an index is not made of."""
 
 

@@ -12,21 +12,15 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 from kb.db import WorkspaceError
+from kb.errors import ZNavigatorError
 from kb.tree import Node
-from models.calls import mark_failed
+from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
 from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
 from models.model_credences import CreditReport, credit_safely
 from models.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
-from models.unpack import (
-    ATTEMPTS,
-    RetryEvent,
-    TokenEvent,
-    UnpackCancelled,
-    run_call,
-    store_generated,
-)
 
 QA_KIND = "qa"
 MAX_QUESTION_CHARS = 400
@@ -53,7 +47,7 @@ EXAMPLES = (
 )
 
 
-class AskFailed(Exception):
+class AskFailed(ZNavigatorError):
     """The model gave no answer (after the retry); nothing was written."""
 
 
@@ -114,65 +108,51 @@ def ask_stream(
     """Yield TokenEvents while the answer streams, the model's credence in the answer (a CreditReport),
     then the stored `qa` Node as the last item.
 
-    Raises UnpackCancelled (nothing written), AskFailed, or llm.ModelUnavailable.
+    Raises GenerationCancelled (nothing written), AskFailed, or llm.ModelUnavailable.
     """
     question = " ".join(question.split())
     if not question:
         raise WorkspaceError("ask needs a non-empty question")
-    check = as_cancel_check(cancel)
     params = params or GenerationParams(max_tokens=120, temperature=0.3)
     context, statement = context_path(conn, node), node_text(node)
-    reasons = []
-    for attempt in range(ATTEMPTS):
-        if check():
-            raise UnpackCancelled(f"ask on {node.uid!r} was cancelled; nothing was written")
+    spec = CallSpec("ask", node, as_cancel_check(cancel), labeler, {"question": question})
+
+    def request_for(attempt: int) -> Request:
         seeded = params.with_seed(params.seed + attempt)
         if llm.identity.chat:
-            request = Request("", seeded, messages=ask_messages(context, statement, question))
-        else:
-            request = Request(ask_prompt(context, statement, question), seeded, stop=STOP)
-        outcome = yield from run_call(
-            conn,
-            llm,
-            node,
-            request,
-            purpose="ask",
-            attempt=attempt + 1,
-            cancel=check,
-            enough=lambda text: "\n\n" in text,
-            extra_params={"question": question},
-            labeler=labeler,
-        )
-        answer = clean_answer(outcome.response)
-        if answer:
-            record = {"purpose": "ask", "question": question, "seed": seeded.seed}
-            new = [(f"Q: {question}", answer, QA_KIND)]
-            (child,) = store_generated(conn, llm, node, new, outcome, record, what="the answer")
-            yield credit_safely(conn, llm, node, [child])
-            yield child
-            return
-        reasons.append("the answer was empty")
-        mark_failed(conn, outcome.uid, "nothing usable: the answer was empty")
-        if attempt + 1 < ATTEMPTS:
-            yield RetryEvent("the answer was empty", attempt + 2)
-    raise AskFailed(
-        f"the model gave no answer about {node.uid!r} in {ATTEMPTS} attempts; nothing was written. "
-        "Rephrase the question, or use a larger model via --model"
+            return Request("", seeded, messages=ask_messages(context, statement, question))
+        return Request(ask_prompt(context, statement, question), seeded, stop=STOP)
+
+    usable = yield from until_usable(
+        conn,
+        llm,
+        spec,
+        request_for,
+        clean_answer,
+        lambda _: "the answer was empty",
+        enough=lambda text: "\n\n" in text,
+        reasons=[],
     )
+    if usable is None:
+        raise AskFailed(
+            f"the model gave no answer about {node.uid!r} in {ATTEMPTS} attempts; nothing was written",
+            hint="rephrase the question, or use a larger model via --model",
+        )
+    record = {"purpose": "ask", "question": question, "seed": usable.seed}
+    new = [(f"Q: {question}", usable.value, QA_KIND)]
+    (child,) = store_generated(conn, llm, node, new, usable.outcome, record, what="the answer")
+    yield credit_safely(conn, llm, node, [child])
+    yield child
 
 
-def ask(
-    conn: sqlite3.Connection,
-    llm: LLM,
-    node: Node,
-    question: str,
-    *,
-    params: GenerationParams | None = None,
-    cancel: threading.Event | CancelCheck | None = None,
-    labeler: str | None = None,
-) -> Node:
+class AskOptions(TypedDict, total=False):
+    """`ask_stream`'s keywords, which `ask` passes on as they are (mypy checks they match)."""
+
+    params: GenerationParams | None
+    cancel: threading.Event | CancelCheck | None
+    labeler: str | None
+
+
+def ask(conn: sqlite3.Connection, llm: LLM, node: Node, question: str, **options: Unpack[AskOptions]) -> Node:
     """`ask_stream` for callers that only want the stored answer node."""
-    for event in ask_stream(conn, llm, node, question, params=params, cancel=cancel, labeler=labeler):
-        if isinstance(event, Node):
-            return event
-    raise AssertionError("ask_stream ended without an answer")  # pragma: no cover
+    return final(ask_stream(conn, llm, node, question, **options), Node)

@@ -23,7 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from models.llm import ModelIdentity, cache_dir
+from models.llm import ModelIdentity
+from models.model_file import cache_dir
 
 METHOD = "platt"
 BINS = 10

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kb.db import transaction, utc_now
+from models.llm import ModelIdentity
 
 Outcome = Literal["ok", "failed", "cancelled"]
 
@@ -62,49 +63,54 @@ def new_call_uid() -> str:
     return f"call_{uuid.uuid4().hex}"
 
 
+@dataclass
+class CallOutcome:
+    """What one finished call sent and got back, as the log and the provenance of its children keep it."""
+
+    uid: str
+    response: str
+    prompt: str
+    ms: float
+    tokens_in: int
+    tokens_out: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 def log_call(
     conn: sqlite3.Connection,
-    *,
-    uid: str,
+    call: CallOutcome,
     node_id: int | None,
     purpose: str,
-    model: str,
-    model_sha256: str | None,
-    prompt: str,
-    response: str | None,
-    params: dict[str, Any],
-    tokens_in: int | None,
-    tokens_out: int | None,
-    ms: float | None,
+    model: ModelIdentity,
     outcome: Outcome,
     error: str | None = None,
     labeler: str | None = None,
 ) -> str:
-    """Write one finished call; `uid` is chosen by the caller so provenance can name it before it is written."""
+    """Write one finished call; its `uid` is chosen by the caller so provenance can name it before it is written."""
     with transaction(conn):
         conn.execute(
             "INSERT INTO llm_calls (uid, node_id, purpose, model, model_sha256, prompt, response, params,"
             " tokens_in, tokens_out, ms, outcome, error, labeler, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                uid,
+                call.uid,
                 node_id,
                 purpose,
-                model,
-                model_sha256,
-                prompt,
-                response,
-                json.dumps(params, ensure_ascii=False, sort_keys=True),
-                tokens_in,
-                tokens_out,
-                ms,
+                model.name,
+                model.sha256,
+                call.prompt,
+                call.response,
+                json.dumps(call.params, ensure_ascii=False, sort_keys=True),
+                call.tokens_in,
+                call.tokens_out,
+                call.ms,
                 outcome,
                 error,
                 labeler,
                 utc_now(),
             ),
         )
-    return uid
+    return call.uid
 
 
 def mark_failed(conn: sqlite3.Connection, uid: str, error: str) -> None:
@@ -130,15 +136,8 @@ def recent_calls(
     conn: sqlite3.Connection, *, limit: int | None = 3, node_id: int | None = None, purpose: str | None = None
 ) -> list[CallRecord]:
     """Newest first, like `llm logs`; limit=None lists them all."""
-    where: list[str] = []
-    args: list[Any] = []
-    if node_id is not None:
-        where.append("c.node_id = ?")
-        args.append(node_id)
-    if purpose is not None:
-        where.append("c.purpose = ?")
-        args.append(purpose)
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY c.id DESC"
+    where, args = _where({"c.node_id": node_id, "c.purpose": purpose})
+    sql = _SELECT + where + " ORDER BY c.id DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [_record(row) for row in conn.execute(sql, args)]
@@ -150,13 +149,13 @@ def call_by_uid(conn: sqlite3.Connection, uid: str) -> CallRecord | None:
 
 
 def count_calls(conn: sqlite3.Connection, *, node_id: int | None = None, outcome: Outcome | None = None) -> int:
-    where: list[str] = []
-    args: list[Any] = []
-    if node_id is not None:
-        where.append("node_id = ?")
-        args.append(node_id)
-    if outcome is not None:
-        where.append("outcome = ?")
-        args.append(outcome)
-    sql = "SELECT COUNT(*) FROM llm_calls" + (" WHERE " + " AND ".join(where) if where else "")
-    return int(conn.execute(sql, args).fetchone()[0])
+    where, args = _where({"node_id": node_id, "outcome": outcome})
+    return int(conn.execute("SELECT COUNT(*) FROM llm_calls" + where, args).fetchone()[0])
+
+
+def _where(conditions: dict[str, Any]) -> tuple[str, list[Any]]:
+    """' WHERE column = ? AND …' for the conditions that are set (column names are ours, values bound)."""
+    chosen = {column: value for column, value in conditions.items() if value is not None}
+    if not chosen:
+        return "", []
+    return " WHERE " + " AND ".join(f"{column} = ?" for column in chosen), list(chosen.values())

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from kb.errors import ZNavigatorError
 from kb.libraries import Library
 
 MIN_CREDENCES = 5
@@ -41,7 +42,7 @@ PATH_SEPARATOR = " › "
 _QUERY_BATCH = 4_096
 
 
-class ImitationRefused(ValueError):
+class ImitationRefused(ZNavigatorError, ValueError):
     """Too little to learn from; the message says how much is needed."""
 
 

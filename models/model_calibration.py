@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kb.errors import Cancelled
 from kb.importing import NoProgress, Progress
 from models.calibration import (
     Calibration,
@@ -34,7 +35,7 @@ DEFAULT_N = 600
 FOLDS = 2
 
 
-class CalibrationCancelled(Exception):
+class CalibrationCancelled(Cancelled):
     """The run was stopped; nothing was saved."""
 
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from kb.errors import ZNavigatorError
 from models.prior_lp import DEFAULT_SETTINGS, AtomLP, LPSettings
 
 FULL_ENUMERATION_MAX = 10
@@ -53,7 +54,7 @@ _CONFLICT_SEARCH_BUDGET = 200
 _DUAL_TOL = 1e-9
 
 
-class TooManyStatements(ValueError):
+class TooManyStatements(ZNavigatorError, ValueError):
     """One linked group of statements is too large for the exact LP (2^m atoms)."""
 
 

@@ -34,6 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtri
 
+from kb.errors import ZNavigatorError
+
 try:
     from scipy.optimize._highspy import _core as highs
 except ImportError as error:  # pragma: no cover - only with a SciPy older than pyproject.toml allows
@@ -70,7 +72,7 @@ class Certificate:
     gap: float
 
 
-class LPFailure(RuntimeError):
+class LPFailure(ZNavigatorError, RuntimeError):
     """HiGHS could not solve a credence LP (it should always be feasible and bounded)."""
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.errors import ZNavigatorError
 from kb.fork import fork_family
 from kb.items import Item, items_in
 from kb.labels import current_predictions_in_library, model_credences
@@ -52,7 +53,7 @@ POINT_NAME = "independence, clipped into the interval"
 Predict = Callable[[sqlite3.Connection, Path, Library, list[Item]], dict[str, dict[str, float]]]
 
 
-class ImitationUnavailable(RuntimeError):
+class ImitationUnavailable(ZNavigatorError, RuntimeError):
     """No imitation model can answer for this library (raised by a `predict` that has none)."""
 
 

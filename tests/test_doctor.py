@@ -25,7 +25,7 @@ from kb.labels import LabelStore
 from kb.libraries import list_libraries
 from kb.search import SearchIndex, index_dir
 from kb.tree import node_by_uid
-from models.llm import Availability
+from models.model_file import Availability
 from navigator.commands.doctor import doctor
 
 

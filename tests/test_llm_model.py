@@ -26,26 +26,12 @@ from kb.search import SearchIndex
 from kb.tree import Node, add_children, children, node_by_id
 from models.ask import ask
 from models.calls import count_calls, recent_calls
-from models.llm import (
-    LazyLLM,
-    LoadOptions,
-    LocalLLM,
-    ModelUnavailable,
-    bundled_model_path,
-    check_available,
-    ensure_bundled_model,
-    file_sha256,
-)
-from models.unpack import (
-    FENCE_CLOSE,
-    FENCE_OPEN,
-    TokenEvent,
-    UnpackCancelled,
-    UnpackFailed,
-    normalise,
-    unpack,
-    unpack_stream,
-)
+from models.generation import TokenEvent
+from models.llm import GenerationCancelled, LazyLLM, LoadOptions, LocalLLM
+from models.model_file import ModelUnavailable, bundled_model_path, check_available, ensure_bundled_model, file_sha256
+from models.node_text import FENCE_CLOSE, FENCE_OPEN
+from models.unpack import UnpackFailed, unpack, unpack_stream
+from models.unpack_text import normalise
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +89,7 @@ def test_cancel_leaves_no_half_written_children(
     node = field(conn, geography, "Coastline", "4,828 km")
     before = db_dump()
     tokens: list[str] = []
-    with pytest.raises(UnpackCancelled):
+    with pytest.raises(GenerationCancelled):
         for event in unpack_stream(conn, model, node, k=3, cancel=lambda: len(tokens) >= 4):
             if isinstance(event, TokenEvent):
                 tokens.append(event.text)

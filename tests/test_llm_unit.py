@@ -21,24 +21,19 @@ from kb.review import generated_children, provenance, replace_node, set_review
 from kb.tree import Node, add_children, children, node_by_id
 from models.ask import ask, ask_stream, clean_answer
 from models.calls import count_calls, recent_calls
+from models.generation import RetryEvent, TokenEvent
 from models.llm import CancelCheck, GenerationCancelled, ModelIdentity, Request
+from models.node_text import FENCE_CLOSE, FENCE_OPEN, quote_data
 from models.unpack import (
-    FENCE_CLOSE,
-    FENCE_OPEN,
     DoneEvent,
-    RetryEvent,
-    TokenEvent,
-    UnpackCancelled,
     UnpackFailed,
-    completion_prompt,
-    parse_statements,
     plan_calls,
-    quote_data,
     stored_children,
     unpack,
     unpack_stream,
     unpack_tree,
 )
+from models.unpack_text import completion_prompt, parse_statements
 
 
 class FakeLLM:
@@ -228,7 +223,7 @@ def test_cancel_mid_stream_writes_no_children(conn: sqlite3.Connection, coastlin
     def cancel() -> bool:
         return len(seen) >= 3
 
-    with pytest.raises(UnpackCancelled, match="nothing was written"):
+    with pytest.raises(GenerationCancelled, match="nothing was written"):
         for event in unpack_stream(conn, FakeLLM([GOOD]), coastline, k=3, cancel=cancel):
             if isinstance(event, TokenEvent):
                 seen.append(event.text)

@@ -12,7 +12,7 @@ import click
 
 from kb.doctor import ERROR, OK, WARNING
 from models.doctor import examine
-from models.llm import MODEL_ENV
+from models.model_file import MODEL_ENV
 from navigator.commands.support import emit_json, json_option, workspace_option
 
 MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}

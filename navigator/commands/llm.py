@@ -19,17 +19,14 @@ from kb.review import replace_node, set_review
 from kb.tree import Node, resolve_node
 from models.ask import ask_stream
 from models.calls import CallRecord, recent_calls
-from models.llm import (
-    MODEL_ENV,
-    GenerationParams,
-    LocalLLM,
-    ModelUnavailable,
-    check_available,
-)
+from models.generation import TokenEvent
+from models.llm import GenerationParams, LocalLLM
 from models.model_credences import CreditReport
-from models.unpack import DEFAULT_K, TokenEvent, plan_calls, unpack_tree
+from models.model_file import MODEL_ENV, ModelUnavailable, check_available
+from models.unpack import plan_calls, unpack_tree
 from models.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
-from navigator.commands.llm_support import lazy_model, llm_guard, model_options
+from models.unpack_text import DEFAULT_K
+from navigator.commands.llm_support import lazy_model, model_options
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -106,7 +103,7 @@ def unpack(
     params = GenerationParams(temperature=temperature, seed=seed)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = llm_guard(
+            report = guard(
                 lambda: unpack_tree(
                     conn,
                     llm,
@@ -202,7 +199,7 @@ def ask(
         return answer
 
     try:
-        answer = llm_guard(run)
+        answer = guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
     indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))

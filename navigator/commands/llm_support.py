@@ -1,4 +1,4 @@
-"""What the commands that run the local LLM share: its options, loading it, and its failures as one line.
+"""What the commands that run the local LLM share: its options and loading it (failures go through support.guard).
 
 Kept apart from navigator.commands.llm (which registers navigator.commands.model_credences under
 its group) so both can import it without an import cycle.
@@ -8,27 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from models.ask import AskFailed
-from models.llm import DEFAULT_N_CTX, MODEL_ENV, LazyLLM, LoadOptions, ModelUnavailable
-from models.unpack import UnpackCancelled, UnpackFailed
-from navigator.commands.support import Failure, guard
-
-T = TypeVar("T")
-
-
-def llm_guard(action: Callable[[], T]) -> T:
-    """guard plus the LLM's own failures, each as one line with what to do."""
-    try:
-        result: T = guard(action)
-        return result
-    except ModelUnavailable as error:
-        raise Failure(f"no model: {error.reason}; {error.fix}") from error
-    except (UnpackFailed, AskFailed, UnpackCancelled) as error:
-        raise Failure(str(error)) from error
+from models.llm import DEFAULT_N_CTX, LazyLLM, LoadOptions
+from models.model_file import MODEL_ENV
 
 
 def _add_options(command: Callable[..., Any], options: list[Callable[[Any], Any]]) -> Callable[..., Any]:

@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from kb.tree import resolve_node
-from models.model_calibration import DEFAULT_N, CalibrationCancelled, CalibrationReport, calibrate
+from models.model_calibration import DEFAULT_N, CalibrationReport, calibrate
 from models.model_credences import ModelCheck, credit_missing, forget_calibrations
-from navigator.commands.llm_support import lazy_model, llm_guard, load_options
+from navigator.commands.llm_support import lazy_model, load_options
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -117,8 +117,8 @@ def calibrate_command(
     llm = lazy_model(model, n_ctx, threads)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = llm_guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
-        except (CalibrationCancelled, KeyboardInterrupt):
+            report = guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
+        except KeyboardInterrupt:
             raise Failure("calibration interrupted; nothing was saved") from None
         except ValueError as error:
             raise Failure(str(error)) from error
@@ -152,7 +152,7 @@ def credences_command(
     llm = lazy_model(model, n_ctx, threads)
     with TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = llm_guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
+            report = guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
         except KeyboardInterrupt:
             raise Failure("interrupted; the credences stored so far are kept") from None
     if as_json:

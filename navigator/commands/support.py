@@ -16,10 +16,10 @@ from typing import Any
 import click
 from platformdirs import user_data_path
 
-from kb.db import WorkspaceError, connect
-from kb.importing import ImportCancelled, ImportProblem
+from kb.db import connect
+from kb.errors import Cancelled, ZNavigatorError
 from kb.libraries import Library, get_library, list_libraries
-from kb.search import SearchError
+from navigator.display import describe_error
 
 
 def default_workspace() -> Path:
@@ -54,12 +54,14 @@ class Failure(click.ClickException):
 
 
 def guard(action: Callable[[], Any]) -> Any:
+    """The CLI's one translation of the project's errors (and cancellations) into a message.
+
+    Anything else — a KeyError, a TypeError — is a bug and keeps its traceback.
+    """
     try:
         return action()
-    except (WorkspaceError, ImportProblem, SearchError) as error:
-        raise Failure(str(error)) from error
-    except ImportCancelled as error:
-        raise Failure("cancelled; nothing was written") from error
+    except (ZNavigatorError, Cancelled) as error:
+        raise Failure(describe_error(error)) from error
     except sqlite3.DatabaseError as error:
         raise Failure(f"the workspace could not be used: {error}") from error
 

@@ -27,6 +27,7 @@ from kb.db import WorkspaceError, connect
 from kb.libraries import Library
 from models.agreement import AgreementReport, agreement
 from models.score import CalibrationBin, LibraryScore, calibration, score_libraries
+from navigator.display import describe_error
 from navigator.team_text import agreement_lines
 
 BAR_WIDTH = 30
@@ -142,7 +143,7 @@ class MetricsScreen(Screen[None]):
             try:
                 scores, score_note = score_libraries(conn, self.workspace), ""
             except WorkspaceError as error:
-                scores, score_note = [], f"F(Z) could not be computed: {error}"
+                scores, score_note = [], f"F(Z) could not be computed: {describe_error(error)}"
         finally:
             conn.close()
         if not get_current_worker().is_cancelled:

@@ -25,9 +25,9 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from kb.assignments import items_for
-from kb.db import WorkspaceError, connect, utc_now
+from kb.db import connect, utc_now
+from kb.errors import Cancelled, ZNavigatorError
 from kb.exchange import export_labels, merge_files
-from kb.importing import ImportProblem
 from kb.items import Item, items_in
 from kb.labels import LabelError, LabelStore, model_credences
 from kb.libraries import Library
@@ -38,8 +38,8 @@ from models.credence_checks import visible_conflicts
 from models.item_order import order_items
 from models.prior_exact import Coherence, TooManyStatements, check_coherence
 from models.prior_exact import Credence as ExactCredence
-from navigator.display import visible
-from navigator.generation import FAILURES, Generation, Outcome, describe_failure
+from navigator.display import describe_error, visible
+from navigator.generation import Generation, Outcome
 from navigator.screens.disagreements import Choice, DisagreementsScreen
 from navigator.screens.help import HelpScreen
 from navigator.screens.metrics import MetricsScreen
@@ -338,7 +338,7 @@ class WorkbenchScreen(Screen[None]):
                 adjudication=self.adjudicating,
             )
         except LabelError as error:
-            self.feedback(str(error), error=True)
+            self.feedback(describe_error(error), error=True)
             return
         self.adjudicating = False
         self.done.add(draft.item.id)
@@ -422,7 +422,7 @@ class WorkbenchScreen(Screen[None]):
         try:
             self.labels.record_credence(self.library.id, target, value)
         except LabelError as error:
-            self.feedback(str(error), error=True)
+            self.feedback(describe_error(error), error=True)
             return
         event.input.value = ""
         event.input.display = False
@@ -473,7 +473,7 @@ class WorkbenchScreen(Screen[None]):
         try:
             result: Coherence | str = check_coherence(credences)
         except TooManyStatements as error:
-            result = f"exact check skipped: {error}"
+            result = f"exact check skipped: {describe_error(error)}"
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.show_exact_check, result, len(credences))
 
@@ -536,8 +536,10 @@ class WorkbenchScreen(Screen[None]):
             for library in report.libraries:
                 with contextlib.suppress(SearchError):
                     SearchIndex(conn, self.workspace, library).update()
-        except (ImportProblem, WorkspaceError) as error:
-            self.app.call_from_thread(self.notify, f"Nothing merged: {error}", severity="error", markup=False)
+        except ZNavigatorError as error:
+            self.app.call_from_thread(
+                self.notify, f"Nothing merged: {describe_error(error)}", severity="error", markup=False
+            )
             return
         finally:
             conn.close()
@@ -600,8 +602,8 @@ class WorkbenchScreen(Screen[None]):
         self.generation.running = True
         try:
             outcome = call()
-        except FAILURES as error:
-            self.app.call_from_thread(self.stream_end, describe_failure(error), None)
+        except (ZNavigatorError, Cancelled) as error:
+            self.app.call_from_thread(self.stream_end, describe_error(error), None)
         else:
             self.app.call_from_thread(self.stream_end, outcome.message, outcome)
         finally:
