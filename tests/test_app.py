@@ -144,6 +144,24 @@ async def test_export_and_merge_from_the_command_palette(workspace: Path, tmp_pa
     ]
 
 
+async def test_an_export_that_cannot_be_written_is_reported_and_leaves_nothing(workspace: Path) -> None:
+    """The export path is taken by a folder: the labeler is told, the app keeps running, no file is left."""
+    blocked = workspace.with_name("w.ann.labels.jsonl")
+    blocked.mkdir()
+    app = NavigatorApp(workspace=workspace, labeler="ann")
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("down", "c", "1", "s")
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        commands["Export my labels"].callback()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = [str(n.message) for n in app._notifications]
+        assert app.is_running
+    assert any(m.startswith(f"Nothing exported: cannot write {blocked}") for m in shown), shown
+    assert blocked.is_dir() and not any(blocked.iterdir())
+    assert not [p.name for p in workspace.parent.iterdir() if p.name.endswith(".tmp")]
+
+
 ESCAPES = "red\x1b[31m title\x1b]0;pwned\x07 end\x08"
 
 

@@ -9,7 +9,6 @@ reopening resumes exactly there.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sqlite3
 from collections.abc import Callable
@@ -26,7 +25,8 @@ from textual.worker import get_current_worker
 
 from kb.assignments import items_for
 from kb.db import WorkspaceError, connect, utc_now
-from kb.exchange import export_labels, merge_files
+from kb.exchange import merge_files
+from kb.export_file import export_to_path
 from kb.importing import ImportProblem
 from kb.items import Item, items_in
 from kb.labels import LabelError, LabelStore, model_credences
@@ -509,15 +509,14 @@ class WorkbenchScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="exchange")
     def export_labels(self) -> None:
         target = self.export_path()
-        staged = target.with_name(target.name + ".tmp")
         conn = connect(self.workspace)
         try:
-            with staged.open("w", encoding="utf-8") as out:
-                report = export_labels(conn, out, labeler=self.labeler)
-            os.replace(staged, target)
+            report = export_to_path(conn, target, labeler=self.labeler)
+        except WorkspaceError as error:
+            self.app.call_from_thread(self.notify, f"Nothing exported: {error}", severity="error", markup=False)
+            return
         finally:
             conn.close()
-            staged.unlink(missing_ok=True)
         counts = ", ".join(f"{n} {kind}s" for kind, n in report.written.items() if n) or "nothing"
         self.app.call_from_thread(self.notify, f"Exported {counts} to {target}", markup=False)
 
