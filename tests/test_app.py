@@ -15,7 +15,7 @@ from kb.items import add_items
 from kb.libraries import create_library
 from kb.records import ItemRecord
 from navigator.app import NavigatorApp
-from navigator.widgets import MoreChildren, ZTree
+from navigator.widgets.z_tree import MoreChildren, ZTree
 
 HOSTILE = "[bold]not bold[/] [link=http://example.com]a link[/link] [/]"
 

@@ -47,7 +47,7 @@ from navigator.screens.pick import PickScreen
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.search import SearchScreen
 from navigator.task import Draft
-from navigator.widgets import TreeData, ZTree, find_tree_node, node_label, reveal
+from navigator.widgets.z_tree import TreeData, ZTree, find_tree_node, node_label, reveal
 
 PATH_SEPARATOR = " › "
 QUEUE_SPLITS = ("train", "validation")

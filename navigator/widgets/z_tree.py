@@ -1,4 +1,4 @@
-"""Widgets that show workspace text, which is untrusted: never parsed as markup."""
+"""The library as a lazy tree: pages of children read as nodes open, and ways to find a node in it."""
 
 from __future__ import annotations
 
