@@ -1,15 +1,14 @@
 """The labeler's workbench: Z on the left, the open node in the middle, the task on the right.
 
-The screen owns the session state (open node, history, draft answer, marked
-statements) and writes through LabelStore, so every label is committed the
-moment it is submitted. Where the labeler is gets saved on every move, so
-reopening resumes exactly there.
+The screen composes the widgets (navigator/widgets/), routes keys and their
+messages, and keeps where the labeler is: the open node and the history of
+nodes visited. What is being labeled (queue, draft, marks) is navigator.labeling,
+which writes every label through LabelStore the moment it is submitted; where the
+labeler is gets saved on every move, so reopening resumes exactly there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
 import sqlite3
 from functools import partial
 from pathlib import Path
@@ -22,22 +21,17 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
 
-from kb.assignments import items_for
-from kb.db import WorkspaceError, connect, utc_now
-from kb.exchange import merge_files
-from kb.export_file import export_to_path
-from kb.importing import ImportProblem
-from kb.items import Item, items_in
-from kb.labels import LabelError, LabelStore
+from kb.db import utc_now
+from kb.items import Item
+from kb.labels import LabelError
 from kb.libraries import Library
-from kb.search import SearchError, SearchIndex
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
 from kb.tree import Node, ancestors, node_by_id, node_by_uid
-from models.credence_checks import visible_conflicts
-from models.item_order import order_items
-from models.prior_exact import Credence as ExactCredence
 from navigator.display import visible
 from navigator.generation import Generation
+from navigator.history import History
+from navigator.label_exchange import export_mine, export_path, merge_export
+from navigator.labeling import MAX_MARKED, Labeling
 from navigator.screens.disagreements import Choice, DisagreementsScreen
 from navigator.screens.help import HelpScreen
 from navigator.screens.metrics import MetricsScreen
@@ -49,10 +43,8 @@ from navigator.widgets.coherence import CoherenceCheck
 from navigator.widgets.generation_stream import GenerationStream
 from navigator.widgets.node_pane import NodePane
 from navigator.widgets.task_panel import TaskPanel
-from navigator.widgets.z_tree import TreeData, ZTree, find_tree_node, node_label, reveal
+from navigator.widgets.z_tree import TreeData, ZTree, node_label, reveal
 
-QUEUE_SPLITS = ("train", "validation")
-MAX_MARKED = 4
 NUDGE, FINE_NUDGE = 0.05, 0.01
 
 
@@ -93,26 +85,28 @@ class WorkbenchScreen(Screen[None]):
         self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str, generation: Generation
     ) -> None:
         super().__init__()
-        self.generation = generation
-        self.tokens_per_second = 0.0
         self.conn = conn
         self.workspace = workspace
         self.library = library
-        self.labels = LabelStore(conn, labeler)
         self.labeler = labeler
-        self.mode = "predict"
+        self.generation = generation
+        self.tokens_per_second = 0.0
+        self.labeling = Labeling(conn, library, labeler)
         self.open_node: Node | None = None
-        self.history: list[int] = []
-        self.history_at = -1
-        # Assignment filters (kb.assignments), then the queue order (models.item_order) orders.
-        self.ordering = order_items(conn, library, items_for(conn, labeler, items_in(conn, QUEUE_SPLITS)))
-        self.queue: list[Item] = self.ordering.items
-        self.adjudicating = False  # the draft is the lead's ruling on a disagreement (kb.labels: adjudication)
-        self.done: set[int] = set(self.labels.current_predictions(library.id))
-        self.draft: Draft | None = None
-        self.marked: list[Node] = []
-        self.whole_library = False
+        self.history = History()
         self.last_save = "—"
+
+    @property
+    def queue(self) -> list[Item]:
+        return self.labeling.queue
+
+    @property
+    def draft(self) -> Draft | None:
+        return self.labeling.draft
+
+    @property
+    def mode(self) -> str:
+        return self.labeling.mode
 
     # -- layout ------------------------------------------------------------
 
@@ -131,15 +125,12 @@ class WorkbenchScreen(Screen[None]):
         self.query_one(ZTree).focus()
         self.resume()
         self.check_model()
-        if self.ordering.how != "as listed":
-            self.notify(f"Queue: {self.ordering.how}", markup=False)
+        if self.labeling.ordering.how != "as listed":
+            self.notify(f"Queue: {self.labeling.ordering.how}", markup=False)
 
     def resume(self) -> None:
         state = load_state(self.conn, self.labeler)
-        self.mode = state.get("mode", "predict")
-        self.marked = [n for uid in state.get("marked", []) if (n := node_by_uid(self.conn, uid, self.library.id))]
-        self.whole_library = bool(state.get("whole_library", False))
-        self.draft = self.next_draft(state.get("item"))
+        self.labeling.resume(state)
         opened = node_by_uid(self.conn, state["open_node"], self.library.id) if "open_node" in state else None
         if opened is not None and opened.id != self.library.root_id:
             reveal(self.query_one(ZTree), ancestors(self.conn, opened.id))
@@ -149,14 +140,6 @@ class WorkbenchScreen(Screen[None]):
             self.open(root)
         self.refresh_task()
 
-    def next_draft(self, preferred_uid: str | None = None) -> Draft | None:
-        """The item to resume (if still unlabeled), else the first unlabeled one in the queue."""
-        pending = [item for item in self.queue if item.id not in self.done]
-        for item in pending:
-            if item.uid == preferred_uid:
-                return Draft.fresh(item)
-        return Draft.fresh(pending[0]) if pending else None
-
     # -- the open node ------------------------------------------------------
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
@@ -165,11 +148,8 @@ class WorkbenchScreen(Screen[None]):
 
     def open(self, node: Node, *, from_history: bool = False) -> None:
         self.open_node = node
-        already_here = 0 <= self.history_at < len(self.history) and self.history[self.history_at] == node.id
-        if not from_history and not already_here:
-            del self.history[self.history_at + 1 :]
-            self.history.append(node.id)
-            self.history_at = len(self.history) - 1
+        if not from_history:
+            self.history.visit(node.id)
         if self.draft is not None:
             self.draft.visit(node.uid)
         self.show_node(node)
@@ -177,8 +157,7 @@ class WorkbenchScreen(Screen[None]):
 
     def show_node(self, node: Node) -> None:
         cited = self.draft is not None and node.uid in self.draft.cited
-        marked = any(m.id == node.id for m in self.marked)
-        self.query_one(NodePane).show(node, cited=cited, marked=marked)
+        self.query_one(NodePane).show(node, cited=cited, marked=self.labeling.is_marked(node))
 
     def jump_to(self, node_id: int | None, *, from_history: bool = False) -> None:
         node = node_by_id(self.conn, node_id) if node_id is not None else None
@@ -200,14 +179,10 @@ class WorkbenchScreen(Screen[None]):
             tree.move_cursor(current.parent)
 
     def action_back(self) -> None:
-        if self.history_at > 0:
-            self.history_at -= 1
-            self.jump_to(self.history[self.history_at], from_history=True)
+        self.jump_to(self.history.back(), from_history=True)
 
     def action_forward(self) -> None:
-        if self.history_at < len(self.history) - 1:
-            self.history_at += 1
-            self.jump_to(self.history[self.history_at], from_history=True)
+        self.jump_to(self.history.forward(), from_history=True)
 
     def action_search(self) -> None:
         self.app.push_screen(SearchScreen(self.workspace, self.library), self.jump_to)
@@ -237,11 +212,7 @@ class WorkbenchScreen(Screen[None]):
         if choice.node_id is not None:
             self.jump_to(choice.node_id)
         if choice.adjudicate is not None:
-            self.draft = Draft.fresh(choice.adjudicate)
-            self.adjudicating = True
-            self.mode = "predict"
-            if self.open_node is not None:
-                self.draft.visit(self.open_node.uid)
+            self.labeling.adjudicate(choice.adjudicate, self.open_node)
             self.refresh_task()
 
     def action_help(self) -> None:
@@ -250,8 +221,7 @@ class WorkbenchScreen(Screen[None]):
     # -- the task ------------------------------------------------------------
 
     def action_toggle_mode(self) -> None:
-        self.mode = "credence" if self.mode == "predict" else "predict"
-        save_state(self.conn, self.labeler, mode=self.mode)
+        self.labeling.toggle_mode()
         self.refresh_task()
 
     def action_pick(self, index: int) -> None:
@@ -295,43 +265,19 @@ class WorkbenchScreen(Screen[None]):
         if self.draft is None:
             self.notify("Nothing left to label in this queue.")
             return
-        draft = self.draft
         try:
-            self.labels.record_prediction(
-                draft.item,
-                self.library.id,
-                draft.as_dict(),
-                cited=draft.cited,
-                trail=draft.trail,
-                seconds=draft.seconds,
-                note=draft.note,
-                adjudication=self.adjudicating,
-            )
+            self.labeling.submit(self.open_node)
         except LabelError as error:
             self.feedback(str(error), error=True)
             return
-        self.adjudicating = False
-        self.done.add(draft.item.id)
         self.saved()
-        self.draft = self.next_draft()
-        save_state(self.conn, self.labeler, item=self.draft.item.uid if self.draft else None)
-        if self.draft and self.open_node:
-            self.draft.visit(self.open_node.uid)
         self.refresh_task()
 
     def action_undo(self) -> None:
-        undone = self.labels.undo_last()
+        undone = self.labeling.undo()
         if undone is None:
             self.notify("Nothing to undo.")
             return
-        self.done = set(self.labels.current_predictions(self.library.id))
-        if undone.item_id is not None:
-            # An adjudication, or a label given before an assignment, may be on an item outside the queue.
-            item = next((i for i in self.queue if i.id == undone.item_id), None)
-            if undone.item_id not in self.done and item is not None:
-                self.draft = Draft.fresh(item)
-                self.adjudicating = False
-                save_state(self.conn, self.labeler, item=item.uid)
         self.saved()
         self.notify(visible(f"Undone: {undone.description} (kept, marked as withdrawn)"), markup=False)
         self.refresh_task()
@@ -339,54 +285,47 @@ class WorkbenchScreen(Screen[None]):
     def action_mark(self) -> None:
         if self.open_node is None or self.mode != "credence":
             return
-        if any(m.id == self.open_node.id for m in self.marked):
-            self.marked = [m for m in self.marked if m.id != self.open_node.id]
-        elif len(self.marked) >= MAX_MARKED:
+        if not self.labeling.toggle_mark(self.open_node):
             self.notify(f"A credence covers at most {MAX_MARKED} statements.", severity="warning")
             return
-        else:
-            self.marked.append(self.open_node)
-        self.whole_library = False
-        save_state(self.conn, self.labeler, marked=[m.uid for m in self.marked], whole_library=False)
         self.show_node(self.open_node)
         self.refresh_task()
 
     def action_whole_library(self) -> None:
-        if self.mode != "credence":
-            return
-        self.whole_library = not self.whole_library
-        save_state(self.conn, self.labeler, whole_library=self.whole_library)
-        self.refresh_task()
+        if self.mode == "credence":
+            self.labeling.toggle_whole_library()
+            self.refresh_task()
 
     def credence_target(self) -> list[Node]:
-        if self.whole_library:
-            return []
-        if self.marked:
-            return self.marked
-        return [self.open_node] if self.open_node and self.open_node.id != self.library.root_id else []
+        return self.labeling.credence_target(self.open_node)
 
     def action_type_credence(self) -> None:
-        if self.mode != "credence":
-            return
-        self.query_one(TaskPanel).open_input()
+        if self.mode == "credence":
+            self.query_one(TaskPanel).open_input()
 
     def on_task_panel_credence_typed(self, event: TaskPanel.CredenceTyped) -> None:
-        self.check_credence(event.value)
+        """At a glance on every keystroke; the exact check over every credence in a worker."""
+        conflicts, every_credence = self.labeling.check(self.credence_target(), event.value)
+        if conflicts:
+            self.feedback(
+                "Incoherent with your earlier credences:\n" + "\n".join(f"• {c}" for c in conflicts), error=True
+            )
+        else:
+            self.feedback("nothing contradicts it at a glance")
+        if every_credence:
+            self.query_one(CoherenceCheck).check(every_credence)
 
     def on_task_panel_credence_entered(self, event: TaskPanel.CredenceEntered) -> None:
         target = self.credence_target()
-        if not target and not self.whole_library:
+        if not target and not self.labeling.whole_library:
             self.feedback("Open or mark a statement first (x marks, w for the whole library).", error=True)
             return
         try:
-            self.labels.record_credence(self.library.id, target, event.value)
+            self.labeling.record_credence(target, event.value)
         except LabelError as error:
             self.feedback(str(error), error=True)
             return
         self.query_one(TaskPanel).close_input()
-        self.marked = []
-        self.whole_library = False
-        save_state(self.conn, self.labeler, marked=[], whole_library=False)
         self.query_one(ZTree).focus()
         self.saved()
         self.refresh_task()
@@ -398,54 +337,15 @@ class WorkbenchScreen(Screen[None]):
             box.display = False
             self.query_one(ZTree).focus()
 
-    def check_credence(self, value: float) -> None:
-        """At a glance on every keystroke; the exact check over every credence in a worker."""
-        known = {key: credence.p for key, credence in self.labels.current_credences(self.library.id).items()}
-        key = tuple(sorted(node.uid for node in self.credence_target()))
-        conflicts = visible_conflicts(key, value, known, self.describe_key)
-        if conflicts:
-            self.feedback(
-                "Incoherent with your earlier credences:\n" + "\n".join(f"• {c}" for c in conflicts), error=True
-            )
-        else:
-            self.feedback("nothing contradicts it at a glance")
-        earlier = [
-            ExactCredence(frozenset(other), p, label=self.describe_key(other))
-            for other, p in known.items()
-            if other and other != key
-        ]
-        if key:
-            self.query_one(CoherenceCheck).check(
-                [*earlier, ExactCredence(frozenset(key), value, label="this credence")]
-            )
-
-    def describe_key(self, key: tuple[str, ...]) -> str:
-        titles = []
-        for uid in key:
-            node = node_by_uid(self.conn, uid, self.library.id)
-            titles.append(node.title[:40] if node else uid)
-        return " ∧ ".join(titles) if titles else "whole library"
-
     # -- export and merge (command palette) --------------------------------------
 
     def export_path(self) -> Path:
-        """Beside the workspace, named for the labeler, so an export never lands anywhere unexpected."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.labeler)
-        return self.workspace.with_name(f"{self.workspace.stem}.{safe}.labels.jsonl")
+        return export_path(self.workspace, self.labeler)
 
     @work(thread=True, exclusive=True, group="exchange")
     def export_labels(self) -> None:
-        target = self.export_path()
-        conn = connect(self.workspace)
-        try:
-            report = export_to_path(conn, target, labeler=self.labeler)
-        except WorkspaceError as error:
-            self.app.call_from_thread(self.notify, f"Nothing exported: {error}", severity="error", markup=False)
-            return
-        finally:
-            conn.close()
-        counts = ", ".join(f"{n} {kind}s" for kind, n in report.written.items() if n) or "nothing"
-        self.app.call_from_thread(self.notify, f"Exported {counts} to {target}", markup=False)
+        message, written = export_mine(self.workspace, self.labeler)
+        self.app.call_from_thread(self.notify, message, severity="information" if written else "error", markup=False)
 
     def merge_labels(self) -> None:
         def chosen(path: str | None) -> None:
@@ -456,24 +356,16 @@ class WorkbenchScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="exchange")
     def run_merge(self, path: Path) -> None:
-        conn = connect(self.workspace)
-        try:
-            report = merge_files(conn, [path])
-            for library in report.libraries:
-                with contextlib.suppress(SearchError):
-                    SearchIndex(conn, self.workspace, library).update()
-        except (ImportProblem, WorkspaceError) as error:
-            self.app.call_from_thread(self.notify, f"Nothing merged: {error}", severity="error", markup=False)
-            return
-        finally:
-            conn.close()
-        added = ", ".join(f"{n} {kind}s" for kind, n in report.added.items() if n) or "nothing new"
-        self.app.call_from_thread(self.merged, f"Merged {path.name}: {added}")
+        message, merged = merge_export(self.workspace, path)
+        if merged:
+            self.app.call_from_thread(self.merged, message)
+        else:
+            self.app.call_from_thread(self.notify, message, severity="error", markup=False)
 
     def merged(self, message: str) -> None:
-        self.done = set(self.labels.current_predictions(self.library.id))
-        if self.draft is not None and self.draft.item.id in self.done:
-            self.draft = self.next_draft()
+        self.labeling.reload_done()
+        if self.draft is not None and self.draft.item.id in self.labeling.done:
+            self.labeling.draft = self.labeling.next_draft()
         self.refresh_task()
         self.notify(message, markup=False)
 
@@ -523,27 +415,15 @@ class WorkbenchScreen(Screen[None]):
         self.refresh_status()
 
     def on_generation_stream_finished(self, event: GenerationStream.Finished) -> None:
+        """New children appear in place: the tree re-reads the node, and the pane redraws it if open."""
         if event.outcome is not None and event.outcome.added:
-            self.reload_children(event.outcome.node_id)
+            fresh = node_by_id(self.conn, event.outcome.node_id)
+            if fresh is not None:
+                self.query_one(ZTree).reload_children(fresh)
+                if self.open_node is not None and self.open_node.id == fresh.id:
+                    self.open_node = fresh
+                    self.show_node(fresh)
         self.notify(visible(event.message), severity="information" if event.outcome else "error", markup=False)
-
-    def reload_children(self, node_id: int) -> None:
-        """Show new children in place: re-read the node (counts changed) and its first page."""
-        fresh = node_by_id(self.conn, node_id)
-        tree = self.query_one(ZTree)
-        if fresh is None:
-            return
-        holder = find_tree_node(tree, node_id)
-        if holder is not None:
-            holder.data = fresh
-            holder.set_label(node_label(fresh))
-            holder.remove_children()
-            holder.allow_expand = True
-            tree.load_page(holder, fresh.id, None)
-            holder.expand()
-        if self.open_node is not None and self.open_node.id == node_id:
-            self.open_node = fresh
-            self.show_node(fresh)
 
     # -- drawing -------------------------------------------------------------
 
@@ -557,19 +437,18 @@ class WorkbenchScreen(Screen[None]):
     def refresh_task(self) -> None:
         panel = self.query_one(TaskPanel)
         if self.mode == "predict":
-            panel.show_prediction(self.draft, adjudicating=self.adjudicating)
+            panel.show_prediction(self.draft, adjudicating=self.labeling.adjudicating)
         else:
             target = self.credence_target()
-            earlier = self.labels.current_credences(self.library.id).get(tuple(sorted(n.uid for n in target)))
-            whole = self.library.name if self.whole_library else None
-            panel.show_credence(target, whole_library=whole, earlier=earlier.p if earlier else None)
+            earlier = self.labeling.current_credences().get(tuple(sorted(n.uid for n in target)))
+            whole = self.library.name if self.labeling.whole_library else None
+            panel.show_credence(target, whole_library=whole, earlier=earlier)
         self.refresh_status()
 
     def refresh_status(self) -> None:
-        labeled = sum(1 for item in self.queue if item.id in self.done)
         status = Text(
             f" {self.labeler} · {self.workspace.name} · {self.library.name} · {self.mode} · "
-            f"{labeled}/{len(self.queue)} items · last save {self.last_save}"
+            f"{self.labeling.labeled}/{len(self.queue)} items · last save {self.last_save}"
         )
         availability = self.generation.availability
         if availability is not None and not availability.ok:

@@ -23,20 +23,20 @@ PREDICTION_KEYS = "1–9 pick at 90% · o select · +/− 5% · </> 1% · c cite
 CREDENCE_KEYS = "x mark/unmark · w whole library · i type the probability, Enter saves"
 
 
+class Typed(Message):
+    """A number read from the credence box."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+
 class TaskPanel(Vertical):
-    class CredenceTyped(Message):
+    class CredenceTyped(Typed):
         """The credence box holds a probability in [0, 1]; nothing is recorded yet."""
 
-        def __init__(self, value: float) -> None:
-            super().__init__()
-            self.value = value
-
-    class CredenceEntered(Message):
+    class CredenceEntered(Typed):
         """Enter was pressed on a number: the screen records it (the store rejects a non-probability)."""
-
-        def __init__(self, value: float) -> None:
-            super().__init__()
-            self.value = value
 
     def compose(self) -> ComposeResult:
         yield Static(id="task-title")

@@ -63,6 +63,17 @@ class ZTree(Tree[TreeData]):
                 data=MoreChildren(parent_id, page[-1].position),
             )
 
+    def reload_children(self, fresh: Node) -> None:
+        """Show a node's new children in place, if it is loaded: its label (counts changed) and first page."""
+        holder = find_tree_node(self, fresh.id)
+        if holder is not None:
+            holder.data = fresh
+            holder.set_label(node_label(fresh))
+            holder.remove_children()
+            holder.allow_expand = True
+            self.load_page(holder, fresh.id, None)
+            holder.expand()
+
 
 def node_label(node: Node) -> Text:
     label = Text(visible(node.title if len(node.title) <= 100 else node.title[:99] + "…"))
