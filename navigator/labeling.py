@@ -114,8 +114,13 @@ class Labeling:
         return undone
 
     def reload_done(self) -> None:
-        """After labels arrived from elsewhere (undo, merge): what is done, and a draft that is not."""
         self.done = set(self.labels.current_predictions(self.library.id))
+
+    def merged(self) -> None:
+        """Labels arrived from another workspace: what is done now, and a draft that is not done yet."""
+        self.reload_done()
+        if self.draft is not None and self.draft.item.id in self.done:
+            self.draft = self.next_draft()
 
     # -- credences ------------------------------------------------------------------
 

@@ -363,9 +363,7 @@ class WorkbenchScreen(Screen[None]):
             self.app.call_from_thread(self.notify, message, severity="error", markup=False)
 
     def merged(self, message: str) -> None:
-        self.labeling.reload_done()
-        if self.draft is not None and self.draft.item.id in self.labeling.done:
-            self.labeling.draft = self.labeling.next_draft()
+        self.labeling.merged()
         self.refresh_task()
         self.notify(message, markup=False)
 
