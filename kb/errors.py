@@ -2,7 +2,7 @@
 
 `ZNavigatorError` is something a person must act on: its message says what
 went wrong and its hint (optional) what to do. The CLI turns any of them into
-one line on stderr (navigator/command_support.py `guard`) and the app into one
+one line on stderr (navigator/commands/support.py `guard`) and the app into one
 notification or status line (navigator/display.py `describe_error`), so a new
 error class needs no new translation code — only a clear message.
 

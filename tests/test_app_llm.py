@@ -18,7 +18,7 @@ from models.llm import CancelCheck, GenerationCancelled, Request
 from navigator.app import NavigatorApp
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.workbench import WorkbenchScreen
-from navigator.widgets import ZTree
+from navigator.widgets.z_tree import ZTree
 
 ANSWER = "- Madagascar has a coastline.\n- The coastline is 4,828 km long.\n- Madagascar is an island.\nEND"
 

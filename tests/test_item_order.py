@@ -32,7 +32,8 @@ from models.retrieval import Retriever
 from models.simulated_labeler import SimulatedLabeler
 from models.trainer import train
 from navigator.app import NavigatorApp
-from navigator.screens.workbench import QUEUE_SPLITS, WorkbenchScreen
+from navigator.labeling import QUEUE_SPLITS
+from navigator.screens.workbench import WorkbenchScreen
 
 
 def items(n: int) -> list[Item]:

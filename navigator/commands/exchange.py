@@ -15,10 +15,11 @@ from pathlib import Path
 import click
 
 from kb.db import connect
-from kb.exchange import collect_export, merge_files, write_export
+from kb.exchange import export_labels, merge_files
+from kb.export_file import export_to_path
 from kb.records import EXPORT_TYPES
 from kb.search import SearchIndex
-from navigator.commands.support import Failure, guard, json_option, workspace_option
+from navigator.commands.support import guard, json_option, workspace_option
 from navigator.progress import TerminalProgress
 
 
@@ -38,15 +39,10 @@ def export(workspace: Path, out: Path | None, labeler: str | None) -> None:
     Only the file given with --out is written; a summary goes to standard error.
     """
     conn = guard(lambda: connect(workspace))
-    records = guard(lambda: collect_export(conn, labeler=labeler))
     if out is None:
-        report = write_export(records, sys.stdout)
+        report = guard(lambda: export_labels(conn, sys.stdout, labeler=labeler))
     else:
-        try:
-            with out.open("w", encoding="utf-8", newline="\n") as handle:
-                report = write_export(records, handle)
-        except OSError as error:
-            raise Failure(f"cannot write {out}: {error.strerror or error}") from error
+        report = guard(lambda: export_to_path(conn, out, labeler=labeler))
     summary = ", ".join(f"{report.written[kind]} {kind}s" for kind in EXPORT_TYPES)
     click.echo(f"exported {summary}" + (f" to {out}" if out else ""), err=True)
 

@@ -1,4 +1,4 @@
-"""Widgets that show workspace text, which is untrusted: never parsed as markup."""
+"""The library as a lazy tree: pages of children read as nodes open, and ways to find a node in it."""
 
 from __future__ import annotations
 
@@ -62,6 +62,17 @@ class ZTree(Tree[TreeData]):
                 Text(f"… load more ({total - shown:,} left)", style="italic"),
                 data=MoreChildren(parent_id, page[-1].position),
             )
+
+    def reload_children(self, fresh: Node) -> None:
+        """Show a node's new children in place, if it is loaded: its label (counts changed) and first page."""
+        holder = find_tree_node(self, fresh.id)
+        if holder is not None:
+            holder.data = fresh
+            holder.set_label(node_label(fresh))
+            holder.remove_children()
+            holder.allow_expand = True
+            self.load_page(holder, fresh.id, None)
+            holder.expand()
 
 
 def node_label(node: Node) -> Text:
