@@ -78,7 +78,7 @@ from kb.records import (
     NodeExport,
     PredictionExport,
 )
-from kb.tree import grow_ancestors
+from kb.tree import NewNode, append_nodes
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -678,8 +678,7 @@ class _Planner:
         return self.report
 
     def _insert_node(self, library: Library, record: NodeExport) -> None:
-        """The rules of kb.tree.add_children: last position under the parent, the parent's
-        child count and every ancestor's subtree size grow by one."""
+        """Appended as kb.tree appends every node, under its parent or the library's root."""
         if record.parent is None:
             parent = self.conn.execute("SELECT id, depth FROM nodes WHERE id = ?", (library.root_id,)).fetchone()
         else:
@@ -691,31 +690,19 @@ class _Planner:
             replaces = self.conn.execute(
                 "SELECT id FROM nodes WHERE library_id = ? AND uid = ?", (library.id, record.replaces)
             ).fetchone()[0]
-        top = self.conn.execute(
-            "SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (parent["id"],)
-        ).fetchone()[0]
-        self.conn.execute(
-            "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body, origin, review,"
-            " replaces_id, provenance, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                library.id,
-                parent["id"],
-                top + 1,
-                parent["depth"] + 1,
-                record.kind,
-                record.title,
-                record.body,
-                record.origin,
-                record.review,
-                replaces,
-                json.dumps(record.provenance, ensure_ascii=False),
-                json.dumps(record.extra, ensure_ascii=False),
-                record.created_at,
-            ),
+        row = NewNode(
+            record.id,
+            record.kind,
+            record.title,
+            record.body,
+            record.origin,
+            record.provenance,
+            record.created_at,
+            review=record.review,
+            replaces_id=replaces,
+            extra=record.extra,
         )
-        self.conn.execute("UPDATE nodes SET child_count = child_count + 1 WHERE id = ?", (parent["id"],))
-        grow_ancestors(self.conn, parent["id"], 1)
+        append_nodes(self.conn, parent["id"], [row])
         if replaces is not None:
             # As in an edit made here: the original is rejected unless someone already reviewed it.
             self.conn.execute("UPDATE nodes SET review = 'rejected' WHERE id = ? AND review = 'none'", (replaces,))
