@@ -36,11 +36,11 @@ from kb.importing import NoProgress
 from kb.items import gold, items_in, read_answer_key
 from kb.labels import Prediction, replace_all_predictions
 from kb.libraries import Library, get_library
-from models import trainer
-from models.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
-from models.learners import DEFAULT_LEARNER, LEARNERS
-from models.retrieval import RETRIEVED_NODES
-from models.simulated_labeler import SimulatedLabeler
+from models.imitation import trainer
+from models.imitation.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
+from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
+from models.imitation.retrieval import RETRIEVED_NODES
+from models.imitation.simulated_labeler import SimulatedLabeler
 from navigator.tables import evaluation_table
 
 NOISE = 0.1

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kb.db import connect  # noqa: E402
 from kb.libraries import create_library  # noqa: E402
 from kb.tree import add_children, node_by_id  # noqa: E402
-from models.llm import GenerationParams, LoadOptions, LocalLLM, Request  # noqa: E402
-from models.unpack import unpack  # noqa: E402
-from models.unpack_text import completion_prompt  # noqa: E402
+from models.llm.model import GenerationParams, LoadOptions, LocalLLM, Request  # noqa: E402
+from models.llm.unpack import unpack  # noqa: E402
+from models.llm.unpack_text import completion_prompt  # noqa: E402
 
 FIELDS = [
     ("Coastline", "4,828 km"),

@@ -369,7 +369,7 @@ def demo_table(workdir: Path) -> list[str]:
     from kb.demo import build_demo
     from kb.importing import NoProgress
     from kb.libraries import find_library
-    from models.retrieval_quality import demo_retrieval, retrieval_lines
+    from models.imitation.retrieval_quality import demo_retrieval, retrieval_lines
 
     workspace = workdir / "demo.db"
     log("demo: building the demo workspace")

@@ -1,6 +1,6 @@
 """A labeling team on the demo: assignment with overlap, agreement, and whether weighting labelers by skill helps.
 
-Four SIMULATED labelers (noise 0.05, 0.1, 0.2, 0.4; models.simulated_labeler) are assigned the
+Four SIMULATED labelers (noise 0.05, 0.1, 0.2, 0.4; models.imitation.simulated_labeler) are assigned the
 D*_validation items with overlap 2 and the D (train) items with overlap 2, and label their shares.
 The script checks that every validation item has exactly two labels, prints `navigator agreement`
 (alpha and Jensen–Shannon distance per task with sample sizes, each labeler's log score on train
@@ -8,7 +8,7 @@ gold), and times the agreement report against reading the labels alone in the sa
 
 Then, for several draws of the simulated noise (a fresh copy of the demo each), it trains the
 imitation model twice on the same labels, once counting every label once and once weighting each
-labeler by skill on train gold (models.agreement.skill_weights), and scores both on the
+labeler by skill on train gold (models.imitation.agreement.skill_weights), and scores both on the
 D*_prediction answer key (accuracy and log loss, n = 143 per draw). Whether weighting helps is the
 mean paired difference over the draws, with every draw shown.
 
@@ -34,10 +34,10 @@ from kb.importing import NoProgress
 from kb.items import items_in, read_answer_key
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library, get_library
-from models import trainer
-from models.agreement import agreement, skill_weights
-from models.evaluation import Score, score
-from models.simulated_labeler import SimulatedLabeler, simulated_name
+from models.imitation import trainer
+from models.imitation.agreement import agreement, skill_weights
+from models.imitation.evaluation import Score, score
+from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 from navigator.team_text import agreement_lines
 
 NOISE = {"n05": 0.05, "n10": 0.1, "n20": 0.2, "n40": 0.4}

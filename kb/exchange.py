@@ -84,7 +84,7 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Who made a node is not a column. Provenance says it: `labeler`, or `edited_by` for a human edit
-# (kb.review), or `llm_call`, the logged LLM call (models.unpack, models.ask) that names its labeler.
+# (kb.review), or `llm_call`, the logged LLM call (models.llm.unpack, models.llm.ask) that names its labeler.
 _CREATOR = (
     "COALESCE(json_extract(n.provenance, '$.labeler'), json_extract(n.provenance, '$.edited_by'),"
     " (SELECT c.labeler FROM llm_calls c WHERE c.uid = json_extract(n.provenance, '$.llm_call')))"

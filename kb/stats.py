@@ -1,6 +1,6 @@
 """`navigator stats`: counts of what a workspace holds, each read from the module that owns its table.
 
-The LLM call log is written by models.calls, which kb cannot import; its row count is the one
+The LLM call log is written by models.llm.calls, which kb cannot import; its row count is the one
 figure read here directly (a COUNT(*), no rule about which rows count).
 """
 

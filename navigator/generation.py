@@ -19,12 +19,12 @@ from kb.db import connect
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
 from kb.tree import Node
-from models.ask import AskFailed, ask_stream
-from models.generation import RetryEvent, TokenEvent
-from models.llm import LLM, LazyLLM
-from models.model_credences import CreditReport
-from models.model_file import Availability, check_available
-from models.unpack import DoneEvent, UnpackFailed, unpack_stream
+from models.llm.ask import AskFailed, ask_stream
+from models.llm.generation import RetryEvent, TokenEvent
+from models.llm.model import LLM, LazyLLM
+from models.llm.model_credences import CreditReport
+from models.llm.model_file import Availability, check_available
+from models.llm.unpack import DoneEvent, UnpackFailed, unpack_stream
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from kb.labels import LabelStore, Retraction
 from kb.libraries import Library
 from kb.sessions import save_state
 from kb.tree import Node, node_by_uid
-from models.credence_checks import visible_conflicts
-from models.item_order import order_items
-from models.prior_exact import Credence as ExactCredence
+from models.imitation.item_order import order_items
+from models.prior.credence_checks import visible_conflicts
+from models.prior.exact import Credence as ExactCredence
 from navigator.task import Draft
 
 QUEUE_SPLITS = ("train", "validation")
@@ -32,7 +32,7 @@ class Labeling:
         self.library = library
         self.labeler = labeler
         self.labels = LabelStore(conn, labeler)
-        # Assignment filters (kb.assignments), then the queue order (models.item_order) orders.
+        # Assignment filters (kb.assignments), then the queue order (models.imitation.item_order) orders.
         self.ordering = order_items(conn, library, items_for(conn, labeler, items_in(conn, QUEUE_SPLITS)))
         self.queue: list[Item] = self.ordering.items
         self.done: set[int] = set(self.labels.current_predictions(library.id))

@@ -3,7 +3,7 @@ can show the same table without importing a CLI command."""
 
 from __future__ import annotations
 
-from models.evaluation import EvaluationReport
+from models.imitation.evaluation import EvaluationReport
 
 
 def evaluation_table(report: EvaluationReport) -> list[str]:

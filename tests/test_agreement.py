@@ -20,8 +20,8 @@ from kb.items import add_items, item_by_uid, items_in
 from kb.labels import LabelStore, current_predictions_in_library
 from kb.libraries import Library, create_library, get_library
 from kb.records import ItemRecord
-from models.agreement import OVERALL, agreement, disagreements, js_distance, nominal_alpha, top_choice
-from models.score import calibration
+from models.imitation.agreement import OVERALL, agreement, disagreements, js_distance, nominal_alpha, top_choice
+from models.imitation.score import calibration
 from navigator.commands.team import agreement as agreement_command
 from navigator.commands.team import disagreements as disagreements_command
 
@@ -231,8 +231,8 @@ def test_acceptance_four_simulated_labelers_with_overlap_two_on_the_demo(demo_wo
 
 
 def test_skill_weights_and_how_the_trainer_uses_them(conn: sqlite3.Connection, small: Library) -> None:
-    from models.agreement import skill_weights
-    from models.trainer import Label, _tasks, data_hash
+    from models.imitation.agreement import skill_weights
+    from models.imitation.trainer import Label, _tasks, data_hash
 
     for uid in ("t0", "t1", "t2", "t3"):
         label(conn, small, "ann", uid, 0.9)

@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
 from kb.libraries import create_library
-from models.llm import CancelCheck, GenerationCancelled, Request
+from models.llm.model import CancelCheck, GenerationCancelled, Request
 from navigator.app import NavigatorApp
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.workbench import WorkbenchScreen

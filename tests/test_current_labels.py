@@ -31,9 +31,9 @@ from kb.labels import (
 from kb.libraries import Library, create_library, find_library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
-from models.prior import load_workspace_credences
-from models.score import current_predictions
-from models.trainer import current_labels
+from models.imitation.score import current_predictions
+from models.imitation.trainer import current_labels
+from models.prior.report import load_workspace_credences
 
 ITEMS = ("i1", "i2")
 STATEMENT_SETS = ((), ("s1",), ("s2",), ("s1", "s2"))

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from reliability_support import make_labeling_workspace
 
-import models.doctor as doctor_module
+import models.llm.doctor as doctor_module
 from kb.db import connect, latest_version, migrate
 from kb.importing import StagedNode, import_staged
 from kb.items import item_by_uid
@@ -25,7 +25,7 @@ from kb.labels import LabelStore
 from kb.libraries import list_libraries
 from kb.search import SearchIndex, index_dir
 from kb.tree import node_by_uid
-from models.model_file import Availability
+from models.llm.model_file import Availability
 from navigator.commands.doctor import doctor
 
 

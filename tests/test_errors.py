@@ -58,8 +58,8 @@ def test_a_cancellation_is_not_an_error() -> None:
 def test_errors_that_were_value_errors_still_are() -> None:
     from kb.labels import LabelError
     from kb.search_query import QuerySyntaxError
-    from models.credence_imitation import ImitationRefused
-    from models.prior_exact import TooManyStatements
+    from models.prior.credence_imitation import ImitationRefused
+    from models.prior.exact import TooManyStatements
 
     for cls in (LabelError, QuerySyntaxError, ImitationRefused, TooManyStatements):
         assert issubclass(cls, ValueError)
@@ -74,9 +74,9 @@ def test_message_and_hint() -> None:
 
 
 def test_cli_translates_any_project_error_once(tmp_path: Path) -> None:
-    from models.llm import GenerationCancelled
-    from models.model_file import ModelUnavailable
-    from models.prior_exact import TooManyStatements
+    from models.llm.model import GenerationCancelled
+    from models.llm.model_file import ModelUnavailable
+    from models.prior.exact import TooManyStatements
     from navigator.commands.support import Failure, guard
 
     def raising(error: BaseException):  # type: ignore[no-untyped-def]
@@ -120,8 +120,8 @@ def test_cli_prints_one_line_and_exit_status_one(tmp_path: Path) -> None:
 
 
 def test_app_translation_says_what_and_what_to_do() -> None:
-    from models.llm import GenerationCancelled
-    from models.model_file import ModelUnavailable
+    from models.llm.model import GenerationCancelled
+    from models.llm.model_file import ModelUnavailable
     from navigator.display import describe_error
 
     assert describe_error(ModelUnavailable("no model file at x.gguf", "pass --model")) == (

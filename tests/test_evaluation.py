@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from kb.db import connect
 from kb.items import items_in
 from kb.libraries import get_library
-from models.evaluation import EvaluationReport, evaluate, iid_check, score, two_sample_test
-from models.simulated_labeler import SimulatedLabeler
-from models.trainer import TrainerError, train
+from models.imitation.evaluation import EvaluationReport, evaluate, iid_check, score, two_sample_test
+from models.imitation.simulated_labeler import SimulatedLabeler
+from models.imitation.trainer import TrainerError, train
 
 
 def test_score_matches_hand_computed_accuracy_and_log_loss() -> None:

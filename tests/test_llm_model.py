@@ -24,14 +24,20 @@ from kb.libraries import Library
 from kb.review import provenance
 from kb.search import SearchIndex
 from kb.tree import Node, add_children, children, node_by_id
-from models.ask import ask
-from models.calls import count_calls, recent_calls
-from models.generation import TokenEvent
-from models.llm import GenerationCancelled, LazyLLM, LoadOptions, LocalLLM
-from models.model_file import ModelUnavailable, bundled_model_path, check_available, ensure_bundled_model, file_sha256
-from models.node_text import FENCE_CLOSE, FENCE_OPEN
-from models.unpack import UnpackFailed, unpack, unpack_stream
-from models.unpack_text import normalise
+from models.llm.ask import ask
+from models.llm.calls import count_calls, recent_calls
+from models.llm.generation import TokenEvent
+from models.llm.model import GenerationCancelled, LazyLLM, LoadOptions, LocalLLM
+from models.llm.model_file import (
+    ModelUnavailable,
+    bundled_model_path,
+    check_available,
+    ensure_bundled_model,
+    file_sha256,
+)
+from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN
+from models.llm.unpack import UnpackFailed, unpack, unpack_stream
+from models.llm.unpack_text import normalise
 
 
 @pytest.fixture(scope="module")

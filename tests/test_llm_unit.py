@@ -1,6 +1,6 @@
 """Unpack, ask, review and the call log with fake models: prompts, parsing, storage, cache, cancel, failure.
 
-The fakes implement models.llm.LLM exactly, so these tests exercise the same
+The fakes implement models.llm.model.LLM exactly, so these tests exercise the same
 code paths as the real model; tests/test_llm_model.py repeats the important
 ones with the bundled model.
 """
@@ -19,12 +19,12 @@ from click.testing import CliRunner
 from kb.libraries import Library
 from kb.review import generated_children, provenance, replace_node, set_review
 from kb.tree import Node, add_children, children, node_by_id
-from models.ask import ask, ask_stream, clean_answer
-from models.calls import count_calls, recent_calls
-from models.generation import RetryEvent, TokenEvent
-from models.llm import CancelCheck, GenerationCancelled, ModelIdentity, Request
-from models.node_text import FENCE_CLOSE, FENCE_OPEN, quote_data
-from models.unpack import (
+from models.llm.ask import ask, ask_stream, clean_answer
+from models.llm.calls import count_calls, recent_calls
+from models.llm.generation import RetryEvent, TokenEvent
+from models.llm.model import CancelCheck, GenerationCancelled, ModelIdentity, Request
+from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN, quote_data
+from models.llm.unpack import (
     DoneEvent,
     UnpackFailed,
     plan_calls,
@@ -33,7 +33,7 @@ from models.unpack import (
     unpack_stream,
     unpack_tree,
 )
-from models.unpack_text import completion_prompt, parse_statements
+from models.llm.unpack_text import completion_prompt, parse_statements
 
 
 class FakeLLM:

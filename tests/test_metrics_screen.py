@@ -16,7 +16,7 @@ from kb.labels import LabelStore
 from kb.libraries import Library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
-from models.score import calibration
+from models.imitation.score import calibration
 from navigator.screens.metrics import MetricsScreen, trainer_text
 
 

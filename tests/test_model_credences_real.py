@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from kb.labels import model_credences
 from kb.libraries import Library
 from kb.tree import Node, add_children, node_by_id
-from models.calibration import find_calibration
-from models.judge import PROMPT_VERSION, judge
-from models.llm import LoadOptions, LocalLLM, ModelIdentity
-from models.model_credences import forget_calibrations
-from models.unpack import unpack
+from models.llm.calibration import find_calibration
+from models.llm.judge import PROMPT_VERSION, judge
+from models.llm.model import LoadOptions, LocalLLM, ModelIdentity
+from models.llm.model_credences import forget_calibrations
+from models.llm.unpack import unpack
 
 BUNDLED_SOURCE = "model:" + bundled.MODEL_NAME.removesuffix(".gguf")
 

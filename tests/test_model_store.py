@@ -19,9 +19,9 @@ from test_trainer import FRUITS, build, label_all
 
 from kb.items import items_in
 from kb.libraries import Library
-from models.item_order import order_items
-from models.model_store import MAGIC, ModelFormatError, load_model_bytes
-from models.trainer import TrainerError, latest_report, load_model, predict_items, train
+from models.imitation.item_order import order_items
+from models.imitation.model_store import MAGIC, ModelFormatError, load_model_bytes
+from models.imitation.trainer import TrainerError, latest_report, load_model, predict_items, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,11 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-import models.prior_exact as prior_exact
+import models.prior.exact as prior_exact
 from kb.importing import ImportProblem
 from kb.libraries import Library
-from models.prior import load_workspace_credences, prior_report, read_credences
-from models.prior_bounds import (
+from models.prior.bounds import (
     PairwiseCredences,
     clustered,
     frechet,
@@ -33,15 +32,16 @@ from models.prior_bounds import (
     pairwise_violations,
     scalable_bounds,
 )
-from models.prior_engine import choose_engine
-from models.prior_exact import (
+from models.prior.engine import choose_engine
+from models.prior.exact import (
     Credence,
     TooManyStatements,
     check_coherence,
     distance_to_coherence,
     exact_interval,
 )
-from models.prior_similarity import cluster_texts
+from models.prior.report import load_workspace_credences, prior_report, read_credences
+from models.prior.similarity import cluster_texts
 
 LP_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -18,7 +18,7 @@ from kb.items import add_items, item_by_uid, items_in
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
-from models.agreement import agreement
+from models.imitation.agreement import agreement
 from navigator.app import NavigatorApp
 from navigator.screens.disagreements import DisagreementsScreen
 from navigator.screens.metrics import MetricsScreen

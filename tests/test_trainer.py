@@ -19,8 +19,8 @@ from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
 from kb.search import SearchIndex
-from models.learners import DEFAULT_LEARNER, LEARNERS
-from models.trainer import (
+from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
+from models.imitation.trainer import (
     MIN_ITEMS_PER_TASK,
     TrainerError,
     _pooled_metrics,

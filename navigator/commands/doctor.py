@@ -1,4 +1,4 @@
-"""`navigator doctor`: print what kb.doctor and models.doctor find, each with what to do.
+"""`navigator doctor`: print what kb.doctor and models.llm.doctor find, each with what to do.
 
 The exit status is non-zero when any finding needs action, so scripts and CI can call it.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from kb.doctor import ERROR, OK, WARNING
-from models.doctor import examine
-from models.model_file import MODEL_ENV
+from models.llm.doctor import examine
+from models.llm.model_file import MODEL_ENV
 from navigator.commands.support import emit_json, json_option, workspace_option
 
 MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}

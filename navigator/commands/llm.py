@@ -17,15 +17,15 @@ import click
 
 from kb.review import replace_node, set_review
 from kb.tree import Node, resolve_node
-from models.ask import ask_stream
-from models.calls import CallRecord, recent_calls
-from models.generation import TokenEvent
-from models.llm import GenerationParams, LocalLLM
-from models.model_credences import CreditReport
-from models.model_file import MODEL_ENV, ModelUnavailable, check_available
-from models.unpack import plan_calls, unpack_tree
-from models.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
-from models.unpack_text import DEFAULT_K
+from models.llm.ask import ask_stream
+from models.llm.calls import CallRecord, recent_calls
+from models.llm.generation import TokenEvent
+from models.llm.model import GenerationParams, LocalLLM
+from models.llm.model_credences import CreditReport
+from models.llm.model_file import MODEL_ENV, ModelUnavailable, check_available
+from models.llm.unpack import plan_calls, unpack_tree
+from models.llm.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
+from models.llm.unpack_text import DEFAULT_K
 from navigator.commands.llm_support import lazy_model, model_options
 from navigator.commands.support import (
     Failure,

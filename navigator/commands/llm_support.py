@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from models.llm import DEFAULT_N_CTX, LazyLLM, LoadOptions
-from models.model_file import MODEL_ENV
+from models.llm.model import DEFAULT_N_CTX, LazyLLM, LoadOptions
+from models.llm.model_file import MODEL_ENV
 
 
 def _add_options(command: Callable[..., Any], options: list[Callable[[Any], Any]]) -> Callable[..., Any]:

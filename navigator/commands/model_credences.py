@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from kb.tree import resolve_node
-from models.model_calibration import DEFAULT_N, CalibrationReport, calibrate
-from models.model_credences import ModelCheck, credit_missing, forget_calibrations
+from models.llm.model_calibration import DEFAULT_N, CalibrationReport, calibrate
+from models.llm.model_credences import ModelCheck, credit_missing, forget_calibrations
 from navigator.commands.llm_support import lazy_model, load_options
 from navigator.commands.support import (
     Failure,
@@ -110,7 +110,7 @@ def calibrate_command(
     The model judges N statements made from the World Factbook (half true, half with a changed
     number or country). Accuracy, ECE and the reliability table are out of fold, with their n.
     """
-    from models.calibration import save_calibration
+    from models.llm.calibration import save_calibration
 
     if n < 20:
         raise Failure("--n must be at least 20 (both folds need true and false statements)")

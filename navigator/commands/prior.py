@@ -3,8 +3,8 @@
 Two sources: a plain JSONL file (`--credences`, one `{"statements": [...], "p": ...}` a line), for
 scripts and for checking a set of numbers before anyone labels; or the workspace's credence labels,
 one report per labeler, because one person's credences can be incoherent while two people merely
-disagree. The engine is chosen in models.prior_engine; this module only reads the input, asks
-models.prior and prints.
+disagree. The engine is chosen in models.prior.engine; this module only reads the input, asks
+models.prior.report and prints.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import click
 
 from kb.db import connect
 from kb.tree import subtree_size
-from models.prior import PriorReport, load_workspace_credences, prior_report, read_credences
-from models.prior_bounds import Estimate
-from models.prior_exact import Credence
-from models.prior_similarity import DEFAULT_THRESHOLD
+from models.prior.bounds import Estimate
+from models.prior.exact import Credence
+from models.prior.report import PriorReport, load_workspace_credences, prior_report, read_credences
+from models.prior.similarity import DEFAULT_THRESHOLD
 from navigator.commands.support import Failure, guard, json_option, library_option, pick_library, workspace_option
 
 
@@ -229,7 +229,7 @@ def prior(
 
 
 def _model_check(workspace: Path, library_name: str | None, threshold: float, limit: int, as_json: bool) -> None:
-    from models.model_credences import model_check
+    from models.llm.model_credences import model_check
     from navigator.commands.model_credences import model_check_json, print_model_check
 
     conn = guard(lambda: connect(workspace))

@@ -1,6 +1,6 @@
 """`navigator score` (F(Z) per library, ranked) and `navigator fork` (copy a library to diverge from).
 
-Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is models.score and kb.fork;
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is models.imitation.score and kb.fork;
 this module only prints, and every number it prints carries the count it rests on.
 """
 
@@ -16,7 +16,7 @@ import click
 from kb.fork import fork_library
 from kb.libraries import get_library, list_libraries
 from kb.tree import library_node_count
-from models.score import EPSILON, LibraryScore, score_libraries
+from models.imitation.score import EPSILON, LibraryScore, score_libraries
 from navigator.commands.support import emit_json, guard, json_option, open_workspace, workspace_option
 
 

@@ -1,7 +1,7 @@
 """`navigator assign`, `agreement`, `disagreements` and `serve`: running a labeling team.
 
 Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is in kb.assignments and
-models.agreement; `serve` hands the app to textual-serve, which starts one app process per browser tab.
+models.imitation.agreement; `serve` hands the app to textual-serve, which starts one app process per browser tab.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def agreement(
 ) -> None:
     """Inter-labeler agreement (Krippendorff's alpha, Jensen–Shannon distance) per task and overall,
     and each labeler's log score and calibration on train gold, all with sample sizes."""
-    from models.agreement import LABELLED_SPLITS
-    from models.agreement import agreement as measure
+    from models.imitation.agreement import LABELLED_SPLITS
+    from models.imitation.agreement import agreement as measure
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
@@ -131,8 +131,8 @@ def disagreements(
 ) -> None:
     """Items where labelers disagree most (mean pairwise Jensen–Shannon distance), each labeler's
     probabilities, citations and notes side by side; adjudicated items come last."""
-    from models.agreement import LABELLED_SPLITS
-    from models.agreement import disagreements as find
+    from models.imitation.agreement import LABELLED_SPLITS
+    from models.imitation.agreement import disagreements as find
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)

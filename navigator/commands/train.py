@@ -16,10 +16,10 @@ import click
 from kb.assignments import items_for
 from kb.db import utc_now
 from kb.items import SPLITS, items_in
-from models.evaluation import EvaluationReport, iid_check
-from models.item_order import ORDERS
-from models.learners import DEFAULT_LEARNER, LEARNERS
-from models.trainer import TrainReport
+from models.imitation.evaluation import EvaluationReport, iid_check
+from models.imitation.item_order import ORDERS
+from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
+from models.imitation.trainer import TrainReport
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -88,8 +88,8 @@ def train(
     as_json: bool,
 ) -> None:
     """Fit the imitation model on the current prediction labels and save it as a new version."""
-    from models.agreement import agreement, skill_weights
-    from models.trainer import train as fit
+    from models.imitation.agreement import agreement, skill_weights
+    from models.imitation.trainer import train as fit
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
@@ -115,7 +115,7 @@ def train(
 @json_option
 def predict(workspace: Path, library_name: str | None, out: Path | None, split: str, as_json: bool) -> None:
     """Predict every D*_prediction item with the latest model; JSONL, one model_prediction a line."""
-    from models.trainer import load_model, predict_items
+    from models.imitation.trainer import load_model, predict_items
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
@@ -205,7 +205,7 @@ def _evaluation_json(report: EvaluationReport) -> dict[str, Any]:
 @json_option
 def evaluate(workspace: Path, library_name: str | None, answers: Path, seed: int, as_json: bool) -> None:
     """Accuracy and log loss on D*_prediction: imitation model vs naive baseline (and simulated labelers)."""
-    from models.evaluation import evaluate as run
+    from models.imitation.evaluation import evaluate as run
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
@@ -250,8 +250,8 @@ def simulate(
     as_json: bool,
 ) -> None:
     """A SIMULATED labeler answers the demo questions by reading the library, and records its labels."""
-    from models.item_order import order_items
-    from models.simulated_labeler import SimulatedLabeler, simulated_name
+    from models.imitation.item_order import order_items
+    from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)

@@ -1,5 +1,5 @@
 """Metrics: how well the trainer imitates the labelers, how calibrated this labeler is, how far the
-labelers agree (models.agreement), and F(Z) per library.
+labelers agree (models.imitation.agreement), and F(Z) per library.
 
 Everything here can take seconds on a large library (F(Z) reads every credence and asks the
 trainer for predictions), so it is computed in a thread worker on its own connection and the
@@ -25,8 +25,8 @@ from textual.worker import get_current_worker
 
 from kb.db import WorkspaceError, connect
 from kb.libraries import Library
-from models.agreement import AgreementReport, agreement
-from models.score import CalibrationBin, LibraryScore, calibration, score_libraries
+from models.imitation.agreement import AgreementReport, agreement
+from models.imitation.score import CalibrationBin, LibraryScore, calibration, score_libraries
 from navigator.display import describe_error
 from navigator.team_text import agreement_lines
 
@@ -35,7 +35,7 @@ BAR_WIDTH = 30
 
 @dataclass(frozen=True)
 class Metrics:
-    trainer: Any  # models.trainer.TrainReport, or None when no model is trained yet
+    trainer: Any  # models.imitation.trainer.TrainReport, or None when no model is trained yet
     trainer_note: str
     bins: list[CalibrationBin]
     scores: list[LibraryScore]
@@ -133,11 +133,11 @@ class MetricsScreen(Screen[None]):
         try:
             report, trainer_note = None, ""
             try:
-                from models.trainer import latest_report
+                from models.imitation.trainer import latest_report
 
                 report = latest_report(conn, self.library)
             except ImportError:
-                trainer_note = "the imitation trainer (models.trainer) is not installed"
+                trainer_note = "the imitation trainer (models.imitation.trainer) is not installed"
             bins = calibration(conn, self.library, self.labeler)
             team = agreement(conn, self.library)
             try:

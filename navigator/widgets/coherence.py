@@ -1,7 +1,7 @@
 """The exact coherence check of a credence being typed, run off the UI thread and shown as one line.
 
-The quick check (models.credence_checks) answers on every keystroke; this one
-solves the LP over all of the labeler's credences (models.prior_exact), which is
+The quick check (models.prior.credence_checks) answers on every keystroke; this one
+solves the LP over all of the labeler's credences (models.prior.exact), which is
 milliseconds for a handful but never on the UI thread, and a newer keystroke
 cancels an older check.
 """
@@ -13,8 +13,8 @@ from textual import work
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from models.prior_exact import Coherence, TooManyStatements, check_coherence
-from models.prior_exact import Credence as ExactCredence
+from models.prior.exact import Coherence, TooManyStatements, check_coherence
+from models.prior.exact import Credence as ExactCredence
 from navigator.display import describe_error, visible
 
 

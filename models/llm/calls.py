@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kb.db import transaction, utc_now
-from models.llm import ModelIdentity
+from models.llm.model import ModelIdentity
 
 Outcome = Literal["ok", "failed", "cancelled"]
 

@@ -13,7 +13,7 @@ item by priority. So however far a labeler gets, the labelled items include the 
 ⌊n / RANDOM_EVERY⌋ items of the rank order, and the longest fully-labelled prefix of the
 rank order (`iid_sample`) is a uniform random sample of the items — checkable afterwards
 from the labels alone, whatever model ordered the rest. The split-level IID guard
-(models.evaluation) compares all of D*_validation with D*_prediction and does not depend
+(models.imitation.evaluation) compares all of D*_validation with D*_prediction and does not depend
 on the order at all.
 
 Priority of an item: the larger of the model's normalised entropy on it (0 sure, 1 uniform;
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from kb.items import Item
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library
-from models.model_store import latest_validation_predictions
-from models.retrieval import TrainerError
+from models.imitation.model_store import latest_validation_predictions
+from models.imitation.retrieval import TrainerError
 
 ORDERS = ("auto", "given", "random", "uncertain")
 RANDOM_EVERY = 3

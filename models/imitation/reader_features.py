@@ -1,6 +1,6 @@
 """Features of the reader learner: what a labeler takes from the nodes they read.
 
-Per item, named values of two kinds (models.learners lays them out for the conditional
+Per item, named values of two kinds (models.imitation.learners lays them out for the conditional
 logit). *Item* features describe the item; the model learns a separate weight per option
 for each, as multinomial regression does. *Shared* features have a value per option and
 one weight for all options — the way one rule ("the figure falls in this option's range")
@@ -8,9 +8,9 @@ is learned from labels on any option.
 
 - question words (the task's wording and its place names);
 - for each node read, keyed by which field it is relative to the subject
-  (models.retrieval): its first words, so "landlocked" under Coastline or "S" under
+  (models.imitation.retrieval): its first words, so "landlocked" under Coastline or "S" under
   Geographic coordinates count as what they are;
-- the node's first figure (models.quantities) compared with every cut point the item
+- the node's first figure (models.imitation.quantities) compared with every cut point the item
   states (≥ cut j), its band among them, its order of magnitude, and — shared — whether it
   falls in each option's range.
 
@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from models.quantities import band, cut_points, first_number, option_ranges
-from models.retrieval import View
+from models.imitation.quantities import band, cut_points, first_number, option_ranges
+from models.imitation.retrieval import View
 
 WORDS_PER_NODE = 40
 _WORD = re.compile(r"[^\W\d_]+")

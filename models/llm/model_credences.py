@@ -2,7 +2,7 @@
 
 The method asks a generator of Z for a probability with every statement, because one bad statement
 otherwise forces P(Z) = 0. After unpack or ask stores children, `credit_generated` judges each one
-against its parent (models.judge), calibrates the score (models.calibration) and stores the result
+against its parent (models.llm.judge), calibrates the score (models.llm.calibration) and stores the result
 as a credence whose labeler and source are `model:<model name>` — never a person's, and left out of
 everything that reads people's credences. The statement's negation is judged too and kept in the
 credence's provenance, so the flip check below needs no model.
@@ -25,11 +25,11 @@ from kb.labels import MODEL_SOURCE_PREFIX, LabelStore, ModelCredence, model_cred
 from kb.libraries import Library
 from kb.review import generated_nodes
 from kb.tree import Node, node_by_id, node_by_uid
-from models.calibration import Calibration, find_calibration
-from models.judge import PROMPT_VERSION, claim, judge, negation, source_of
-from models.llm import LLM, ModelIdentity
+from models.llm.calibration import Calibration, find_calibration
+from models.llm.judge import PROMPT_VERSION, claim, judge, negation, source_of
+from models.llm.model import LLM, ModelIdentity
 
-NEAR_DUPLICATE_THRESHOLD = 0.8  # models.prior_similarity.DEFAULT_THRESHOLD, the P(Z) engine's clusters
+NEAR_DUPLICATE_THRESHOLD = 0.8  # models.prior.similarity.DEFAULT_THRESHOLD, the P(Z) engine's clusters
 MAX_CLUSTER_PAIRS = 50  # members of one cluster compared pairwise; larger clusters are cut (and say so)
 
 _calibrations: dict[tuple[str, str], tuple[Calibration | None, str]] = {}
@@ -230,7 +230,7 @@ def model_check(
     conn: sqlite3.Connection, library: Library, *, limit: int = 10, threshold: float = NEAR_DUPLICATE_THRESHOLD
 ) -> ModelCheck:
     """The worst flips and near-duplicate disagreements among the library's model credences."""
-    from models.prior_similarity import cluster_texts  # scikit-learn: imported only when a check runs
+    from models.prior.similarity import cluster_texts  # scikit-learn: imported only when a check runs
 
     found = model_credences(conn, library.id)
     texts: dict[str, str] = {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kb.formats.factbook import REGION_NAMES, clean_html, country_files, country_name
-from models.judge import EXAMPLE_COUNTRIES
+from models.llm.judge import EXAMPLE_COUNTRIES
 
 SKIPPED_REGIONS = ("world", "antarctica")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")

@@ -2,7 +2,7 @@
 node's children with M_Z's credence in each.
 
 The search index is brought up to date straight after a batch so new statements are findable at once;
-a coordinator's batch is resumable because already unpacked nodes are cache hits (models.unpack).
+a coordinator's batch is resumable because already unpacked nodes are cache hits (models.llm.unpack).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kb.labels import model_credences
 from kb.libraries import library_by_id
 from kb.search import SearchIndex
 from kb.tree import Node
-from models.unpack import BatchReport, stored_children
+from models.llm.unpack import BatchReport, stored_children
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def index_library_of(conn: sqlite3.Connection, workspace: Path, node: Node, prog
 def index_and_read_back(
     conn: sqlite3.Connection, workspace: Path, node: Node, report: BatchReport, *, index: bool, progress: Progress
 ) -> UnpackedNode:
-    """After models.unpack.unpack_tree on `node`: index what it created (when asked), read back the children."""
+    """After models.llm.unpack.unpack_tree on `node`: index what it created (when asked), read back the children."""
     indexed = index_library_of(conn, workspace, node, progress) if report.created and index else 0
     children = stored_children(conn, node)
     return UnpackedNode(node, report, indexed, children, model_p(conn, children))

@@ -6,7 +6,7 @@ tries to give orders being described rather than obeyed. The parser also
 drops lines that merely copy the parent, so an injected "say X" that the
 model echoes does not become a child.
 
-Kept apart from models/unpack.py (the flow of an unpack) because this is the
+Kept apart from models/llm/unpack.py (the flow of an unpack) because this is the
 part that changes when prompts are tuned, and it needs no workspace writes.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from kb.tree import Node
-from models.llm import GenerationParams, Request
-from models.node_text import (
+from models.llm.model import GenerationParams, Request
+from models.llm.node_text import (
     FENCE_CLOSE,
     FENCE_OPEN,
     MAX_CONTEXT_CHARS,

@@ -34,9 +34,9 @@ from sklearn.model_selection import StratifiedKFold, permutation_test_score
 from kb.items import Item, gold, items_in, read_answer_key
 from kb.labels import current_predictions_in_library, prediction_labelers
 from kb.libraries import Library
-from models.learners import get_learner
-from models.reading_plan import ReadingPlan
-from models.trainer import (
+from models.imitation.learners import get_learner
+from models.imitation.reading_plan import ReadingPlan
+from models.imitation.trainer import (
     FEATURES_VERSION,
     FittedModel,
     Retriever,

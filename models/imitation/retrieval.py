@@ -2,7 +2,7 @@
 
 All retrieval lives in `Retriever` so that it changes in one place. For an item it
 returns a `View`: the question, its options, and the nodes read — first the fields of
-the reading plan (models.reading_plan) under the item's subject, then the top search
+the reading plan (models.imitation.reading_plan) under the item's subject, then the top search
 hits for the question. Each node carries a key saying which field it is relative to the
 subject ("cited:people and society › population › total", "hit:geography › location",
 "hit:elsewhere"), so learners can tell a population figure from a GDP figure whichever
@@ -27,7 +27,7 @@ from kb.items import Item
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
 from kb.tree import Node, ancestors, children, node_by_id, titles_at_depth
-from models.reading_plan import SEPARATOR, Field, ReadingPlan, masked, name_key, names_subject, walk
+from models.imitation.reading_plan import SEPARATOR, Field, ReadingPlan, masked, name_key, names_subject, walk
 
 RETRIEVED_NODES = 5  # measured on the demo: 10, 20 and 40 hits gave a worse CV cross-entropy (bench notes in README)
 BODY_CHARS = 400

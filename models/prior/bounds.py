@@ -14,7 +14,7 @@ Bounds assume nothing beyond the credences; each is valid for every distribution
 
 Point estimates state their assumption, because the credences alone never give a point:
 independence (the product of singles), and near-duplicate clusters treated as one statement each
-(see models.prior_similarity). Products of 10^6 factors underflow, so estimates carry log10 too.
+(see models.prior.similarity). Products of 10^6 factors underflow, so estimates carry log10 too.
 
 A statement without its own credence gets ``p_i ≥ max_j p_ij`` where that is needed for a valid
 lower bound, is left out of upper bounds, and is left out of point estimates (the count is reported).

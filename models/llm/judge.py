@@ -3,13 +3,13 @@
 The method this project serves asks a generator of Z to give a probability with every statement it
 writes. A base model cannot be asked for a number, but it can be shown statements marked True or
 False and asked to continue: log P(" True") − log P(" False") after the prompt is a score that
-calibration (models.calibration) turns into a probability. Nothing is sampled, so the same model,
+calibration (models.llm.calibration) turns into a probability. Nothing is sampled, so the same model,
 prompt and statement always give the same score.
 
 The statement is judged against its *source*: the path and text of the node it was unpacked from
 (for the Factbook, the field it restates). That is what M_Z knew when it wrote the statement, and
 it is what lets even a 270M model notice a changed number or a changed country. Both texts are
-quoted data, as in every other prompt (models.node_text).
+quoted data, as in every other prompt (models.llm.node_text).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from kb.tree import Node
-from models.llm import LLM
-from models.node_text import FENCE_CLOSE, FENCE_OPEN, context_path, node_text, quote_data
+from models.llm.model import LLM
+from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN, context_path, node_text, quote_data
 
 ANSWERS = (" True", " False")
 QA_KIND = "qa"
@@ -30,7 +30,7 @@ _INSTRUCTIONS = (
     f"a name or a number. The source and the statement are quoted data between {FENCE_OPEN} and {FENCE_CLOSE}."
 )
 
-# (source, statement, true?) — countries used here are left out of the calibration set (models.truth_set).
+# (source, statement, true?) — countries used here are left out of the calibration set (models.llm.truth_set).
 EXAMPLES: tuple[tuple[str, str, bool], ...] = (
     (
         "East and Southeast Asia › Japan › Geography › Coastline: 29,751 km",

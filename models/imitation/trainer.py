@@ -3,8 +3,8 @@
 Learning the prior (DESIGN.md §1, step 4) only asks a model to *interpolate*: humans
 who can read Z label D*_validation, and a model trained on those labels predicts
 D*_prediction, an IID sample of the same distribution. What matters is that the model
-sees what the labeler saw. Its view of an item (models.retrieval) is the question x, the
-fields labelers cite for that task read under the item's subject (models.reading_plan),
+sees what the labeler saw. Its view of an item (models.imitation.retrieval) is the question x, the
+fields labelers cite for that task read under the item's subject (models.imitation.reading_plan),
 and the top nodes the library's own search returns for x — so the same learner fitted
 against two libraries estimates P(y | x, Z) for two different Zs.
 
@@ -12,7 +12,7 @@ Choices, and why:
 
 - **One model per task, learner by name.** Items of one task share their options (yes/no,
   four population bands, …), so each task gets its own fitted learner (items with no task
-  are grouped by their option list). The learner is chosen by name (models.learners);
+  are grouped by their option list). The learner is chosen by name (models.imitation.learners);
   the default reads fields and figures the way labelers do.
 - **Soft targets.** A label is a probability vector, not a class. Each label becomes one
   row per option with sample_weight = its probability, which is exactly the
@@ -24,7 +24,7 @@ Choices, and why:
 - **Smoothing.** Predictions are mixed with the uniform distribution (weight
   `SMOOTHING`), so an option no labeler ever picked keeps a small probability and log
   losses stay finite.
-- **Stored as numbers** (models.model_store): a workspace from anyone can be opened.
+- **Stored as numbers** (models.imitation.model_store): a workspace from anyone can be opened.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ from kb.db import utc_now
 from kb.items import Item, items_in
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library
-from models.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
-from models.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
-from models.reading_plan import ReadingPlan, describe, learn_plan
-from models.retrieval import RETRIEVED_NODES, Retriever, TrainerError, View, clear_cache, task_key
+from models.imitation.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
+from models.imitation.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
+from models.imitation.reading_plan import ReadingPlan, describe, learn_plan
+from models.imitation.retrieval import RETRIEVED_NODES, Retriever, TrainerError, View, clear_cache, task_key
 
 __all__ = [
     "SMOOTHING",
@@ -99,7 +99,7 @@ class TrainReport:
     created_at: str = ""
     learner: str = "bow"  # reports stored before learners were named were all bag-of-words
     learner_params: dict[str, Any] = field(default_factory=dict)
-    reading: dict[str, list[str]] = field(default_factory=dict)  # task → fields read (models.reading_plan)
+    reading: dict[str, list[str]] = field(default_factory=dict)  # task → fields read (models.imitation.reading_plan)
     labeler_weights: dict[str, float] = field(default_factory=dict)  # empty: every label counts once
 
     def as_json(self) -> dict[str, Any]:
@@ -253,7 +253,7 @@ def current_labels(conn: sqlite3.Connection, library: Library) -> list[Label]:
 
 
 def reading_plan(conn: sqlite3.Connection, library: Library, labels: Sequence[Label]) -> ReadingPlan:
-    """Where the labelers looked, per task (models.reading_plan)."""
+    """Where the labelers looked, per task (models.imitation.reading_plan)."""
     return learn_plan(conn, library.id, ((task_key(label.item), label.item.x, label.read) for label in labels))
 
 
@@ -305,7 +305,7 @@ def train(
     the model as the library's next version. Tasks with too few labels are skipped (and named
     in the report); when no task can be trained, nothing is saved and TrainerError says why.
     `labeler_weights` (labeler → weight, 1 for anyone not named) weighs each labeler's labels in
-    the fitted targets, e.g. by skill on train gold (models.agreement.skill_weights). `hits`
+    the fitted targets, e.g. by skill on train gold (models.imitation.agreement.skill_weights). `hits`
     is how many search hits are read beside the labelers' fields (stored with the model)."""
     chosen = get_learner(learner)
     if folds < 2:
@@ -335,7 +335,7 @@ def train(
                 plan,
             )
         # The model's view of every D*_validation item, so the labelling queue can put what it is
-        # least sure of first (models.item_order) without loading the model or reading Z again.
+        # least sure of first (models.imitation.item_order) without loading the model or reading Z again.
         validation = [item for item in items_in(conn, ("validation",)) if task_key(item) in tasks]
         predicted = predict_with(fitted, validation, retriever.view)
     finally:
@@ -369,7 +369,7 @@ def train(
 
 
 def save_model(conn: sqlite3.Connection, library: Library, fitted: FittedModel, report: TrainReport) -> TrainReport:
-    """Store the model as the library's next version (models.model_store)."""
+    """Store the model as the library's next version (models.imitation.model_store)."""
     version = store_model(conn, library.id, fitted, report.as_json())
     return TrainReport.from_json({**report.as_json(), "model_version": version})
 
@@ -380,7 +380,7 @@ def latest_report(conn: sqlite3.Connection, library: Library) -> TrainReport | N
 
 
 def load_model(conn: sqlite3.Connection, library: Library) -> tuple[FittedModel, TrainReport]:
-    """The latest saved model, rebuilt from numbers alone (models.model_store): a workspace
+    """The latest saved model, rebuilt from numbers alone (models.imitation.model_store): a workspace
     from anyone can be opened and predicted with; nothing stored in it runs as code."""
     row = latest_model_row(conn, library.id)
     if row is None:

@@ -1,10 +1,10 @@
 """P(Z) from credences: read them (a JSONL file or the workspace), then report every estimate honestly.
 
-The engine lives in three small modules — models.prior_exact (the LP: exact intervals, coherence,
-conflicts, repair), models.prior_bounds (singles-and-pairs bounds and assumption-stating point
-estimates that scale to 10^6 statements) and models.prior_similarity (near-duplicate clusters).
+The engine lives in three small modules — models.prior.exact (the LP: exact intervals, coherence,
+conflicts, repair), models.prior.bounds (singles-and-pairs bounds and assumption-stating point
+estimates that scale to 10^6 statements) and models.prior.similarity (near-duplicate clusters).
 This module is the boundary: pydantic validates outside input here and nowhere else, and
-`prior_report` asks models.prior_engine which engine applies (the one place that chooses), so the CLI
+`prior_report` asks models.prior.engine which engine applies (the one place that chooses), so the CLI
 and the F(Z) score get one answer.
 
 Why a report rather than a number: credences on small pieces do not determine P(Z); they bound it.
@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
 from kb.importing import ImportProblem, NoProgress
 from kb.labels import current_credences_in_library
-from models.prior_bounds import Estimate, clustered, independence
-from models.prior_engine import choose_engine
-from models.prior_exact import COHERENCE_TOL, Coherence, Credence, Interval
-from models.prior_similarity import DEFAULT_THRESHOLD, cluster_texts
+from models.prior.bounds import Estimate, clustered, independence
+from models.prior.engine import choose_engine
+from models.prior.exact import COHERENCE_TOL, Coherence, Credence, Interval
+from models.prior.similarity import DEFAULT_THRESHOLD, cluster_texts
 
 
 class CredenceRecord(BaseModel):

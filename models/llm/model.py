@@ -1,4 +1,4 @@
-"""The local LLM: loading a GGUF file (found and verified by models/model_file.py) and streaming text from it.
+"""The local LLM: loading a GGUF file (found and verified by models/llm/model_file.py) and streaming text from it.
 
 Everything that touches llama-cpp-python lives here, so the rest of the code
 talks to the small `LLM` protocol and can be tested with a fake. The default
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kb.errors import Cancelled
-from models.model_file import ModelUnavailable, cached_sha256, check_file, resolve_model_path
+from models.llm.model_file import ModelUnavailable, cached_sha256, check_file, resolve_model_path
 
 DEFAULT_N_CTX = 2048
 
@@ -108,7 +108,7 @@ class LLM(Protocol):
 
         `head` is the part many calls share (a few-shot prompt); a model may keep it evaluated.
         Deterministic (no sampling): the basis of the model's own credence in a statement
-        (models.judge asks for " True" and " False").
+        (models.llm.judge asks for " True" and " False").
         """
         ...
 

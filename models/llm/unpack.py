@@ -1,7 +1,7 @@
 """Unpacking: the LLM writes k simpler child statements under a node (DESIGN §1.5).
 
 The flow for one node is: build a prompt from the node and its ancestors
-(models/unpack_text.py), run the call through models/generation.py (streamed,
+(models/llm/unpack_text.py), run the call through models/llm/generation.py (streamed,
 logged, retried once, cancellable between tokens), parse the answer into
 statements, and only then write the children in one transaction. So a
 cancelled or failed unpack leaves no children, and every attempt — ok, failed
@@ -25,11 +25,11 @@ from kb.errors import ZNavigatorError
 from kb.importing import NoProgress, Progress
 from kb.review import generated_children, provenance
 from kb.tree import Node
-from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
-from models.llm import LLM, CancelCheck, GenerationCancelled, GenerationParams, Request, as_cancel_check
-from models.model_credences import CreditReport, credit_safely
-from models.node_text import node_text
-from models.unpack_text import DEFAULT_K, build_request, parse_statements, why_unusable
+from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
+from models.llm.model import LLM, CancelCheck, GenerationCancelled, GenerationParams, Request, as_cancel_check
+from models.llm.model_credences import CreditReport, credit_safely
+from models.llm.node_text import node_text
+from models.llm.unpack_text import DEFAULT_K, build_request, parse_statements, why_unusable
 
 UNPACK_KIND = "statement"
 

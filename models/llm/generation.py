@@ -4,7 +4,7 @@ Unpack and ask differ only in their prompt and in what counts as a usable
 answer; everything else about a call is the same rule and lives here:
 
 - every attempt — ok, failed or cancelled — is a row in the call log
-  (models/calls.py), written when the attempt ends, whatever ended it;
+  (models/llm/calls.py), written when the attempt ends, whatever ended it;
 - a cancel between tokens raises `GenerationCancelled` and writes nothing
   under the node;
 - an attempt that gives nothing usable is marked failed in the log and
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kb.tree import Node, add_children, node_by_id
-from models.calls import CallOutcome, Outcome, log_call, mark_failed, new_call_uid
-from models.llm import LLM, CancelCheck, GenerationCancelled, Request
+from models.llm.calls import CallOutcome, Outcome, log_call, mark_failed, new_call_uid
+from models.llm.model import LLM, CancelCheck, GenerationCancelled, Request
 
 ATTEMPTS = 2
 

@@ -1,6 +1,6 @@
 """The model file: finding, assembling and verifying the GGUF, and saying why none can be used.
 
-Kept apart from models/llm.py (which loads and runs the weights) because none of
+Kept apart from models/llm/model.py (which loads and runs the weights) because none of
 this needs llama-cpp-python: `check_available` must stay cheap enough for a
 status line, and a missing or damaged file must get a precise reason and fix.
 """

@@ -1,6 +1,6 @@
 """`navigator llm calibrate`: how well M_Z's true/false judgements are calibrated, measured honestly.
 
-The model judges n Factbook statements of known truth (models.truth_set). The calibration that
+The model judges n Factbook statements of known truth (models.llm.truth_set). The calibration that
 unpacking will use is fitted on all of them; the figures reported are *out of fold*: the set is
 split in two by country, each half is scored by a calibration fitted on the other half, so no
 statement is scored by numbers fitted on itself (or on its own country's other facts). Reported
@@ -18,7 +18,7 @@ import numpy as np
 
 from kb.errors import Cancelled
 from kb.importing import NoProgress, Progress
-from models.calibration import (
+from models.llm.calibration import (
     Calibration,
     ReliabilityBin,
     auc,
@@ -27,9 +27,9 @@ from models.calibration import (
     reliability,
     sigmoid,
 )
-from models.judge import PROMPT_VERSION, judge
-from models.llm import LLM
-from models.truth_set import TruthStatement, truth_statements
+from models.llm.judge import PROMPT_VERSION, judge
+from models.llm.model import LLM
+from models.llm.truth_set import TruthStatement, truth_statements
 
 DEFAULT_N = 600
 FOLDS = 2

@@ -1,7 +1,7 @@
 """Turning the judge's score into a probability that means what it says, and measuring how well it does.
 
 Platt scaling: P(true) = σ(a · score + b), two numbers fitted by logistic regression on statements
-whose truth is known (models.truth_set). Two numbers are enough for a one-dimensional score, they
+whose truth is known (models.llm.truth_set). Two numbers are enough for a one-dimensional score, they
 cannot overfit 500 statements, and they are stored as plain JSON — nothing that runs code when read.
 
 A calibration belongs to one model file (its sha256) and one judgement prompt (its version); a
@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from models.llm import ModelIdentity
-from models.model_file import cache_dir
+from models.llm.model import ModelIdentity
+from models.llm.model_file import cache_dir
 
 METHOD = "platt"
 BINS = 10
@@ -170,7 +170,7 @@ def user_calibration_dir() -> Path:
 
 
 def shipped_calibration_path(key: str) -> Path:
-    return Path(str(resources.files("models") / "calibrations" / f"{key}.json"))
+    return Path(str(resources.files("models.llm") / "calibrations" / f"{key}.json"))
 
 
 def save_calibration(calibration: Calibration, directory: Path | None = None) -> Path:

@@ -12,7 +12,7 @@ Three things keep this fast enough to run while a labeler types, and exact up to
   any coupling of the components is allowed, and the Fréchet bounds combine the per-component
   intervals exactly; a labeler's handful of statements is usually several tiny LPs.
 * A component of up to ``FULL_ENUMERATION_MAX`` statements lists every atom as an LP column.
-  Larger components use column generation (models.prior_lp): the restricted LP carries only the
+  Larger components use column generation (models.prior.lp): the restricted LP carries only the
   atoms it needs, pricing scores all 2^m atoms at once (split into two halves joined by one matrix
   product), and one warm-started HiGHS model serves the coherence, minimum and maximum solves, so
   a 24-statement LP never materialises its billion-entry constraint matrix.
@@ -22,7 +22,7 @@ Three things keep this fast enough to run while a labeler types, and exact up to
 
 Use from the app (the labeler's live coherence check)::
 
-    from models.prior_exact import Credence, check_coherence, exact_interval
+    from models.prior.exact import Credence, check_coherence, exact_interval
 
     mine = [Credence(frozenset({"a"}), 0.5), Credence(frozenset({"a", "b"}), 0.7, label="row 2")]
     result = check_coherence(mine)            # result.coherent is False: P(a and b) > P(a)
@@ -32,7 +32,7 @@ Use from the app (the labeler's live coherence check)::
 
 For a few statements both calls take a few milliseconds (one to three small HiGHS solves); a
 conflict search adds one tiny LP per credence. ``TooManyStatements`` is raised when one linked
-component exceeds ``MAX_EXACT_STATEMENTS``; callers then fall back to models.prior_bounds.
+component exceeds ``MAX_EXACT_STATEMENTS``; callers then fall back to models.prior.bounds.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kb.errors import ZNavigatorError
-from models.prior_lp import DEFAULT_SETTINGS, AtomLP, LPSettings
+from models.prior.lp import DEFAULT_SETTINGS, AtomLP, LPSettings
 
 FULL_ENUMERATION_MAX = 10
 MAX_EXACT_STATEMENTS = 24

@@ -3,7 +3,7 @@
 Likelihood over D (train items with gold). For each item, the labelers' current prediction labels
 made *with this library* are pooled linearly — P(gold) is the mean over labelers of the probability
 each put on gold — because a mixture of people is what "a human with Z" is when several answered.
-Items nobody labelled with this library take the imitation model's probability (models.trainer,
+Items nobody labelled with this library take the imitation model's probability (models.imitation.trainer,
 trained on that library's labels). Labels from the simulated labeler count as labels but are counted
 apart. Every probability is clamped to at least EPSILON before the log, so one confident mistake
 costs log(1e-4) ≈ -9.2 rather than -∞. If an item has neither a label nor an imitation, the sum is
@@ -12,16 +12,16 @@ incomplete and the library is not ranked: comparing sums over different item set
 Prior. Credences come from the library and from its fork relatives on statements this library still
 holds (a fork keeps node uids, so a credence on a shared statement applies to both; the library's
 own credence wins when both exist). Each statement set's credence is the mean over labelers. The
-P(Z) engine (models.prior_engine, the one place that chooses it) gives the interval for P(all rated
+P(Z) engine (models.prior.engine, the one place that chooses it) gives the interval for P(all rated
 statements true) — the exact LP when few statements are rated, the scalable singles-and-pairs bounds
 otherwise. Statements nobody rated
 are unconstrained, so the interval for the whole library has lower end 0 whenever one exists. The
 point estimate used for F is the independence estimate (product of single credences, unrated
 statements counted as certain) clipped into the interval. With `use_imitated_credences`, statements
-nobody rated get imitated credences (models.credence_imitation, averaged over the labelers it can
+nobody rated get imitated credences (models.prior.credence_imitation, averaged over the labelers it can
 imitate) and enter as singles — counted and flagged, never stored, never mixed into the human counts.
 With `use_model_credences`, statements that neither a person nor (when asked) the imitator covers
-take M_Z's own stored credence (models.model_credences; the library's or a fork relative's), so
+take M_Z's own stored credence (models.llm.model_credences; the library's or a fork relative's), so
 F(Z) is defined for a library the model grew; they are counted apart as the model's terms.
 """
 
@@ -40,11 +40,11 @@ from kb.fork import fork_family
 from kb.items import Item, items_in
 from kb.labels import current_predictions_in_library, model_credences
 from kb.libraries import Library, list_libraries
-from models.credence_imitation import ImitationRefused, imitate, library_statements
-from models.prior import load_workspace_credences
-from models.prior_bounds import Estimate, independence
-from models.prior_engine import choose_engine
-from models.prior_exact import Credence
+from models.prior.bounds import Estimate, independence
+from models.prior.credence_imitation import ImitationRefused, imitate, library_statements
+from models.prior.engine import choose_engine
+from models.prior.exact import Credence
+from models.prior.report import load_workspace_credences
 
 EPSILON = 1e-4
 EXACT_LIMIT = 100  # more rated statements than this: scalable bounds instead of the LP
@@ -160,7 +160,7 @@ def _ln(value: float) -> float:
 def _default_predict(
     conn: sqlite3.Connection, workspace: Path, library: Library, items: list[Item]
 ) -> dict[str, dict[str, float]]:
-    from models.trainer import predict_items  # the trainer is optional here; imported when first needed
+    from models.imitation.trainer import predict_items  # the trainer is optional here; imported when first needed
 
     result: dict[str, dict[str, float]] = predict_items(conn, workspace, library, items)
     return result
@@ -168,7 +168,7 @@ def _default_predict(
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
     try:
-        from models.trainer import TrainerError
+        from models.imitation.trainer import TrainerError
     except ImportError:
         return (ImitationUnavailable, ImportError)
     return (ImitationUnavailable, TrainerError)

@@ -37,7 +37,7 @@ from scipy.spatial.distance import jensenshannon
 from kb.items import Item, gold, items_in
 from kb.labels import Prediction, current_predictions_in_library
 from kb.libraries import Library
-from models.score import EPSILON, CalibrationBin
+from models.imitation.score import EPSILON, CalibrationBin
 
 LABELLED_SPLITS = ("train", "validation")
 CALIBRATION_BINS = 10
@@ -212,7 +212,7 @@ def _pairs(shared: dict[int, list[Prediction]], items: dict[int, Item]) -> list[
 
 
 def calibration_bins(stated: Sequence[tuple[float, bool]], bins: int = CALIBRATION_BINS) -> list[CalibrationBin]:
-    """(stated probability, was that option gold) → reliability bins, as models.score.calibration bins them."""
+    """(stated probability, was that option gold) → reliability bins, as F(Z)'s calibration bins them."""
     grouped: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
     for p, right in stated:
         grouped[min(bins - 1, max(0, int(p * bins)))].append((p, right))
@@ -331,7 +331,7 @@ def disagreements(
 
 
 def skill_weights(report: AgreementReport, *, minimum_train: int = 10) -> dict[str, float]:
-    """labeler → weight for the trainer (models.trainer.train's `labeler_weights`), from skill on train gold.
+    """labeler → weight for the trainer (models.imitation.trainer.train's `labeler_weights`), from skill on train gold.
 
     A labeler's skill is the geometric-mean probability they put on gold, exp(mean log score): a
     proper score, so it rewards calibration and sharpness and cannot be gamed by hedging. Weights are

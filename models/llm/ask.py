@@ -17,10 +17,10 @@ from typing import TypedDict, Unpack
 from kb.db import WorkspaceError
 from kb.errors import ZNavigatorError
 from kb.tree import Node
-from models.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
-from models.llm import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
-from models.model_credences import CreditReport, credit_safely
-from models.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
+from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
+from models.llm.model import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
+from models.llm.model_credences import CreditReport, credit_safely
+from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
 
 QA_KIND = "qa"
 MAX_QUESTION_CHARS = 400

@@ -1,9 +1,9 @@
 """Which P(Z) engine answers, chosen here and nowhere else: the exact LP when it fits, else scalable bounds.
 
-Both `navigator prior` (models.prior.prior_report) and the F(Z) score (models.score) ask this module,
+Both `navigator prior` (models.prior.report.prior_report) and the F(Z) score (models.imitation.score) ask this module,
 so the same credences get the same method, interval and coherence verdict wherever they are shown.
-The exact LP (models.prior_exact) is tried unless the caller caps the number of statements; when a
-linked group is too big for it, or over the cap, the singles-and-pairs bounds (models.prior_bounds)
+The exact LP (models.prior.exact) is tried unless the caller caps the number of statements; when a
+linked group is too big for it, or over the cap, the singles-and-pairs bounds (models.prior.bounds)
 answer instead and coherence is checked on pairs only.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.prior_bounds import Estimate, PairwiseCredences, pairwise_violations, scalable_bounds
-from models.prior_exact import (
+from models.prior.bounds import Estimate, PairwiseCredences, pairwise_violations, scalable_bounds
+from models.prior.exact import (
     COHERENCE_TOL,
     Coherence,
     Credence,

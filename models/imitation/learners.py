@@ -4,19 +4,19 @@ A learner is a featurizer (a View → a feature matrix) and a scikit-learn-style
 (`fit(X, y, sample_weight)`, `predict_proba(X)`). Soft targets are handled here, the same
 way for every learner: each label becomes one row per option with sample weight = the
 probability it gives that option, which is exactly the cross-entropy against the labeler's
-distribution; rows of one item are summed first (models.trainer).
+distribution; rows of one item are summed first (models.imitation.trainer).
 
 Fitted learners are stored as parameters, never as Python objects: the featurizer's
 vocabulary (JSON) and weights (arrays), and the estimator's coefficients, intercepts and
 classes (arrays). Any estimator with linear coefficients (`coef_`, optional `intercept_`,
 `classes_`) can be stored; `restore` rebuilds the same objects from the numbers and the
-learner's fixed parameters (models.model_store writes and reads them without pickle).
+learner's fixed parameters (models.imitation.model_store writes and reads them without pickle).
 
 - **bow**: TF-IDF of words and word pairs over the question and the text read, then
   multinomial logistic regression (the trainer's first learner, kept for comparison).
-- **reader**: what a labeler takes from the nodes read (models.reader_features: words per
+- **reader**: what a labeler takes from the nodes read (models.imitation.reader_features: words per
   field, figures compared with the item's cut points, whether a figure falls in an
-  option's range), then a conditional logit (models.conditional_logit), which learns a
+  option's range), then a conditional logit (models.imitation.conditional_logit), which learns a
   rule shared by all options once, from every label.
 """
 
@@ -32,9 +32,9 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from models.conditional_logit import ConditionalLogit
-from models.reader_features import ReaderFeatures, reader_features
-from models.retrieval import TrainerError, View
+from models.imitation.conditional_logit import ConditionalLogit
+from models.imitation.reader_features import ReaderFeatures, reader_features
+from models.imitation.retrieval import TrainerError, View
 
 FloatArray = NDArray[np.float64]
 Arrays = dict[str, NDArray[Any]]
@@ -79,7 +79,7 @@ class BowFeaturizer:
 
 
 class ReaderFeaturizer:
-    """models.reader_features laid out for the conditional logit: item features, then one
+    """models.imitation.reader_features laid out for the conditional logit: item features, then one
     block of shared features per option. Vocabularies are sorted, so the layout depends on
     the training views only, never on their order."""
 

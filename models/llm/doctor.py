@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kb.doctor import OK, WARNING, Finding
 from kb.doctor import examine as examine_workspace
-from models.model_file import check_available
+from models.llm.model_file import check_available
 
 
 def check_model(model: Path | None) -> Finding:

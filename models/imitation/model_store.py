@@ -10,13 +10,13 @@ model is a versioned container of data only:
 
 Reading uses `np.load(..., allow_pickle=False)`, which refuses object arrays, validates the
 manifest with pydantic, rebuilds each task from the named learner's fixed parameters plus
-these numbers (models.learners.restore_task), and checks sizes before anything is
+these numbers (models.imitation.learners.restore_task), and checks sizes before anything is
 decompressed. A blob that is not in this format is never unpickled: an old pickled model
 gets "retrain with `navigator train`", anything else "damaged".
 
 This module is the one reader and writer of the `trained_models` table. It imports the
 learners only to rebuild a model, so reading a model's stored predictions (the labelling
-queue does, models.item_order) does not load scikit-learn.
+queue does, models.imitation.item_order) does not load scikit-learn.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kb.db import transaction
-from models.reading_plan import ReadingPlan, plan_as_json, plan_from_json
-from models.retrieval import TrainerError
+from models.imitation.reading_plan import ReadingPlan, plan_as_json, plan_from_json
+from models.imitation.retrieval import TrainerError
 
 if TYPE_CHECKING:
-    from models.learners import TaskModel
+    from models.imitation.learners import TaskModel
 
 MODEL_KIND = "prediction"
 MAGIC = b"z-navigator model\n"
@@ -85,7 +85,7 @@ class _Manifest(BaseModel):
 
 
 def dump_model(fitted: FittedModel) -> bytes:
-    from models.learners import task_state
+    from models.imitation.learners import task_state
 
     arrays: dict[str, NDArray[Any]] = {}
     entries: dict[str, _TaskEntry] = {}
@@ -167,7 +167,7 @@ def _manifest(archive: Any, library: str) -> _Manifest:
 
 def load_model_bytes(blob: bytes, library: str) -> FittedModel:
     """The stored model, rebuilt from data alone; ModelFormatError says why not."""
-    from models.learners import get_learner, restore_task
+    from models.imitation.learners import get_learner, restore_task
 
     _refuse(blob, library)
     with _archive(blob, library) as archive:

@@ -16,7 +16,7 @@ from pathlib import Path
 from kb.items import items_in
 from kb.libraries import Library
 from kb.search import SearchIndex
-from models.simulated_labeler import SimulatedLabeler
+from models.imitation.simulated_labeler import SimulatedLabeler
 
 SPLITS = ("train", "validation", "prediction")
 
