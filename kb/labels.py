@@ -10,6 +10,9 @@ That rule is written once here (`_CURRENT`, then the newest row per key in id or
 is the only module that reads or writes `predictions`, `credences` and `credence_nodes`: the
 app, the trainer, F(Z), P(Z), agreement, evaluation, the doctor and export read current labels
 (or the whole history) through it, and the app, a merge and the benchmarks write through it.
+
+Longer than most modules (about 600 lines) on purpose: a grep for the label tables must find
+one file, so their readers, writers and the current-label rule stay together.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from kb.db import connect
 from kb.errors import ZNavigatorError
-from kb.exchange import merge_files
 from kb.export_file import export_to_path
+from kb.merge import merge_files
 from kb.search import SearchError, SearchIndex
 from navigator.display import describe_error
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kb.db import connect
-from kb.exchange import export_labels, merge_files
+from kb.exchange import export_labels
 from kb.importing import StagedNode, import_staged
 from kb.items import add_items, item_by_uid
 from kb.labels import (
@@ -29,6 +29,7 @@ from kb.labels import (
     label_counts,
 )
 from kb.libraries import Library, create_library, find_library
+from kb.merge import merge_files
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
 from models.imitation.score import current_predictions

@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 
 from kb.db import connect
-from kb.exchange import export_labels, merge_files
+from kb.exchange import export_labels
 from kb.export_file import export_to_path
+from kb.merge import merge_files
 from kb.records import EXPORT_TYPES
 from kb.search import SearchIndex
 from navigator.commands.support import guard, json_option, workspace_option
