@@ -33,26 +33,15 @@ FIELDS = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-
-    started = time.perf_counter()
-    llm = LocalLLM.open(options=LoadOptions(n_threads=args.threads))
-    llm.load()
-    load_ms = (time.perf_counter() - started) * 1000
-    print(f"model: {llm.identity.name} sha256 {llm.identity.sha256[:12]}… threads {args.threads}")
-
-    # raw generation: time to first token and tokens/s on the unpack prompt, no early stop
+def raw_generation(llm: LocalLLM, runs: int) -> tuple[Request, list[float], list[float]]:
+    """Time to first token and tokens/s on the unpack prompt, no early stop."""
     request = Request(
         completion_prompt("Africa › Madagascar › Geography", "Coastline: 4,828 km"),
         GenerationParams(max_tokens=64, seed=0),
         stop=(),
     )
     first_ms, rates = [], []
-    for run in range(args.runs):
+    for run in range(runs):
         t0 = time.perf_counter()
         first: float | None = None
         count = 0
@@ -64,6 +53,11 @@ def main() -> None:
         first_ms.append(first or 0.0)
         rates.append((count - 1) / (total - (first or 0) / 1000) if count > 1 else 0.0)
 
+    return request, first_ms, rates
+
+
+def unpacking(llm: LocalLLM, runs: int) -> tuple[list[float], list[float], list[int], list[float]]:
+    """Fresh unpacks (with M_Z's credences) and cache hits, on Factbook-like fields."""
     with tempfile.TemporaryDirectory() as folder:
         conn = connect(Path(folder) / "bench.db", create=True)
         library = create_library(conn, "bench")
@@ -71,7 +65,7 @@ def main() -> None:
         assert root is not None
         (country,) = add_children(conn, root, [("Madagascar", "", "country")], origin="import")
         fresh_ms, cached_ms, made, judging_ms = [], [], [], []
-        for run in range(args.runs):
+        for run in range(runs):
             title, body = FIELDS[run % len(FIELDS)]
             (node,) = add_children(conn, country, [(title, body, "field")], origin="import")
             t0 = time.perf_counter()
@@ -85,6 +79,24 @@ def main() -> None:
             cached_ms.append((time.perf_counter() - t0) * 1000)
             assert hit.cached
         conn.close()
+
+    return fresh_ms, cached_ms, made, judging_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    llm = LocalLLM.open(options=LoadOptions(n_threads=args.threads))
+    llm.load()
+    load_ms = (time.perf_counter() - started) * 1000
+    print(f"model: {llm.identity.name} sha256 {llm.identity.sha256[:12]}… threads {args.threads}")
+
+    request, first_ms, rates = raw_generation(llm, args.runs)
+    fresh_ms, cached_ms, made, judging_ms = unpacking(llm, args.runs)
 
     fresh, cached = statistics.median(fresh_ms), statistics.median(cached_ms)
     print(f"load time:            {load_ms:9.1f} ms")

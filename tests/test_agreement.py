@@ -158,7 +158,7 @@ def test_labelers_against_train_gold(conn: sqlite3.Connection, small: Library) -
     assert bob.simulated and bob.source == "simulated" and not ann.simulated
     # The same bins as the metrics screen's calibration plot, so the two never disagree.
     assert ann.bins == calibration(conn, small, "ann") and ann.n_probabilities == 4
-    expected = sum(b.n * abs(b.stated - b.right) for b in ann.bins) / 4
+    expected = sum(b.n * abs(b.stated - b.true) for b in ann.bins) / 4
     assert ann.calibration_error == pytest.approx(expected)
     assert (cy.n_train, cy.n_labels, cy.log_score) == (0, 1, None)
 

@@ -23,11 +23,9 @@ from models.llm.ask import ask
 from models.llm.calibration import (
     Calibration,
     auc,
-    expected_calibration_error,
     find_calibration,
     fit_platt,
     read_calibration,
-    reliability,
     save_calibration,
     sigmoid,
 )
@@ -35,6 +33,7 @@ from models.llm.judge import EXAMPLE_COUNTRIES, PROMPT_VERSION, claim, judge_pro
 from models.llm.model_credences import credit_missing, forget_calibrations, model_check
 from models.llm.truth_set import CHANGED_COUNTRY, CHANGED_NUMBER, change_number, truth_statements
 from models.llm.unpack import unpack
+from models.reliability import expected_calibration_error, reliability
 
 SOURCE = "model:fake"
 

@@ -37,10 +37,10 @@ from scipy.spatial.distance import jensenshannon
 from kb.items import Item, gold, items_in
 from kb.labels import Prediction, current_predictions_in_library
 from kb.libraries import Library
-from models.imitation.score import EPSILON, CalibrationBin
+from models.imitation.score import EPSILON
+from models.reliability import ReliabilityBin, calibration_error, reliability
 
 LABELLED_SPLITS = ("train", "validation")
-CALIBRATION_BINS = 10
 OVERALL = "(all tasks)"
 
 
@@ -84,7 +84,7 @@ class LabelerScore:
     brier: float | None
     calibration_error: float | None
     n_probabilities: int  # stated probabilities behind the calibration error
-    bins: list[CalibrationBin] = field(default_factory=list)
+    bins: list[ReliabilityBin] = field(default_factory=list)
     rank: int | None = None
 
     @property
@@ -211,30 +211,6 @@ def _pairs(shared: dict[int, list[Prediction]], items: dict[int, Item]) -> list[
     ]
 
 
-def calibration_bins(stated: Sequence[tuple[float, bool]], bins: int = CALIBRATION_BINS) -> list[CalibrationBin]:
-    """(stated probability, was that option gold) → reliability bins, as F(Z)'s calibration bins them."""
-    grouped: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
-    for p, right in stated:
-        grouped[min(bins - 1, max(0, int(p * bins)))].append((p, right))
-    return [
-        CalibrationBin(
-            i / bins,
-            (i + 1) / bins,
-            len(group),
-            float(np.mean([p for p, _ in group])),
-            float(np.mean([right for _, right in group])),
-        )
-        for i, group in enumerate(grouped)
-        if group
-    ]
-
-
-def calibration_error(bins: Sequence[CalibrationBin]) -> float | None:
-    """Expected calibration error: |stated − how often right| per bin, weighted by the bin's share."""
-    total = sum(b.n for b in bins)
-    return sum(b.n / total * abs(b.stated - b.right) for b in bins) if total else None
-
-
 def _labeler_scores(
     conn: sqlite3.Connection, labels: Sequence[Prediction], items: dict[int, Item]
 ) -> list[LabelerScore]:
@@ -255,7 +231,7 @@ def _labeler_scores(
             hits.append(top_choice(label.probs, options) == answer)
             briers.append(sum((label.probs.get(o, 0.0) - (o == answer)) ** 2 for o in options))
             stated += [(label.probs.get(o, 0.0), o == answer) for o in options]
-        bins = calibration_bins(stated)
+        bins = reliability([p for p, _ in stated], [float(gold) for _, gold in stated])
         scores.append(
             LabelerScore(
                 labeler=labeler,

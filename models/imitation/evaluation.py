@@ -249,14 +249,27 @@ def evaluate(
             tasks,
         )
     )
+    scores += _labeler_scores(conn, library, validation_items, gold_validation, tasks)
+    iid = two_sample_test(validation_texts, prediction_texts, seed=seed)
+    return EvaluationReport(scores, iid, report.model_version, report.n_labels, n_train, str(answers))
+
+
+def _labeler_scores(
+    conn: sqlite3.Connection,
+    library: Library,
+    validation_items: list[Item],
+    gold: dict[str, str],
+    tasks: dict[str, str],
+) -> list[Score]:
+    """Each labeler's current predictions on D*_validation against its gold, simulated ones named so."""
     by_uid = {item.id: item for item in validation_items}
     current: dict[str, dict[str, dict[str, float]]] = {}
     for label in current_predictions_in_library(conn, library.id, by_uid):
         current.setdefault(label.labeler, {})[by_uid[label.item_id].uid] = label.probs
+    scores = []
     for labeler, source in prediction_labelers(conn, library.id):
         probs = current.get(labeler, {})
         if probs:
             kind = "simulated labeler" if source == "simulated" else "human labeler"
-            scores.append(score(f"{kind} {labeler}", kind, "validation", probs, gold_validation, tasks))
-    iid = two_sample_test(validation_texts, prediction_texts, seed=seed)
-    return EvaluationReport(scores, iid, report.model_version, report.n_labels, n_train, str(answers))
+            scores.append(score(f"{kind} {labeler}", kind, "validation", probs, gold, tasks))
+    return scores

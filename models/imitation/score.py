@@ -33,8 +33,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from kb.errors import ZNavigatorError
 from kb.fork import fork_family
 from kb.items import Item, items_in
@@ -45,6 +43,7 @@ from models.prior.credence_imitation import ImitationRefused, imitate, library_s
 from models.prior.engine import choose_engine
 from models.prior.exact import Credence
 from models.prior.report import load_workspace_credences
+from models.reliability import BINS, ReliabilityBin, reliability
 
 EPSILON = 1e-4
 EXACT_LIMIT = 100  # more rated statements than this: scalable bounds instead of the LP
@@ -440,33 +439,17 @@ def score_libraries(
     return sorted(result, key=lambda s: (s.rank is None, s.rank or 0, s.library.id))
 
 
-@dataclass(frozen=True)
-class CalibrationBin:
-    """Stated probabilities in [low, high): how many, their mean, and how often that option was gold."""
-
-    low: float
-    high: float
-    n: int
-    stated: float
-    right: float
-
-
-def calibration(conn: sqlite3.Connection, library: Library, labeler: str, *, bins: int = 10) -> list[CalibrationBin]:
+def calibration(conn: sqlite3.Connection, library: Library, labeler: str, *, bins: int = BINS) -> list[ReliabilityBin]:
     """The labeler's reliability on D: every probability they put on an option of a train item (their current
     labels made with this library), binned, against whether that option was gold. Every option counts, not
     only the top one, so a well-calibrated labeler's points lie on the diagonal at every level of confidence."""
     gold = _gold(conn)
-    stated: list[list[float]] = [[] for _ in range(bins)]
-    right: list[list[float]] = [[] for _ in range(bins)]
+    stated: list[float] = []
+    right: list[float] = []
     for item_id, given in current_predictions(conn, library.id).items():
         if item_id not in gold or labeler not in given:
             continue
         for option, p in given[labeler][1].items():
-            index = min(bins - 1, max(0, int(p * bins)))
-            stated[index].append(float(p))
-            right[index].append(1.0 if option == gold[item_id] else 0.0)
-    return [
-        CalibrationBin(i / bins, (i + 1) / bins, len(stated[i]), float(np.mean(stated[i])), float(np.mean(right[i])))
-        for i in range(bins)
-        if stated[i]
-    ]
+            stated.append(float(p))
+            right.append(1.0 if option == gold[item_id] else 0.0)
+    return reliability(stated, right, bins)

@@ -50,6 +50,7 @@ from models.imitation.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskM
 from models.imitation.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
 from models.imitation.reading_plan import ReadingPlan, describe, learn_plan
 from models.imitation.retrieval import RETRIEVED_NODES, Retriever, TrainerError, View, clear_cache, task_key
+from models.reliability import expected_calibration_error
 
 __all__ = [
     "SMOOTHING",
@@ -65,7 +66,6 @@ __all__ = [
 
 MIN_ITEMS_PER_TASK = 10
 LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-CALIBRATION_BINS = 10
 FEATURES_VERSION = 3  # 3: a reading plan from citations, read through the ranked search (2: ranked search)
 LABELLED_SPLITS = ("train", "validation")
 
@@ -138,14 +138,8 @@ def label_metrics(predicted: FloatArray, targets: FloatArray) -> dict[str, float
     top = predicted.argmax(axis=1)
     agreement = float(np.mean(top == targets.argmax(axis=1)))
     brier = float(np.mean(((predicted - targets) ** 2).sum(axis=1)))
-    confidence = predicted.max(axis=1)
-    hit = targets[np.arange(len(targets)), top]
-    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
-    ece = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        ece += inside.mean() * abs(float(confidence[inside].mean()) - float(hit[inside].mean()))
-    return {"cross_entropy": cross_entropy, "top_choice_agreement": agreement, "brier": brier, "ece": float(ece)}
+    ece = expected_calibration_error(predicted.max(axis=1), targets[np.arange(len(targets)), top])
+    return {"cross_entropy": cross_entropy, "top_choice_agreement": agreement, "brier": brier, "ece": ece}
 
 
 @dataclass
@@ -343,8 +337,29 @@ def train(
     fitted.validation_predictions = {
         item.uid: [predicted[item.uid][option] for option in item.options] for item in validation
     }
+    report = _report(
+        labels, tasks, skipped, metrics, curve, library, retriever, chosen, plan, folds, seed, labeler_weights
+    )
+    return save_model(conn, library, fitted, report)
+
+
+def _report(
+    labels: list[Label],
+    tasks: dict[str, _Task],
+    skipped: dict[str, str],
+    metrics: dict[str, float],
+    curve: list[tuple[int, float]],
+    library: Library,
+    retriever: Retriever,
+    chosen: Learner,
+    plan: ReadingPlan,
+    folds: int,
+    seed: int,
+    labeler_weights: Mapping[str, float] | None,
+) -> TrainReport:
+    """What a fit used and how well it cross-validated; the version is set when it is stored."""
     used = [label for label in labels if task_key(label.item) in tasks]
-    report = TrainReport(
+    return TrainReport(
         n_labels=len(used),
         n_items=sum(len(task.items) for task in tasks.values()),
         n_labelers=len({label.labeler for label in used}),
@@ -365,7 +380,6 @@ def train(
         learner_params=chosen.params,
         reading=describe(plan),
     )
-    return save_model(conn, library, fitted, report)
 
 
 def save_model(conn: sqlite3.Connection, library: Library, fitted: FittedModel, report: TrainReport) -> TrainReport:

@@ -27,7 +27,6 @@ from models.llm.model import ModelIdentity
 from models.llm.model_file import cache_dir
 
 METHOD = "platt"
-BINS = 10
 _RIDGE = 1e-6
 
 
@@ -90,36 +89,6 @@ def fit_platt(scores: NDArray[np.float64], truth: NDArray[np.float64], iteration
 
 
 # -- how good probabilities are ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReliabilityBin:
-    """Stated probabilities in [low, high): how many, their mean, and how often the statement was true."""
-
-    low: float
-    high: float
-    n: int
-    stated: float
-    true: float
-
-
-def reliability(p: NDArray[np.float64], truth: NDArray[np.float64], bins: int = BINS) -> list[ReliabilityBin]:
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    table = []
-    for b in range(bins):
-        inside = index == b
-        if inside.any():
-            table.append(
-                ReliabilityBin(
-                    b / bins, (b + 1) / bins, int(inside.sum()), float(p[inside].mean()), float(truth[inside].mean())
-                )
-            )
-    return table
-
-
-def expected_calibration_error(p: NDArray[np.float64], truth: NDArray[np.float64], bins: int = BINS) -> float:
-    """Σ_bins (n_bin / n) · |mean stated − share true| over equal-width bins."""
-    return float(sum(row.n * abs(row.stated - row.true) for row in reliability(p, truth, bins)) / max(1, len(p)))
 
 
 def auc(scores: NDArray[np.float64], truth: NDArray[np.float64]) -> float:

@@ -20,16 +20,14 @@ from kb.errors import Cancelled
 from kb.importing import NoProgress, Progress
 from models.llm.calibration import (
     Calibration,
-    ReliabilityBin,
     auc,
-    expected_calibration_error,
     fit_platt,
-    reliability,
     sigmoid,
 )
 from models.llm.judge import PROMPT_VERSION, judge
 from models.llm.model import LLM
 from models.llm.truth_set import TruthStatement, truth_statements
+from models.reliability import ReliabilityBin, expected_calibration_error, reliability
 
 DEFAULT_N = 600
 FOLDS = 2

@@ -26,7 +26,8 @@ from textual.worker import get_current_worker
 from kb.db import WorkspaceError, connect
 from kb.libraries import Library
 from models.imitation.agreement import AgreementReport, agreement
-from models.imitation.score import CalibrationBin, LibraryScore, calibration, score_libraries
+from models.imitation.score import LibraryScore, calibration, score_libraries
+from models.reliability import ReliabilityBin
 from navigator.display import describe_error
 from navigator.team_text import agreement_lines
 
@@ -37,7 +38,7 @@ BAR_WIDTH = 30
 class Metrics:
     trainer: Any  # models.imitation.trainer.TrainReport, or None when no model is trained yet
     trainer_note: str
-    bins: list[CalibrationBin]
+    bins: list[ReliabilityBin]
     scores: list[LibraryScore]
     score_note: str
     agreement: AgreementReport | None = None
@@ -61,7 +62,7 @@ def trainer_text(report: Any, note: str) -> Text:
     return text
 
 
-def calibration_text(bins: list[CalibrationBin], labeler: str) -> Text:
+def calibration_text(bins: list[ReliabilityBin], labeler: str) -> Text:
     """One row per bin: the observed frequency as a bar, '│' where perfect calibration would put it."""
     total = sum(b.n for b in bins)
     text = Text(f"Calibration of {labeler} on train items (n = {total} stated probabilities)\n", style="bold")
@@ -69,11 +70,11 @@ def calibration_text(bins: list[CalibrationBin], labeler: str) -> Text:
         text.append("  no predictions on train items with this library yet")
         return text
     for b in bins:
-        filled = round(b.right * BAR_WIDTH)
+        filled = round(b.true * BAR_WIDTH)
         marker = min(BAR_WIDTH - 1, round(b.stated * BAR_WIDTH))
         bar = "".join("│" if i == marker else ("█" if i < filled else "·") for i in range(BAR_WIDTH))
-        text.append(f"  {b.low:.1f}–{b.high:.1f}  n={b.n:<5} stated {b.stated:.2f}  right {b.right:.2f}  ")
-        text.append(bar, style="green" if abs(b.right - b.stated) <= 0.1 else "yellow")
+        text.append(f"  {b.low:.1f}–{b.high:.1f}  n={b.n:<5} stated {b.stated:.2f}  right {b.true:.2f}  ")
+        text.append(bar, style="green" if abs(b.true - b.stated) <= 0.1 else "yellow")
         text.append("\n")
     text.append("  █ how often right · │ the stated probability (on the line = calibrated)", style="dim")
     return text
