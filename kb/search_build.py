@@ -32,7 +32,6 @@ from numpy.typing import NDArray
 from whoosh.filedb.filestore import FileStorage
 
 from kb.errors import Cancelled
-from kb.search import INDEX_NAME
 from kb.search_codec import (
     ArrayCodec,
     ArraySegment,
@@ -41,6 +40,7 @@ from kb.search_codec import (
     read_postings,
     write_segment,
 )
+from kb.search_pickle import INDEX_NAME
 from kb.search_pickle import whoosh_index as safe_whoosh_index
 from kb.search_text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermCoder, schema, spelling_of
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from kb.errors import ZNavigatorError
 
+INDEX_NAME = "MAIN"  # whoosh's name for the index inside its folder (its default, as earlier releases used)
+
 _ALLOWED_FUNCTIONS = {
     ("re", "_compile"),  # a compiled tokenizer pattern pickles as this call
     ("whoosh.lang.porter", "stem"),
