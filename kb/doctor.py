@@ -78,7 +78,8 @@ def _schema_drift(conn: sqlite3.Connection, version: int) -> list[Finding]:
     drift = schema_drift(conn)
     if not drift:
         return [Finding("schema", OK, f"schema version {version}, current; tables, columns and indexes as expected")]
-    broken = any("index" not in problem for problem in drift)  # a lost index only slows queries down
+    # a lost index only slows queries down; a lost table or column breaks them
+    broken = any(" has no index " not in problem and not problem.startswith("index ") for problem in drift)
     return [
         Finding(
             "schema",

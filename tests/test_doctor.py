@@ -161,6 +161,10 @@ def test_a_lost_index_or_column_under_a_current_version_is_named(healthy: Path) 
     found = findings(healthy)
     assert found["schema"]["status"] == "error"
     assert "table bookmarks has no column created_at" in found["schema"]["message"]
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("DROP TABLE search_index_state")
+    raw.close()
+    assert findings(healthy)["schema"]["status"] == "error"  # a lost table named like an index is no index
 
 
 @pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b""])
