@@ -39,7 +39,7 @@ from kb.libraries import create_library  # noqa: E402
 from kb.tree import ancestors  # noqa: E402
 from navigator.app import NavigatorApp  # noqa: E402
 from navigator.screens.workbench import WorkbenchScreen  # noqa: E402
-from navigator.widgets import ZTree, reveal  # noqa: E402
+from navigator.widgets.z_tree import ZTree, reveal  # noqa: E402
 
 FRAME_MS = 16.0
 SIZE = (160, 48)

@@ -34,13 +34,14 @@ from kb.db import utc_now
 from kb.demo import answer_key_path, build_demo
 from kb.importing import NoProgress
 from kb.items import gold, items_in, read_answer_key
+from kb.labels import Prediction, replace_all_predictions
 from kb.libraries import Library, get_library
-from models import trainer
-from models.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
-from models.learners import DEFAULT_LEARNER, LEARNERS
-from models.retrieval import RETRIEVED_NODES
-from models.simulated_labeler import SimulatedLabeler
-from navigator.trainer_commands import evaluation_table
+from models.imitation import trainer
+from models.imitation.evaluation import GUIDED_BASELINE, EvaluationReport, Score, evaluate
+from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
+from models.imitation.retrieval import RETRIEVED_NODES
+from models.imitation.simulated_labeler import SimulatedLabeler
+from navigator.tables import evaluation_table
 
 NOISE = 0.1
 SYNTHETIC_LABELS = 100_000
@@ -113,6 +114,11 @@ def summary(results: dict[str, EvaluationReport]) -> str:
         "(the labeler is scored on D*_validation, the items it labelled; the models on D*_prediction, "
         "an IID sample of the same regions)"
     )
+    return verdict(results, ratios)
+
+
+def verdict(results: dict[str, EvaluationReport], ratios: dict[str, dict[str | None, float]]) -> str:
+    """The best imitation model by the numbers, against the trainer's default, the goal and the baseline."""
     best = max(
         results,
         key=lambda learner: (
@@ -187,7 +193,7 @@ def synthetic_labels(conn: sqlite3.Connection, workspace: Path, library: Library
     path is not what is timed."""
     items = items_in(conn, ("train", "validation"))
     reader = SimulatedLabeler(conn, workspace, library, "citations", noise=0.0)
-    cited = {item.uid: json.dumps(list(reader.read(item).cited)) for item in items}
+    cited = {item.uid: list(reader.read(item).cited) for item in items}
     reader.search.close()
     rng = np.random.default_rng(seed)
     now = utc_now()
@@ -200,25 +206,22 @@ def synthetic_labels(conn: sqlite3.Connection, workspace: Path, library: Library
                 break
             probs = rng.dirichlet(np.ones(len(item.options)))
             rows.append(
-                (
+                Prediction(
                     f"pred_{uuid.uuid4().hex}",
                     item.id,
                     library.id,
                     name,
-                    "simulated",
-                    json.dumps(dict(zip(item.options, probs.tolist(), strict=True))),
+                    dict(zip(item.options, probs.tolist(), strict=True)),
                     cited[item.uid],
+                    [],
+                    None,
+                    "",
                     now,
+                    "simulated",
                 )
             )
         labeler += 1
-    with conn:
-        conn.execute("DELETE FROM predictions")
-        conn.executemany(
-            "INSERT INTO predictions (uid, item_id, library_id, labeler, source, probs, cited, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+    replace_all_predictions(conn, rows)
     return labeler
 
 

@@ -1,7 +1,7 @@
 """Learning curves on the demo: imitation accuracy on D*_prediction against the number of labels,
 with D*_validation labelled in random order or in the order the model chooses.
 
-Why: issue 13 asks whether letting the model pick the next item (models.item_order: least sure
+Why: issue 13 asks whether letting the model pick the next item (models.imitation.item_order: least sure
 first, one slot in three from a fixed random order for the IID sample) reaches the accuracy of
 random order with fewer labels, and by how much. A SIMULATED labeler (10 % noise) labels
 D*_validation in batches through the same ordering the app's queue and `navigator simulate`
@@ -29,11 +29,13 @@ from bench.tee import tee
 from kb.demo import answer_key_path, build_demo
 from kb.importing import NoProgress
 from kb.items import items_in, read_answer_key
+from kb.labels import replace_all_predictions
 from kb.libraries import Library, get_library
-from models import trainer
-from models.evaluation import LOG_LOSS_FLOOR
-from models.item_order import RANDOM_EVERY, iid_sample, order_items
-from models.simulated_labeler import SimulatedLabeler
+from models.imitation import trainer
+from models.imitation.evaluation import LOG_LOSS_FLOOR
+from models.imitation.item_order import RANDOM_EVERY, iid_sample, order_items
+from models.imitation.model_store import discard_all_models
+from models.imitation.simulated_labeler import SimulatedLabeler
 
 NOISE = 0.1
 BATCH = 10
@@ -57,9 +59,9 @@ def run(
     seed: int,
     learner: str,
 ) -> list[Point]:
-    with conn:  # a fresh start for each run, in this bench's own temporary workspace
-        conn.execute("DELETE FROM predictions")
-        conn.execute("DELETE FROM trained_models")
+    # A fresh start for each run, in this bench's own temporary workspace.
+    replace_all_predictions(conn, [])
+    discard_all_models(conn)
     validation = items_in(conn, ("validation",))
     prediction = items_in(conn, ("prediction",))
     labeler = SimulatedLabeler(conn, workspace, library, f"curve-{order}", noise=NOISE, seed=seed)

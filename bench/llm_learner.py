@@ -32,10 +32,10 @@ from kb.demo import answer_key_path, build_demo
 from kb.importing import NoProgress
 from kb.items import items_in, read_answer_key
 from kb.libraries import get_library
-from models import trainer
-from models.llm import LocalLLM
-from models.retrieval import Retriever, View
-from models.simulated_labeler import SimulatedLabeler
+from models.imitation import trainer
+from models.imitation.retrieval import Retriever, View
+from models.imitation.simulated_labeler import SimulatedLabeler
+from models.llm.model import LocalLLM
 
 
 def prompt_for(view: View) -> str:

@@ -38,11 +38,11 @@ from numpy.typing import NDArray
 from scipy.optimize import linprog
 from scipy.optimize._highspy import _core as highs
 
-from models.prior import prior_report
-from models.prior_bounds import PairwiseCredences, clustered, frechet, hunter, independence, pair_minimum
-from models.prior_exact import MAX_EXACT_STATEMENTS, Credence, exact_interval
-from models.prior_lp import AtomLP, AtomPricer, LPSettings, zeta
-from models.prior_similarity import cluster_texts
+from models.prior.bounds import PairwiseCredences, clustered, frechet, hunter, independence, pair_minimum
+from models.prior.exact import MAX_EXACT_STATEMENTS, Credence, exact_interval
+from models.prior.lp import AtomLP, AtomPricer, LPSettings, zeta
+from models.prior.report import prior_report
+from models.prior.similarity import cluster_texts
 
 OUT = Path(__file__).with_name("prior.out.txt")
 _lines: list[str] = []

@@ -25,6 +25,9 @@ the goals measured here:
 
 Run it with `-m` from the checkout. Figures print as they are measured and, with `--out`,
 are written to a file too.
+
+Longer than most modules (about 480 lines) on purpose: one command, one measurement, its library
+generator, anchors and report read top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -369,7 +372,7 @@ def demo_table(workdir: Path) -> list[str]:
     from kb.demo import build_demo
     from kb.importing import NoProgress
     from kb.libraries import find_library
-    from models.retrieval_quality import demo_retrieval, retrieval_lines
+    from models.imitation.retrieval_quality import demo_retrieval, retrieval_lines
 
     workspace = workdir / "demo.db"
     log("demo: building the demo workspace")

@@ -1,6 +1,6 @@
 """A labeling team on the demo: assignment with overlap, agreement, and whether weighting labelers by skill helps.
 
-Four SIMULATED labelers (noise 0.05, 0.1, 0.2, 0.4; models.simulated_labeler) are assigned the
+Four SIMULATED labelers (noise 0.05, 0.1, 0.2, 0.4; models.imitation.simulated_labeler) are assigned the
 D*_validation items with overlap 2 and the D (train) items with overlap 2, and label their shares.
 The script checks that every validation item has exactly two labels, prints `navigator agreement`
 (alpha and Jensen–Shannon distance per task with sample sizes, each labeler's log score on train
@@ -8,7 +8,7 @@ gold), and times the agreement report against reading the labels alone in the sa
 
 Then, for several draws of the simulated noise (a fresh copy of the demo each), it trains the
 imitation model twice on the same labels, once counting every label once and once weighting each
-labeler by skill on train gold (models.agreement.skill_weights), and scores both on the
+labeler by skill on train gold (models.imitation.agreement.skill_weights), and scores both on the
 D*_prediction answer key (accuracy and log loss, n = 143 per draw). Whether weighting helps is the
 mean paired difference over the draws, with every draw shown.
 
@@ -17,18 +17,16 @@ mean paired difference over the draws, with every draw shown.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
+from bench.tee import tee
 from kb.assignments import assign, items_for
 from kb.db import connect
 from kb.demo import answer_key_path, build_demo
@@ -36,33 +34,15 @@ from kb.importing import NoProgress
 from kb.items import items_in, read_answer_key
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library, get_library
-from models import trainer
-from models.agreement import agreement, skill_weights
-from models.evaluation import Score, score
-from models.simulated_labeler import SimulatedLabeler, simulated_name
+from models.imitation import trainer
+from models.imitation.agreement import agreement, skill_weights
+from models.imitation.evaluation import Score, score
+from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 from navigator.team_text import agreement_lines
 
 NOISE = {"n05": 0.05, "n10": 0.1, "n20": 0.2, "n40": 0.4}
 OVERLAP = 2
 DRAWS = 5
-OUT = Path(__file__).with_name("team.out.txt")
-
-
-class Tee:
-    """Print to the terminal and to bench/team.out.txt at once."""
-
-    def __init__(self, *streams: TextIO) -> None:
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-            stream.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
 
 
 def copy_demo(master: Path, target: Path) -> sqlite3.Connection:
@@ -123,16 +103,11 @@ def first_draw_report(conn: sqlite3.Connection, library: Library) -> None:
 
 
 def main() -> None:
-    with OUT.open("w", encoding="utf-8") as out:
-        sys.stdout = Tee(sys.__stdout__, out)  # type: ignore[assignment]
-        try:
-            run()
-        finally:
-            sys.stdout = sys.__stdout__
+    with tee("team"):
+        run()
 
 
 def run() -> None:
-    print(f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("SIMULATED labelers " + ", ".join(f"{simulated_name(n)} (noise {v})" for n, v in NOISE.items()))
     with tempfile.TemporaryDirectory() as folder:
         master = Path(folder) / "demo.db"
@@ -183,7 +158,6 @@ def run() -> None:
             f"  accuracy higher in {sum(c > 0 for c in accuracy)}, equal in {sum(c == 0 for c in accuracy)},"
             f" lower in {sum(c < 0 for c in accuracy)} of {DRAWS} draws (one item of 143 is 0.007)"
         )
-        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from kb.errors import ZNavigatorError
+
 BUSY_TIMEOUT_MS = 10_000
 log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(ZNavigatorError):
     """A workspace cannot be used as asked; the message says why and what to do."""
 
 

@@ -12,7 +12,7 @@ copied as they are, because the tree is the same shape. A million-node library i
 one statement rather than a million Python round trips.
 
 What is not copied: labels (predictions are about the source Z; credences apply
-through shared uids instead, see models.score), bookmarks, and the search index,
+through shared uids instead, see models.imitation.score), bookmarks, and the search index,
 which is per library and built with `navigator index --library NAME`.
 """
 

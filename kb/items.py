@@ -93,17 +93,7 @@ def add_items(
     skip_bad: bool = False,
 ) -> ItemsReport:
     report = ItemsReport(source=source)
-    existing = _existing_ids(conn, [record.id for _, record in records])
-    kept = []
-    for line, record in records:
-        if record.id in existing:
-            problem = ImportProblem(source, line, "id", f"item {record.id!r} already exists in this workspace")
-            if not skip_bad:
-                raise problem
-            report.skipped += 1
-            report.problems.append(problem)
-        else:
-            kept.append((line, record))
+    kept = _new_records(conn, records, report, skip_bad)
     splits = assign_splits(
         [record.id for _, record in kept], dstar=dstar, validation_fraction=validation_fraction, seed=seed
     )
@@ -145,6 +135,24 @@ def add_items(
     for _, record in kept:
         report.added[splits[record.id]] += 1
     return report
+
+
+def _new_records(
+    conn: sqlite3.Connection, records: list[tuple[int, ItemRecord]], report: ItemsReport, skip_bad: bool
+) -> list[tuple[int, ItemRecord]]:
+    """The records whose id this workspace does not hold yet; a repeat fails, or (skip_bad) is counted."""
+    existing = _existing_ids(conn, [record.id for _, record in records])
+    kept = []
+    for line, record in records:
+        if record.id in existing:
+            problem = ImportProblem(report.source, line, "id", f"item {record.id!r} already exists in this workspace")
+            if not skip_bad:
+                raise problem
+            report.skipped += 1
+            report.problems.append(problem)
+        else:
+            kept.append((line, record))
+    return kept
 
 
 def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:

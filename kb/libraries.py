@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kb.db import WorkspaceError, transaction, utc_now
@@ -76,3 +78,22 @@ def create_library(conn: sqlite3.Connection, name: str, *, description: str = ""
 
 def get_or_create_library(conn: sqlite3.Connection, name: str) -> Library:
     return find_library(conn, name) or create_library(conn, name)
+
+
+@contextmanager
+def library_for_import(conn: sqlite3.Connection, name: str) -> Iterator[Library]:
+    """The library called `name`, created when there is none, for the block to fill.
+
+    When the block raises, a library this created is removed again (it holds only its root), so a
+    failed first import leaves no empty library behind.
+    """
+    existed = find_library(conn, name) is not None
+    library = get_or_create_library(conn, name)
+    try:
+        yield library
+    except Exception:
+        if not existed:
+            with transaction(conn):
+                conn.execute("DELETE FROM nodes WHERE library_id = ? AND parent_id IS NULL", (library.id,))
+                conn.execute("DELETE FROM libraries WHERE id = ?", (library.id,))
+        raise

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from kb.db import WorkspaceError, transaction, utc_now
-from kb.tree import _COLUMNS, Node, _node, grow_ancestors, node_by_id
+from kb.tree import _COLUMNS, NewNode, Node, _node, append_nodes, node_by_id
 
 REVIEWS = ("none", "accepted", "rejected")
 
@@ -47,32 +47,12 @@ def replace_node(
     if not title.strip():
         raise WorkspaceError("an edit needs a non-empty title")
     provenance: dict[str, Any] = {"edit_of": node.uid, "edited_by": labeler}
-    uid = f"n_{uuid.uuid4().hex}"
+    row = NewNode(
+        f"n_{uuid.uuid4().hex}", node.kind, title.strip(), body, "human", provenance, utc_now(), replaces_id=node.id
+    )
     with transaction(conn):
-        parent = conn.execute("SELECT depth FROM nodes WHERE id = ?", (node.parent_id,)).fetchone()
-        top = conn.execute(
-            "SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (node.parent_id,)
-        ).fetchone()[0]
-        new_id = conn.execute(
-            "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body, origin,"
-            " replaces_id, provenance, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'human', ?, ?, ?)",
-            (
-                uid,
-                node.library_id,
-                node.parent_id,
-                top + 1,
-                int(parent[0]) + 1,
-                node.kind,
-                title.strip(),
-                body,
-                node.id,
-                json.dumps(provenance, ensure_ascii=False),
-                utc_now(),
-            ),
-        ).lastrowid
+        (new_id,) = append_nodes(conn, node.parent_id, [row])
         conn.execute("UPDATE nodes SET review = 'rejected' WHERE id = ?", (node.id,))
-        conn.execute("UPDATE nodes SET child_count = child_count + 1 WHERE id = ?", (node.parent_id,))
-        grow_ancestors(conn, node.parent_id, 1)
     assert new_id is not None
     created = node_by_id(conn, new_id)
     assert created is not None

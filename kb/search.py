@@ -23,17 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from kb.db import transaction, utc_now
+from kb.errors import ZNavigatorError
 from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
+from kb.search_pickle import INDEX_NAME
 
 PATH_SEPARATOR = " › "
-INDEX_NAME = "MAIN"  # whoosh's name for the index inside its folder (its default, as earlier releases used)
 WRITE_LOCK_SECONDS = 60.0
 SUGGESTION_TERMS = 20_000  # spelling candidates examined per word, in dictionary order
 SUGGESTION_DISTANCE = 2
 
 
-class SearchError(Exception):
+class SearchError(ZNavigatorError):
     """A query or an index that cannot be used; the message says what to do."""
 
 

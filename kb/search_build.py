@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh.filedb.filestore import FileStorage
 
-from kb.search import INDEX_NAME
+from kb.errors import Cancelled
 from kb.search_codec import (
     ArrayCodec,
     ArraySegment,
@@ -40,6 +40,7 @@ from kb.search_codec import (
     read_postings,
     write_segment,
 )
+from kb.search_pickle import INDEX_NAME
 from kb.search_pickle import whoosh_index as safe_whoosh_index
 from kb.search_text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermCoder, schema, spelling_of
 
@@ -50,7 +51,7 @@ PARALLEL_FROM = 50_000  # below this many nodes one process is faster than start
 LEVEL_WIDTH = 6  # merge once this many segments have the same order of magnitude
 
 
-class BuildCancelled(Exception):
+class BuildCancelled(Cancelled):
     """The person cancelled; the index is as it was before."""
 
 

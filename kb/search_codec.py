@@ -35,6 +35,8 @@ from whoosh.filedb import filetables
 from whoosh.matching import ListMatcher
 from whoosh.system import pack_ushort
 
+from kb.errors import ZNavigatorError
+
 FORMAT_VERSION = 1
 POSTINGS_MAGIC = b"ZNP1"
 DOCS_MAGIC = b"ZND1"
@@ -45,7 +47,7 @@ IntArray = NDArray[np.int64]
 UIntArray = NDArray[np.uint32]
 
 
-class SegmentDamaged(Exception):
+class SegmentDamaged(ZNavigatorError):
     """A segment file is missing, truncated or not in this format."""
 
 

@@ -18,6 +18,10 @@ import pickle
 from types import SimpleNamespace
 from typing import Any
 
+from kb.errors import ZNavigatorError
+
+INDEX_NAME = "MAIN"  # whoosh's name for the index inside its folder (its default, as earlier releases used)
+
 _ALLOWED_FUNCTIONS = {
     ("re", "_compile"),  # a compiled tokenizer pattern pickles as this call
     ("whoosh.lang.porter", "stem"),
@@ -39,7 +43,7 @@ _CLASS_MODULES = (
 )
 
 
-class UnsafeIndex(pickle.UnpicklingError):
+class UnsafeIndex(ZNavigatorError, pickle.UnpicklingError):
     """An index file names something an index is not made of."""
 
 

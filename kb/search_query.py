@@ -18,12 +18,13 @@ from whoosh import qparser, query
 from whoosh.fields import Schema
 from whoosh.qparser import MultifieldParser, OrGroup
 
+from kb.errors import ZNavigatorError
 from kb.search_text import FIELDS, TOKEN, term_of
 
 MAX_CLAUSES = 32
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(ZNavigatorError, ValueError):
     """The text cannot be read as a query."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,36 +181,71 @@ def add_children(
         raise WorkspaceError("a node needs a non-empty title")
     uids = uids or [f"n_{uuid.uuid4().hex}" for _ in new]
     now = utc_now()
-    provenance_json = json.dumps(provenance or {}, ensure_ascii=False)
-    ids = []
+    rows = [
+        NewNode(uid, kind, title, body, origin, provenance or {}, now)
+        for (title, body, kind), uid in zip(new, uids, strict=True)
+    ]
     with transaction(conn):
-        top = conn.execute(
-            "SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (parent.id,)
-        ).fetchone()[0]
-        for offset, ((title, body, kind), uid) in enumerate(zip(new, uids, strict=True), start=1):
-            ids.append(
-                conn.execute(
-                    "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body,"
-                    " origin, provenance, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        uid,
-                        parent.library_id,
-                        parent.id,
-                        top + offset,
-                        parent.depth + 1,
-                        kind,
-                        title,
-                        body,
-                        origin,
-                        provenance_json,
-                        now,
-                    ),
-                ).lastrowid
-            )
-        conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (len(new), parent.id))
-        grow_ancestors(conn, parent.id, len(new))
-    found = [node_by_id(conn, node_id) for node_id in ids if node_id is not None]
+        ids = append_nodes(conn, parent.id, rows)
+    found = [node_by_id(conn, node_id) for node_id in ids]
     return [node for node in found if node is not None]
+
+
+@dataclass(frozen=True)
+class NewNode:
+    """A node to append: what it says and where it came from; its place in the tree is computed."""
+
+    uid: str
+    kind: str
+    title: str
+    body: str
+    origin: str
+    provenance: dict[str, Any]
+    created_at: str
+    review: str = "none"
+    replaces_id: int | None = None
+    extra: dict[str, Any] | None = None
+
+
+def append_nodes(conn: sqlite3.Connection, parent_id: int, rows: Sequence[NewNode]) -> list[int]:
+    """Append rows as the last children of a parent, inside the caller's transaction; their ids.
+
+    The one place that knows what appending means here: the next positions under the parent, one
+    level deeper, the parent's child count and every ancestor's subtree size grown by as many.
+    Unpack, ask, edits and merges all come through it; an import or a fork, which build whole
+    subtrees at once, compute the same columns in set-based SQL instead.
+    """
+    parent = conn.execute("SELECT library_id, depth FROM nodes WHERE id = ?", (parent_id,)).fetchone()
+    if parent is None:
+        raise WorkspaceError(f"no node with id {parent_id}")
+    top = conn.execute("SELECT COALESCE(MAX(position), -1) FROM nodes WHERE parent_id = ?", (parent_id,)).fetchone()[0]
+    ids = []
+    for offset, row in enumerate(rows, start=1):
+        node_id = conn.execute(
+            "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body, origin, review,"
+            " replaces_id, provenance, extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.uid,
+                parent[0],
+                parent_id,
+                top + offset,
+                parent[1] + 1,
+                row.kind,
+                row.title,
+                row.body,
+                row.origin,
+                row.review,
+                row.replaces_id,
+                json.dumps(row.provenance, ensure_ascii=False),
+                json.dumps(row.extra or {}, ensure_ascii=False),
+                row.created_at,
+            ),
+        ).lastrowid
+        assert node_id is not None
+        ids.append(node_id)
+    conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (len(rows), parent_id))
+    grow_ancestors(conn, parent_id, len(rows))
+    return ids
 
 
 def grow_ancestors(conn: sqlite3.Connection, node_id: int, added: int) -> None:
@@ -224,3 +260,17 @@ def grow_ancestors(conn: sqlite3.Connection, node_id: int, added: int) -> None:
         """,
         (node_id, added),
     )
+
+
+def nodes_without_parent(conn: sqlite3.Connection) -> list[str]:
+    """Uids of nodes whose parent row is gone, oldest first: foreign keys prevent it, so it means damage."""
+    rows = conn.execute(
+        "SELECT n.uid FROM nodes n WHERE n.parent_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent_id) ORDER BY n.id"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def library_node_count(conn: sqlite3.Connection, library_id: int) -> int:
+    """Every node row of a library, its root included (counted, not read from the stored sizes)."""
+    return int(conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (library_id,)).fetchone()[0])

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from kb.db import connect
 from kb.libraries import Library, find_library, list_libraries
 from kb.sessions import last_labeler, load_state, save_state
-from models.llm import LLM
+from models.llm.model import LLM
 from navigator.generation import Generation
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.workbench import WorkbenchScreen

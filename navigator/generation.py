@@ -19,10 +19,12 @@ from kb.db import connect
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
 from kb.tree import Node
-from models.ask import AskFailed, ask_stream
-from models.llm import LLM, Availability, LazyLLM, ModelUnavailable, check_available
-from models.model_credences import CreditReport
-from models.unpack import DoneEvent, RetryEvent, TokenEvent, UnpackCancelled, UnpackFailed, unpack_stream
+from models.llm.ask import AskFailed, ask_stream
+from models.llm.generation import RetryEvent, TokenEvent
+from models.llm.model import LLM, LazyLLM
+from models.llm.model_credences import CreditReport
+from models.llm.model_file import Availability, check_available
+from models.llm.unpack import DoneEvent, UnpackFailed, unpack_stream
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,3 @@ class Generation:
         """New nodes become searchable at once; a missing index is the labeler's to rebuild, not a failure here."""
         with contextlib.suppress(SearchError):
             SearchIndex(conn, self.workspace, self.library).update()
-
-
-FAILURES = (UnpackCancelled, UnpackFailed, AskFailed, ModelUnavailable)
-
-
-def describe_failure(error: Exception) -> str:
-    if isinstance(error, UnpackCancelled):
-        return "cancelled; nothing was written"
-    if isinstance(error, ModelUnavailable):
-        return f"unpacking is off: {error.reason}. {error.fix}"
-    return str(error)

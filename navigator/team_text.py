@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kb.labels import Prediction
-from models.agreement import Agreement, AgreementReport, Disagreement, LabelerScore
+from models.imitation.agreement import Agreement, AgreementReport, Disagreement, LabelerScore
 from navigator.display import visible
 
 

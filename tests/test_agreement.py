@@ -20,10 +20,10 @@ from kb.items import add_items, item_by_uid, items_in
 from kb.labels import LabelStore, current_predictions_in_library
 from kb.libraries import Library, create_library, get_library
 from kb.records import ItemRecord
-from models.agreement import OVERALL, agreement, disagreements, js_distance, nominal_alpha, top_choice
-from models.score import calibration
-from navigator.team_commands import agreement as agreement_command
-from navigator.team_commands import disagreements as disagreements_command
+from models.imitation.agreement import OVERALL, agreement, disagreements, js_distance, nominal_alpha, top_choice
+from models.imitation.score import calibration
+from navigator.commands.team import agreement as agreement_command
+from navigator.commands.team import disagreements as disagreements_command
 
 YES_NO = ("yes", "no")
 
@@ -158,7 +158,7 @@ def test_labelers_against_train_gold(conn: sqlite3.Connection, small: Library) -
     assert bob.simulated and bob.source == "simulated" and not ann.simulated
     # The same bins as the metrics screen's calibration plot, so the two never disagree.
     assert ann.bins == calibration(conn, small, "ann") and ann.n_probabilities == 4
-    expected = sum(b.n * abs(b.stated - b.right) for b in ann.bins) / 4
+    expected = sum(b.n * abs(b.stated - b.true) for b in ann.bins) / 4
     assert ann.calibration_error == pytest.approx(expected)
     assert (cy.n_train, cy.n_labels, cy.log_score) == (0, 1, None)
 
@@ -198,7 +198,7 @@ def test_the_commands_print_text_and_json(workspace: Path, conn: sqlite3.Connect
 def test_acceptance_four_simulated_labelers_with_overlap_two_on_the_demo(demo_workspace: Path) -> None:
     """Noise 0.05/0.1/0.2/0.4, overlap 2 on validation (and on train, for the log scores): every
     validation item has exactly two labels, alpha and JS come per task with n, the noisiest ranks last."""
-    from navigator.trainer_commands import simulate
+    from navigator.commands.train import simulate
 
     conn = connect(demo_workspace)
     library = get_library(conn, "factbook")
@@ -231,8 +231,8 @@ def test_acceptance_four_simulated_labelers_with_overlap_two_on_the_demo(demo_wo
 
 
 def test_skill_weights_and_how_the_trainer_uses_them(conn: sqlite3.Connection, small: Library) -> None:
-    from models.agreement import skill_weights
-    from models.trainer import Label, _tasks, data_hash
+    from models.imitation.agreement import skill_weights
+    from models.imitation.trainer import Label, _tasks, data_hash
 
     for uid in ("t0", "t1", "t2", "t3"):
         label(conn, small, "ann", uid, 0.9)

@@ -15,7 +15,7 @@ from kb.items import add_items
 from kb.libraries import create_library
 from kb.records import ItemRecord
 from navigator.app import NavigatorApp
-from navigator.widgets import MoreChildren, ZTree
+from navigator.widgets.z_tree import MoreChildren, ZTree
 
 HOSTILE = "[bold]not bold[/] [link=http://example.com]a link[/link] [/]"
 
@@ -115,13 +115,21 @@ async def test_item_text_with_markup_is_shown_literally(workspace: Path) -> None
         assert f"Is it true? {HOSTILE}" in rendered(app.screen.query_one("#task-body", Static))
 
 
-async def test_export_and_merge_from_the_command_palette(workspace: Path, tmp_path: Path) -> None:
+async def label_and_export(workspace: Path) -> list[str]:
+    """Ann labels the item citing the book, exports from the command palette; what she was told."""
     app = NavigatorApp(workspace=workspace, labeler="ann")
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("down", "c", "1", "s")
         commands = {command.title: command for command in app.get_system_commands(app.screen)}
         commands["Export my labels"].callback()
         await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        return [str(n.message) for n in app._notifications]
+
+
+async def test_export_and_merge_from_the_command_palette(workspace: Path, tmp_path: Path) -> None:
+    await label_and_export(workspace)
     exported = workspace.with_name("w.ann.labels.jsonl")
     frame = pandas.read_json(exported, lines=True)
     assert sorted(frame["type"]) == ["item", "prediction"]
@@ -142,6 +150,16 @@ async def test_export_and_merge_from_the_command_palette(workspace: Path, tmp_pa
     assert [(row[0], json.loads(row[1]), json.loads(row[2])) for row in rows] == [
         ("ann", {"yes": 0.9, "no": 0.1}, ["book"])
     ]
+
+
+async def test_an_export_that_cannot_be_written_is_reported_and_leaves_nothing(workspace: Path) -> None:
+    """The export path is taken by a folder: the labeler is told, the app keeps running, no file is left."""
+    blocked = workspace.with_name("w.ann.labels.jsonl")
+    blocked.mkdir()
+    shown = await label_and_export(workspace)
+    assert any(m.startswith(f"Nothing exported: cannot write {blocked}") for m in shown), shown
+    assert blocked.is_dir() and not any(blocked.iterdir())
+    assert not [p.name for p in workspace.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 ESCAPES = "red\x1b[31m title\x1b]0;pwned\x07 end\x08"

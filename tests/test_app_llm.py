@@ -14,11 +14,11 @@ from textual.widgets import Input, Static
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
 from kb.libraries import create_library
-from models.llm import CancelCheck, GenerationCancelled, Request
+from models.llm.model import CancelCheck, GenerationCancelled, Request
 from navigator.app import NavigatorApp
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.workbench import WorkbenchScreen
-from navigator.widgets import ZTree
+from navigator.widgets.z_tree import ZTree
 
 ANSWER = "- Madagascar has a coastline.\n- The coastline is 4,828 km long.\n- Madagascar is an island.\nEND"
 
@@ -135,6 +135,21 @@ async def test_escape_cancels_and_writes_nothing_while_the_app_stays_responsive(
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "cancelled; nothing was written" in str(workbench(app).query_one("#llm-stream", Static).render())
+    assert generated(island) == []
+
+
+async def test_a_failed_unpack_says_what_went_wrong_and_what_to_do(island: Path) -> None:
+    """The app's one translation of an error: the message and its hint, as plain text, and nothing written."""
+    app = NavigatorApp(workspace=island, labeler="ann", llm=FakeLLM(["Coastline: 4,828 km\nEND", "\nEND"]))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_coastline(app, pilot)
+        await pilot.press("u")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = str(workbench(app).query_one("#llm-stream", Static).render())
+        assert "no usable statements" in shown and "nothing was written" in shown
+        assert "try again with --regenerate or another --seed" in shown
+        assert workbench(app).open_node.title == "Coastline"  # type: ignore[union-attr]
     assert generated(island) == []
 
 

@@ -24,13 +24,14 @@ from kb.assignments import (
     plan_in_force,
 )
 from kb.db import connect, migrate, schema_version
-from kb.exchange import export_labels, merge_files
+from kb.exchange import export_labels
 from kb.importing import ImportProblem, StagedNode, import_staged
 from kb.items import add_items, items_in
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library, find_library
+from kb.merge import merge_files
 from kb.records import ItemRecord
-from navigator.team_commands import assign as assign_command
+from navigator.commands.team import assign as assign_command
 
 # The number of the migration that adds assignment plans and the adjudication flag. If it is
 # renumbered when branches merge, this is the one line to change.

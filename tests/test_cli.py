@@ -429,3 +429,15 @@ def test_help_lists_every_command_without_importing_the_heavy_ones() -> None:
     assert imported == "[]"
     for name in LAZY_COMMANDS:
         assert any(row.strip().startswith(name + " ") for row in text), name
+
+
+def test_every_command_module_imports_on_its_own() -> None:
+    """Each module LAZY_COMMANDS names loads first in a fresh process (no import cycle between commands)."""
+    import subprocess
+    import sys
+
+    from navigator.cli import LAZY_COMMANDS
+
+    for module in sorted({module for module, _ in LAZY_COMMANDS.values()}):
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+        assert done.returncode == 0, (module, done.stderr)

@@ -9,7 +9,7 @@ import pytest
 
 from kb.importing import StagedNode, import_staged
 from kb.libraries import Library
-from models.credence_imitation import (
+from models.prior.credence_imitation import (
     DEFAULT_SHRINK,
     MIN_CREDENCES,
     ImitationRefused,

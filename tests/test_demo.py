@@ -16,7 +16,7 @@ from kb.libraries import get_library
 from kb.search import SearchIndex
 from kb.tree import node_by_uid
 from navigator.app import NavigatorApp
-from navigator.widgets import ZTree
+from navigator.widgets.z_tree import ZTree
 
 
 @pytest.fixture(scope="module")

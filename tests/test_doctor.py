@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from reliability_support import make_labeling_workspace
 
-import navigator.doctor_command as doctor_module
+import models.llm.doctor as doctor_module
 from kb.db import connect, latest_version, migrate
 from kb.importing import StagedNode, import_staged
 from kb.items import item_by_uid
@@ -25,8 +25,8 @@ from kb.labels import LabelStore
 from kb.libraries import list_libraries
 from kb.search import SearchIndex, index_dir
 from kb.tree import node_by_uid
-from models.llm import Availability
-from navigator.doctor_command import doctor
+from models.llm.model_file import Availability
+from navigator.commands.doctor import doctor
 
 
 @pytest.fixture(autouse=True)
@@ -143,6 +143,28 @@ def test_a_newer_schema_is_an_error(healthy: Path) -> None:
     found = findings(healthy)
     assert found["schema"]["status"] == "error" and "upgrade z-navigator" in found["schema"]["fix"]
     assert "orphans" not in found  # a schema this release does not know is not examined further
+
+
+def test_a_lost_index_or_column_under_a_current_version_is_named(healthy: Path) -> None:
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("DROP INDEX nodes_by_uid")
+    raw.close()
+    before = healthy.read_bytes()
+    found = findings(healthy)
+    assert found["schema"]["status"] == "warning"
+    assert "table nodes has no index nodes_by_uid" in found["schema"]["message"]
+    assert "navigator export" in found["schema"]["fix"]
+    assert healthy.read_bytes() == before
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("ALTER TABLE bookmarks DROP COLUMN created_at")
+    raw.close()
+    found = findings(healthy)
+    assert found["schema"]["status"] == "error"
+    assert "table bookmarks has no column created_at" in found["schema"]["message"]
+    raw = sqlite3.connect(healthy, isolation_level=None)
+    raw.execute("DROP TABLE search_index_state")
+    raw.close()
+    assert findings(healthy)["schema"]["status"] == "error"  # a lost table named like an index is no index
 
 
 @pytest.mark.parametrize("content", [b"this is not a database at all" * 100, b""])

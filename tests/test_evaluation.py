@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from kb.db import connect
 from kb.items import items_in
 from kb.libraries import get_library
-from models.evaluation import EvaluationReport, evaluate, iid_check, score, two_sample_test
-from models.simulated_labeler import SimulatedLabeler
-from models.trainer import TrainerError, train
+from models.imitation.evaluation import EvaluationReport, evaluate, iid_check, score, two_sample_test
+from models.imitation.simulated_labeler import SimulatedLabeler
+from models.imitation.trainer import TrainerError, train
 
 
 def test_score_matches_hand_computed_accuracy_and_log_loss() -> None:
@@ -106,8 +106,8 @@ def test_the_iid_guard_flags_a_deliberately_non_iid_split(flow) -> None:
 
 
 def test_cli_evaluate_and_predict_on_the_demo(flow, tmp_path: Path) -> None:
-    from navigator.trainer_commands import evaluate as evaluate_command
-    from navigator.trainer_commands import predict
+    from navigator.commands.train import evaluate as evaluate_command
+    from navigator.commands.train import predict
 
     _, workspace, _, answers, report, _ = flow
     group = click.Group(commands={"evaluate": evaluate_command, "predict": predict})

@@ -28,15 +28,16 @@ from hypothesis import strategies as st
 from reliability_support import announce
 
 from kb.db import WorkspaceError, connect
-from kb.exchange import collect_export, merge_files, write_export
+from kb.doctor import check_orphans
+from kb.exchange import collect_export, write_export
 from kb.formats.jsonl import read_jsonl_nodes
 from kb.importing import ImportProblem, NoProgress, StagedNode, import_staged
 from kb.items import add_items, import_items, item_by_uid
 from kb.labels import LabelError, LabelStore
 from kb.libraries import create_library, list_libraries
+from kb.merge import merge_files
 from kb.records import ItemRecord
 from kb.tree import add_child, node_by_uid
-from navigator.doctor_command import check_orphans
 
 REJECTIONS = (ImportProblem, WorkspaceError, LabelError)
 ALL_TABLES = ("libraries", "nodes", "items", "predictions", "credences", "credence_nodes", "search_index_state")

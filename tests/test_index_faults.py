@@ -19,7 +19,7 @@ from kb.search import SearchError, SearchIndex, index_dir
 from kb.tree import add_children, node_by_uid
 from navigator.app import NavigatorApp
 from navigator.screens.search import SearchScreen
-from navigator.widgets import ZTree
+from navigator.widgets.z_tree import ZTree
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from scipy.stats import chisquare
 from kb.db import connect
 from kb.items import Item, items_in
 from kb.libraries import Library, get_library
-from models.evaluation import iid_check, two_sample_test
-from models.item_order import (
+from models.imitation.evaluation import iid_check, two_sample_test
+from models.imitation.item_order import (
     RANDOM_EVERY,
     by_random_rank,
     disagreement,
@@ -28,11 +28,12 @@ from models.item_order import (
     order_items,
     priorities,
 )
-from models.retrieval import Retriever
-from models.simulated_labeler import SimulatedLabeler
-from models.trainer import train
+from models.imitation.retrieval import Retriever
+from models.imitation.simulated_labeler import SimulatedLabeler
+from models.imitation.trainer import train
 from navigator.app import NavigatorApp
-from navigator.screens.workbench import QUEUE_SPLITS, WorkbenchScreen
+from navigator.labeling import QUEUE_SPLITS
+from navigator.screens.workbench import WorkbenchScreen
 
 
 def items(n: int) -> list[Item]:
@@ -122,7 +123,7 @@ def test_the_queue_puts_what_the_model_is_least_sure_of_first_and_keeps_train_it
     assert [item.split for item in ordering.items] == [item.split for item in queue]
     assert [i for i in ordering.items if i.split == "train"] == [i for i in queue if i.split == "train"]
     row = conn.execute("SELECT model FROM trained_models ORDER BY version DESC LIMIT 1").fetchone()
-    from models.model_store import load_validation_predictions
+    from models.imitation.model_store import load_validation_predictions
 
     stored = load_validation_predictions(bytes(row[0]), library.name)
     validation = [item for item in ordering.items if item.split == "validation"]
@@ -135,7 +136,7 @@ def test_the_queue_puts_what_the_model_is_least_sure_of_first_and_keeps_train_it
 
 
 def test_simulate_follows_the_order_and_the_iid_guard_keeps_seeing_an_iid_sample(labelled_demo) -> None:
-    from navigator.trainer_commands import simulate
+    from navigator.commands.train import simulate
 
     conn, workspace, library, iid_before = labelled_demo
     validation = items_in(conn, ("validation",))
@@ -189,7 +190,7 @@ async def test_the_app_orders_its_queue_by_the_model_and_says_so(labelled_demo) 
 
 
 def test_assignment_filters_and_the_order_orders_what_is_left(labelled_demo) -> None:
-    """Who gets which items (kb.assignments) and in which order (models.item_order) compose: the
+    """Who gets which items (kb.assignments) and in which order (models.imitation.item_order) compose: the
     queue holds exactly the labeler's share, with D*_validation in uncertainty order."""
     from kb.assignments import assign, items_for
 
@@ -208,7 +209,7 @@ def test_assignment_filters_and_the_order_orders_what_is_left(labelled_demo) -> 
 
 
 def stored_predictions(conn: sqlite3.Connection, library: Library, items: list[Item]) -> list[list[float]]:
-    from models.model_store import latest_validation_predictions
+    from models.imitation.model_store import latest_validation_predictions
 
     stored = latest_validation_predictions(conn, library.id, library.name)
     assert stored is not None

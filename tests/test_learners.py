@@ -11,11 +11,11 @@ import pytest
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from models.conditional_logit import ConditionalLogit
-from models.learners import LEARNERS, fit_task, restore_task, task_state
-from models.quantities import band, cut_points, first_number, numbers, option_ranges
-from models.reader_features import reader_features
-from models.retrieval import ReadNode, View
+from models.imitation.conditional_logit import ConditionalLogit
+from models.imitation.learners import LEARNERS, fit_task, restore_task, task_state
+from models.imitation.quantities import band, cut_points, first_number, numbers, option_ranges
+from models.imitation.reader_features import reader_features
+from models.imitation.retrieval import ReadNode, View
 
 BANDS = ("under 1 million", "1 to 10 million", "10 to 100 million", "over 100 million")
 GDP = "Is the real GDP per capita of Chile low (under $9,900), middle, or high ($32,300 and over)?"

@@ -24,28 +24,20 @@ from kb.libraries import Library
 from kb.review import provenance
 from kb.search import SearchIndex
 from kb.tree import Node, add_children, children, node_by_id
-from models.ask import ask
-from models.calls import count_calls, recent_calls
-from models.llm import (
-    LazyLLM,
-    LoadOptions,
-    LocalLLM,
+from models.llm.ask import ask
+from models.llm.calls import count_calls, recent_calls
+from models.llm.generation import TokenEvent
+from models.llm.model import GenerationCancelled, LazyLLM, LoadOptions, LocalLLM
+from models.llm.model_file import (
     ModelUnavailable,
     bundled_model_path,
     check_available,
     ensure_bundled_model,
     file_sha256,
 )
-from models.unpack import (
-    FENCE_CLOSE,
-    FENCE_OPEN,
-    TokenEvent,
-    UnpackCancelled,
-    UnpackFailed,
-    normalise,
-    unpack,
-    unpack_stream,
-)
+from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN
+from models.llm.unpack import UnpackFailed, unpack, unpack_stream
+from models.llm.unpack_text import normalise
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +95,7 @@ def test_cancel_leaves_no_half_written_children(
     node = field(conn, geography, "Coastline", "4,828 km")
     before = db_dump()
     tokens: list[str] = []
-    with pytest.raises(UnpackCancelled):
+    with pytest.raises(GenerationCancelled):
         for event in unpack_stream(conn, model, node, k=3, cancel=lambda: len(tokens) >= 4):
             if isinstance(event, TokenEvent):
                 tokens.append(event.text)
@@ -186,7 +178,7 @@ def test_damaged_cached_bundled_model_is_reassembled(tmp_path: Path) -> None:
 
 
 def test_cli_unpack_indexes_new_nodes(workspace: Path, conn: sqlite3.Connection, geography: Node, library) -> None:
-    from navigator.llm_commands import unpack as unpack_command
+    from navigator.commands.llm import unpack as unpack_command
 
     node = field(conn, geography, "Climate", "tropical along coast, temperate inland, arid in south")
     SearchIndex(conn, workspace, library).update()

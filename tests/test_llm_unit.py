@@ -1,6 +1,6 @@
 """Unpack, ask, review and the call log with fake models: prompts, parsing, storage, cache, cancel, failure.
 
-The fakes implement models.llm.LLM exactly, so these tests exercise the same
+The fakes implement models.llm.model.LLM exactly, so these tests exercise the same
 code paths as the real model; tests/test_llm_model.py repeats the important
 ones with the bundled model.
 """
@@ -19,26 +19,21 @@ from click.testing import CliRunner
 from kb.libraries import Library
 from kb.review import generated_children, provenance, replace_node, set_review
 from kb.tree import Node, add_children, children, node_by_id
-from models.ask import ask, ask_stream, clean_answer
-from models.calls import count_calls, recent_calls
-from models.llm import CancelCheck, GenerationCancelled, ModelIdentity, Request
-from models.unpack import (
-    FENCE_CLOSE,
-    FENCE_OPEN,
+from models.llm.ask import ask, ask_stream, clean_answer
+from models.llm.calls import count_calls, recent_calls
+from models.llm.generation import RetryEvent, TokenEvent
+from models.llm.model import CancelCheck, GenerationCancelled, ModelIdentity, Request
+from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN, quote_data
+from models.llm.unpack import (
     DoneEvent,
-    RetryEvent,
-    TokenEvent,
-    UnpackCancelled,
     UnpackFailed,
-    completion_prompt,
-    parse_statements,
     plan_calls,
-    quote_data,
     stored_children,
     unpack,
     unpack_stream,
     unpack_tree,
 )
+from models.llm.unpack_text import completion_prompt, parse_statements
 
 
 class FakeLLM:
@@ -228,7 +223,7 @@ def test_cancel_mid_stream_writes_no_children(conn: sqlite3.Connection, coastlin
     def cancel() -> bool:
         return len(seen) >= 3
 
-    with pytest.raises(UnpackCancelled, match="nothing was written"):
+    with pytest.raises(GenerationCancelled, match="nothing was written"):
         for event in unpack_stream(conn, FakeLLM([GOOD]), coastline, k=3, cancel=cancel):
             if isinstance(event, TokenEvent):
                 seen.append(event.text)
@@ -334,8 +329,8 @@ def test_plan_and_batch_are_resumable(conn: sqlite3.Connection, coastline: Node,
 
 
 def test_cli_dry_run_logs_and_status(workspace: Path, conn: sqlite3.Connection, coastline: Node, tmp_path) -> None:
-    from navigator.llm_commands import llm as llm_group
-    from navigator.llm_commands import unpack as unpack_command
+    from navigator.commands.llm import llm as llm_group
+    from navigator.commands.llm import unpack as unpack_command
 
     runner = CliRunner()
     dry = runner.invoke(unpack_command, ["-w", str(workspace), coastline.uid, "--depth", "2", "--k", "3", "--dry-run"])

@@ -16,7 +16,7 @@ from kb.labels import LabelStore
 from kb.libraries import Library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
-from models.score import calibration
+from models.imitation.score import calibration
 from navigator.screens.metrics import MetricsScreen, trainer_text
 
 
@@ -40,9 +40,9 @@ def test_calibration_bins_by_hand(conn: sqlite3.Connection, library: Library) ->
     bins = {round(b.low, 1): b for b in calibration(conn, library, "ann")}
     # 'yes' (gold) got 0.9 three times and 0.3 once; 'no' got 0.1 three times and 0.7 once.
     assert sorted(bins) == [0.1, 0.3, 0.7, 0.9]
-    assert (bins[0.9].n, bins[0.9].right) == (3, 1.0)
-    assert (bins[0.1].n, bins[0.1].right) == (3, 0.0)
-    assert (bins[0.3].n, bins[0.3].right, bins[0.7].right) == (1, 1.0, 0.0)
+    assert (bins[0.9].n, bins[0.9].true) == (3, 1.0)
+    assert (bins[0.1].n, bins[0.1].true) == (3, 0.0)
+    assert (bins[0.3].n, bins[0.3].true, bins[0.7].true) == (1, 1.0, 0.0)
     assert calibration(conn, library, "nobody") == []
 
 

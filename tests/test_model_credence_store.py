@@ -19,7 +19,7 @@ from kb.exchange import export_labels
 from kb.labels import LabelError, LabelStore, label_counts, model_credences
 from kb.libraries import Library
 from kb.tree import Node, add_children, node_by_id
-from models.prior import load_workspace_credences
+from models.prior.report import load_workspace_credences
 
 # The migration that widened credences.source; the lead renumbers migrations at merge, so this is the one place
 # that names the number.

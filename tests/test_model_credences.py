@@ -19,22 +19,21 @@ from test_llm_unit import GOOD, FakeLLM  # the scripted model of the LLM unit te
 from kb.labels import model_credences
 from kb.libraries import Library
 from kb.tree import Node, add_children, node_by_id
-from models.ask import ask
-from models.calibration import (
+from models.llm.ask import ask
+from models.llm.calibration import (
     Calibration,
     auc,
-    expected_calibration_error,
     find_calibration,
     fit_platt,
     read_calibration,
-    reliability,
     save_calibration,
     sigmoid,
 )
-from models.judge import EXAMPLE_COUNTRIES, PROMPT_VERSION, claim, judge_prompt, negation
-from models.model_credences import credit_missing, forget_calibrations, model_check
-from models.truth_set import CHANGED_COUNTRY, CHANGED_NUMBER, change_number, truth_statements
-from models.unpack import unpack
+from models.llm.judge import EXAMPLE_COUNTRIES, PROMPT_VERSION, claim, judge_prompt, negation
+from models.llm.model_credences import credit_missing, forget_calibrations, model_check
+from models.llm.truth_set import CHANGED_COUNTRY, CHANGED_NUMBER, change_number, truth_statements
+from models.llm.unpack import unpack
+from models.reliability import expected_calibration_error, reliability
 
 SOURCE = "model:fake"
 
@@ -178,7 +177,7 @@ def test_model_check_lists_the_worst_flips_and_near_duplicate_disagreements(
 
 
 def test_prior_model_check_command(workspace: Path, conn: sqlite3.Connection, coastline: Node) -> None:
-    from navigator.prior_command import prior
+    from navigator.commands.prior import prior
 
     unpack(conn, FakeLLM([GOOD]), coastline, k=3)
     result = CliRunner().invoke(prior, ["-w", str(workspace), "--model-check", "--json"], catch_exceptions=False)
@@ -282,8 +281,8 @@ def test_score_uses_model_credences_only_where_no_person_or_imitator_did(
     conn: sqlite3.Connection, library: Library, workspace: Path
 ) -> None:
     from kb.labels import LabelStore
-    from models.score import prior
-    from navigator.score_commands import score
+    from models.imitation.score import prior
+    from navigator.commands.score import score
 
     nodes = _library_of_statements(conn, library, 8)
     for node in nodes[:6]:

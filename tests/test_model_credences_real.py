@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from kb.labels import model_credences
 from kb.libraries import Library
 from kb.tree import Node, add_children, node_by_id
-from models.calibration import find_calibration
-from models.judge import PROMPT_VERSION, judge
-from models.llm import LoadOptions, LocalLLM, ModelIdentity
-from models.model_credences import forget_calibrations
-from models.unpack import unpack
+from models.llm.calibration import find_calibration
+from models.llm.judge import PROMPT_VERSION, judge
+from models.llm.model import LoadOptions, LocalLLM, ModelIdentity
+from models.llm.model_credences import forget_calibrations
+from models.llm.unpack import unpack
 
 BUNDLED_SOURCE = "model:" + bundled.MODEL_NAME.removesuffix(".gguf")
 
@@ -79,7 +79,7 @@ def test_unpack_stores_a_calibrated_credence_per_child(
 
 @pytest.mark.slow
 def test_calibrate_reports_out_of_fold_figures_with_their_n() -> None:
-    from navigator.model_credence_commands import calibrate_command
+    from navigator.commands.model_credences import calibrate_command
 
     result = CliRunner().invoke(
         calibrate_command, ["--n", "20", "--seed", "1", "--no-save", "--threads", "2", "--json"], catch_exceptions=False

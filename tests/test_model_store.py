@@ -19,9 +19,9 @@ from test_trainer import FRUITS, build, label_all
 
 from kb.items import items_in
 from kb.libraries import Library
-from models.item_order import order_items
-from models.model_store import MAGIC, ModelFormatError, load_model_bytes
-from models.trainer import TrainerError, latest_report, load_model, predict_items, train
+from models.imitation.item_order import order_items
+from models.imitation.model_store import MAGIC, ModelFormatError, load_model_bytes
+from models.imitation.trainer import TrainerError, latest_report, load_model, predict_items, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def plant(conn: sqlite3.Connection, blob: bytes) -> None:
 
 
 def test_a_planted_pickle_never_runs_and_every_reader_says_retrain(trained, tmp_path: Path) -> None:
-    from navigator.trainer_commands import predict
+    from navigator.commands.train import predict
 
     conn, workspace, library = trained
     marker = tmp_path / "code-ran"

@@ -19,11 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-import models.prior_exact as prior_exact
+import models.prior.exact as prior_exact
 from kb.importing import ImportProblem
 from kb.libraries import Library
-from models.prior import load_workspace_credences, prior_report, read_credences
-from models.prior_bounds import (
+from models.prior.bounds import (
     PairwiseCredences,
     clustered,
     frechet,
@@ -33,14 +32,16 @@ from models.prior_bounds import (
     pairwise_violations,
     scalable_bounds,
 )
-from models.prior_exact import (
+from models.prior.engine import choose_engine
+from models.prior.exact import (
     Credence,
     TooManyStatements,
     check_coherence,
     distance_to_coherence,
     exact_interval,
 )
-from models.prior_similarity import cluster_texts
+from models.prior.report import load_workspace_credences, prior_report, read_credences
+from models.prior.similarity import cluster_texts
 
 LP_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -411,6 +412,26 @@ def test_report_on_incoherent_credences_uses_the_repair_everywhere() -> None:
             assert estimate.lower <= report.interval.lower + 1e-7 and estimate.upper >= report.interval.upper - 1e-7
 
 
+def test_the_report_and_the_score_take_one_engine_choice() -> None:
+    """`navigator prior` and the F(Z) score both ask choose_engine; a cap on statements (the score's) only
+    swaps the exact interval for scalable bounds that contain it, with the same coherence verdict."""
+    credences = [cred("a", 0.9), cred("b", 0.8), cred("a b", 0.75), cred("a b c", 0.7), cred("c", 0.95)]
+    wanted = frozenset("abc")
+    report = prior_report(credences)
+    answer = choose_engine(credences, wanted)
+    assert (report.method, report.interval, report.coherence.coherent) == (
+        "exact LP",
+        answer.interval,
+        answer.coherence.coherent,
+    )
+    capped = choose_engine(credences, wanted, exact_limit=2)
+    assert capped.method == "scalable bounds" and capped.unused == 1
+    assert capped.coherence.coherent == answer.coherence.coherent
+    assert capped.interval.lower <= answer.interval.lower + 1e-9
+    assert answer.interval.upper <= capped.interval.upper + 1e-9
+    assert [e.name for e in capped.bounds] == [e.name for e in answer.bounds[1:]]
+
+
 def test_report_falls_back_to_scalable_bounds_when_too_large() -> None:
     names = [f"s{i}" for i in range(30)]
     credences = [cred(n, 0.99) for n in names] + [cred(f"{a} {b}", 0.985) for a, b in itertools.pairwise(names)]
@@ -524,3 +545,26 @@ def test_workspace_credences_are_current_per_labeler(conn: sqlite3.Connection, l
     assert ann.texts == {"n1": "Water is wet.", "n2": "Fire is hot."}
     only_bob = load_workspace_credences(conn, library_id, "bob")
     assert [(s.labeler, [c.p for c in s.credences]) for s in only_bob] == [("bob", [0.1])]
+
+
+def test_change_then_undo_brings_the_earlier_credence_back(conn: sqlite3.Connection, library: Library) -> None:
+    """A credence changed and then undone (ctrl+z) is the earlier one again, in the P(Z) engine as in the app."""
+    from kb.labels import LabelStore
+    from kb.tree import node_by_uid
+
+    conn.execute(
+        "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, origin, created_at)"
+        " VALUES ('n1', ?, ?, 0, 1, 'statement', 'Water is wet.', 'import', 'now')",
+        (library.id, library.root_id),
+    )
+    statement = node_by_uid(conn, "n1", library.id)
+    assert statement is not None
+    store = LabelStore(conn, "ann")
+    store.record_credence(library.id, [statement], 0.6)
+    store.record_credence(library.id, [statement], 0.9)  # changed …
+    store.undo_last()  # … and the change undone
+    assert {key: c.p for key, c in store.current_credences(library.id).items()} == {("n1",): 0.6}
+    [ann] = load_workspace_credences(conn, library.id)
+    assert [(sorted(c.statements), c.p) for c in ann.credences] == [(["n1"], 0.6)]
+    report = prior_report(ann.credences)
+    assert (report.interval.lower, report.interval.upper) == pytest.approx((0.6, 0.6))

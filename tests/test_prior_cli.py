@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from kb.libraries import Library
-from navigator.prior_command import prior
+from navigator.commands.prior import prior
 
 DIE = [
     {"statements": ["A"], "p": 0.5},

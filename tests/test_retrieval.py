@@ -14,8 +14,8 @@ from kb.items import Item
 from kb.libraries import Library, create_library
 from kb.search import SearchIndex
 from kb.tree import node_by_uid
-from models.reading_plan import Field, learn_plan, masked, name_key, names_subject, walk
-from models.retrieval import Retriever, clear_cache
+from models.imitation.reading_plan import Field, learn_plan, masked, name_key, names_subject, walk
+from models.imitation.retrieval import Retriever, clear_cache
 
 PLACES = {
     "sm": ("Samoa", "Oceania", "201,000 (2024 est.)", "$6,200 (2023 est.)", "$6,000 (2022 est.)"),

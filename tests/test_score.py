@@ -17,8 +17,8 @@ from kb.labels import LabelStore
 from kb.libraries import Library, get_library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
-from models.score import EPSILON, ImitationUnavailable, likelihood, prior, score_libraries
-from navigator.score_commands import fork, score
+from models.imitation.score import EPSILON, ImitationUnavailable, likelihood, prior, score_libraries
+from navigator.commands.score import fork, score
 
 
 def _setup(conn: sqlite3.Connection, library: Library, statements: int = 3) -> None:
@@ -146,7 +146,9 @@ def test_score_and_fork_commands(conn: sqlite3.Connection, workspace: Path, libr
 
 
 def test_against_the_real_trainer(conn: sqlite3.Connection, workspace: Path, library: Library) -> None:
-    trainer = pytest.importorskip("models.trainer", reason="models.trainer (the imitation trainer) is not there yet")
+    trainer = pytest.importorskip(
+        "models.imitation.trainer", reason="models.imitation.trainer (the imitation trainer) is not there yet"
+    )
     from kb.search import SearchIndex
 
     nodes = [StagedNode(1, "sec", None, "section", "Countries")]

@@ -21,8 +21,8 @@ from kb.db import connect
 from kb.items import items_in
 from kb.libraries import find_library
 from kb.search import SearchIndex
-from models.retrieval import Retriever, clear_cache
-from models.simulated_labeler import SimulatedLabeler
+from models.imitation.retrieval import Retriever, clear_cache
+from models.imitation.simulated_labeler import SimulatedLabeler
 
 QUESTIONS = 12
 

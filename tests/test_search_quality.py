@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kb.db import connect
 from kb.libraries import find_library
-from models.retrieval_quality import demo_retrieval
+from models.imitation.retrieval_quality import demo_retrieval
 
 # Measured on the demo when these floors were set (country top 5 / answer top 5 / answer top 20):
 # all 0.744 / 0.137 / 0.399; landlocked 1.00 / 0.20 / 0.21; population 1.00 / 0.01 / 0.97.

@@ -84,7 +84,7 @@ def test_a_planted_term_dictionary_runs_nothing(indexed: SearchIndex, tmp_path: 
 
 
 def test_the_doctor_reports_a_planted_index_without_running_it(indexed: SearchIndex, tmp_path: Path) -> None:
-    from navigator.doctor_command import doctor
+    from navigator.commands.doctor import doctor
 
     marker = tmp_path / "ran"
     plant_toc(indexed.directory, Planted(marker))

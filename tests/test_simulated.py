@@ -14,7 +14,7 @@ from kb.db import connect
 from kb.demo import answer_key_path
 from kb.items import gold, items_in, read_answer_key
 from kb.libraries import get_library
-from models.simulated_labeler import SimulatedLabeler, simulated_name
+from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 
 
 def test_simulated_labeler_on_the_demo(demo_workspace: Path) -> None:
@@ -70,7 +70,7 @@ def test_simulated_labeler_on_the_demo(demo_workspace: Path) -> None:
     ]
 
     # the command line says SIMULATED and stores the simulated: name
-    from navigator.trainer_commands import simulate
+    from navigator.commands.train import simulate
 
     result = CliRunner().invoke(
         click.Group(commands={"simulate": simulate}),

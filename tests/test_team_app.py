@@ -18,7 +18,7 @@ from kb.items import add_items, item_by_uid, items_in
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
-from models.agreement import agreement
+from models.imitation.agreement import agreement
 from navigator.app import NavigatorApp
 from navigator.screens.disagreements import DisagreementsScreen
 from navigator.screens.metrics import MetricsScreen
@@ -98,12 +98,12 @@ async def test_disagreements_jump_to_a_citation_and_adjudicate(tmp_path: Path) -
         await pilot.pause()
         await pilot.press("a")
         await pilot.pause()
-        assert app.screen is workbench and workbench.adjudicating
+        assert app.screen is workbench and workbench.labeling.adjudicating
         assert workbench.draft is not None and workbench.draft.item.uid == item.uid
         assert "ADJUDICATION" in str(workbench.query_one("#task-body", Static).render())
         await pilot.press("2", "s")
         await pilot.pause()
-        assert not workbench.adjudicating
+        assert not workbench.labeling.adjudicating
 
     conn = connect(path)
     [ruling] = conn.execute("SELECT labeler, item_id, probs, adjudication FROM predictions WHERE labeler = 'lead'")

@@ -19,8 +19,8 @@ from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
 from kb.search import SearchIndex
-from models.learners import DEFAULT_LEARNER, LEARNERS
-from models.trainer import (
+from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
+from models.imitation.trainer import (
     MIN_ITEMS_PER_TASK,
     TrainerError,
     _pooled_metrics,
@@ -172,8 +172,8 @@ def test_fixed_seed_gives_identical_results_and_versions_count_up(fruit, learner
 
 
 def test_cli_train_and_predict_write_model_predictions(fruit, tmp_path: Path) -> None:
-    from navigator.trainer_commands import predict
-    from navigator.trainer_commands import train as train_command
+    from navigator.commands.train import predict
+    from navigator.commands.train import train as train_command
 
     conn, workspace, library = fruit
     label_all(conn, library, "simulated:a", 0.9)

@@ -13,7 +13,7 @@ from navigator.app import NavigatorApp
 from navigator.screens.help import HelpScreen
 from navigator.screens.search import SearchScreen
 from navigator.screens.workbench import WorkbenchScreen
-from navigator.widgets import ZTree
+from navigator.widgets.z_tree import ZTree
 
 
 def workbench(app: NavigatorApp) -> WorkbenchScreen:

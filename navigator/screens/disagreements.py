@@ -27,7 +27,7 @@ from kb.db import connect
 from kb.items import Item
 from kb.libraries import Library
 from kb.tree import ancestors, node_by_uid
-from models.agreement import Disagreement, disagreements
+from models.imitation.agreement import Disagreement, disagreements
 from navigator.display import visible
 from navigator.team_text import labeler_name
 

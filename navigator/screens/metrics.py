@@ -1,5 +1,5 @@
 """Metrics: how well the trainer imitates the labelers, how calibrated this labeler is, how far the
-labelers agree (models.agreement), and F(Z) per library.
+labelers agree (models.imitation.agreement), and F(Z) per library.
 
 Everything here can take seconds on a large library (F(Z) reads every credence and asks the
 trainer for predictions), so it is computed in a thread worker on its own connection and the
@@ -25,8 +25,10 @@ from textual.worker import get_current_worker
 
 from kb.db import WorkspaceError, connect
 from kb.libraries import Library
-from models.agreement import AgreementReport, agreement
-from models.score import CalibrationBin, LibraryScore, calibration, score_libraries
+from models.imitation.agreement import AgreementReport, agreement
+from models.imitation.score import LibraryScore, calibration, score_libraries
+from models.reliability import ReliabilityBin
+from navigator.display import describe_error
 from navigator.team_text import agreement_lines
 
 BAR_WIDTH = 30
@@ -34,9 +36,9 @@ BAR_WIDTH = 30
 
 @dataclass(frozen=True)
 class Metrics:
-    trainer: Any  # models.trainer.TrainReport, or None when no model is trained yet
+    trainer: Any  # models.imitation.trainer.TrainReport, or None when no model is trained yet
     trainer_note: str
-    bins: list[CalibrationBin]
+    bins: list[ReliabilityBin]
     scores: list[LibraryScore]
     score_note: str
     agreement: AgreementReport | None = None
@@ -60,7 +62,7 @@ def trainer_text(report: Any, note: str) -> Text:
     return text
 
 
-def calibration_text(bins: list[CalibrationBin], labeler: str) -> Text:
+def calibration_text(bins: list[ReliabilityBin], labeler: str) -> Text:
     """One row per bin: the observed frequency as a bar, '│' where perfect calibration would put it."""
     total = sum(b.n for b in bins)
     text = Text(f"Calibration of {labeler} on train items (n = {total} stated probabilities)\n", style="bold")
@@ -68,11 +70,11 @@ def calibration_text(bins: list[CalibrationBin], labeler: str) -> Text:
         text.append("  no predictions on train items with this library yet")
         return text
     for b in bins:
-        filled = round(b.right * BAR_WIDTH)
+        filled = round(b.true * BAR_WIDTH)
         marker = min(BAR_WIDTH - 1, round(b.stated * BAR_WIDTH))
         bar = "".join("│" if i == marker else ("█" if i < filled else "·") for i in range(BAR_WIDTH))
-        text.append(f"  {b.low:.1f}–{b.high:.1f}  n={b.n:<5} stated {b.stated:.2f}  right {b.right:.2f}  ")
-        text.append(bar, style="green" if abs(b.right - b.stated) <= 0.1 else "yellow")
+        text.append(f"  {b.low:.1f}–{b.high:.1f}  n={b.n:<5} stated {b.stated:.2f}  right {b.true:.2f}  ")
+        text.append(bar, style="green" if abs(b.true - b.stated) <= 0.1 else "yellow")
         text.append("\n")
     text.append("  █ how often right · │ the stated probability (on the line = calibrated)", style="dim")
     return text
@@ -132,17 +134,17 @@ class MetricsScreen(Screen[None]):
         try:
             report, trainer_note = None, ""
             try:
-                from models.trainer import latest_report
+                from models.imitation.trainer import latest_report
 
                 report = latest_report(conn, self.library)
             except ImportError:
-                trainer_note = "the imitation trainer (models.trainer) is not installed"
+                trainer_note = "the imitation trainer (models.imitation.trainer) is not installed"
             bins = calibration(conn, self.library, self.labeler)
             team = agreement(conn, self.library)
             try:
                 scores, score_note = score_libraries(conn, self.workspace), ""
             except WorkspaceError as error:
-                scores, score_note = [], f"F(Z) could not be computed: {error}"
+                scores, score_note = [], f"F(Z) could not be computed: {describe_error(error)}"
         finally:
             conn.close()
         if not get_current_worker().is_cancelled:

@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 from kb.db import connect
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex, SearchResult
-from navigator.display import visible
+from navigator.display import describe_error, visible
 
 
 def hit_label(path: str, snippet: list[tuple[str, bool]], missing: tuple[str, ...] = ()) -> Text:
@@ -86,7 +86,7 @@ class SearchScreen(ModalScreen[int | None]):
         try:
             result: SearchResult | str = self.index.search(text, limit=30)
         except SearchError as error:
-            result = str(error)
+            result = describe_error(error)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.show_results, result)
 

@@ -1,45 +1,37 @@
 """The labeler's workbench: Z on the left, the open node in the middle, the task on the right.
 
-The screen owns the session state (open node, history, draft answer, marked
-statements) and writes through LabelStore, so every label is committed the
-moment it is submitted. Where the labeler is gets saved on every move, so
-reopening resumes exactly there.
+The screen composes the widgets (navigator/widgets/), routes keys and their
+messages, and keeps where the labeler is: the open node and the history of
+nodes visited. What is being labeled (queue, draft, marks) is navigator.labeling,
+which writes every label through LabelStore the moment it is submitted; where the
+labeler is gets saved on every move, so reopening resumes exactly there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import sqlite3
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static, Tree
-from textual.worker import get_current_worker
+from textual.widgets import Footer, Header, Static, Tree
 
-from kb.assignments import items_for
-from kb.db import WorkspaceError, connect, utc_now
-from kb.exchange import export_labels, merge_files
-from kb.importing import ImportProblem
-from kb.items import Item, items_in
-from kb.labels import LabelError, LabelStore, model_credences
+from kb.db import utc_now
+from kb.items import Item
+from kb.labels import LabelError
 from kb.libraries import Library
-from kb.search import SearchError, SearchIndex
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
 from kb.tree import Node, ancestors, node_by_id, node_by_uid
-from models.credence_checks import visible_conflicts
-from models.item_order import order_items
-from models.prior_exact import Coherence, TooManyStatements, check_coherence
-from models.prior_exact import Credence as ExactCredence
-from navigator.display import visible
-from navigator.generation import FAILURES, Generation, Outcome, describe_failure
+from navigator.display import describe_error, visible
+from navigator.generation import Generation
+from navigator.history import History
+from navigator.label_exchange import export_mine, export_path, merge_export
+from navigator.labeling import MAX_MARKED, Labeling
 from navigator.screens.disagreements import Choice, DisagreementsScreen
 from navigator.screens.help import HelpScreen
 from navigator.screens.metrics import MetricsScreen
@@ -47,11 +39,12 @@ from navigator.screens.pick import PickScreen
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.search import SearchScreen
 from navigator.task import Draft
-from navigator.widgets import TreeData, ZTree, find_tree_node, node_label, reveal
+from navigator.widgets.coherence import CoherenceCheck
+from navigator.widgets.generation_stream import GenerationStream
+from navigator.widgets.node_pane import NodePane
+from navigator.widgets.task_panel import TaskPanel
+from navigator.widgets.z_tree import TreeData, ZTree, node_label, reveal
 
-PATH_SEPARATOR = " › "
-QUEUE_SPLITS = ("train", "validation")
-MAX_MARKED = 4
 NUDGE, FINE_NUDGE = 0.05, 0.01
 
 
@@ -92,27 +85,28 @@ class WorkbenchScreen(Screen[None]):
         self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str, generation: Generation
     ) -> None:
         super().__init__()
-        self.generation = generation
-        self.tokens_per_second = 0.0
-        self.streamed = Text()
         self.conn = conn
         self.workspace = workspace
         self.library = library
-        self.labels = LabelStore(conn, labeler)
         self.labeler = labeler
-        self.mode = "predict"
+        self.generation = generation
+        self.tokens_per_second = 0.0
+        self.labeling = Labeling(conn, library, labeler)
         self.open_node: Node | None = None
-        self.history: list[int] = []
-        self.history_at = -1
-        # Assignment filters (kb.assignments), then the queue order (models.item_order) orders.
-        self.ordering = order_items(conn, library, items_for(conn, labeler, items_in(conn, QUEUE_SPLITS)))
-        self.queue: list[Item] = self.ordering.items
-        self.adjudicating = False  # the draft is the lead's ruling on a disagreement (kb.labels: adjudication)
-        self.done: set[int] = set(self.labels.current_predictions(library.id))
-        self.draft: Draft | None = None
-        self.marked: list[Node] = []
-        self.whole_library = False
+        self.history = History()
         self.last_save = "—"
+
+    @property
+    def queue(self) -> list[Item]:
+        return self.labeling.queue
+
+    @property
+    def draft(self) -> Draft | None:
+        return self.labeling.draft
+
+    @property
+    def mode(self) -> str:
+        return self.labeling.mode
 
     # -- layout ------------------------------------------------------------
 
@@ -122,35 +116,21 @@ class WorkbenchScreen(Screen[None]):
         yield Header()
         with Horizontal(id="panes"):
             yield ZTree(self.conn, root, id="z-tree")
-            with VerticalScroll(id="node-pane"):
-                yield Static(id="breadcrumbs")
-                yield Static(id="node-title")
-                yield Static(id="node-meta")
-                yield Static(id="node-body")
-                yield Static(id="llm-stream")
-            with Vertical(id="task-pane"):
-                yield Static(id="task-title")
-                yield Static(id="task-body")
-                yield Input(placeholder="probability, e.g. 0.8", id="credence-input")
-                yield Static(id="task-feedback")
-                yield Static(id="coherence")
+            yield NodePane(self.conn, self.library.id, self.generation, id="node-pane")
+            yield TaskPanel(id="task-pane")
         yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(ZTree).focus()
-        self.query_one("#credence-input").display = False
         self.resume()
         self.check_model()
-        if self.ordering.how != "as listed":
-            self.notify(f"Queue: {self.ordering.how}", markup=False)
+        if self.labeling.ordering.how != "as listed":
+            self.notify(f"Queue: {self.labeling.ordering.how}", markup=False)
 
     def resume(self) -> None:
         state = load_state(self.conn, self.labeler)
-        self.mode = state.get("mode", "predict")
-        self.marked = [n for uid in state.get("marked", []) if (n := node_by_uid(self.conn, uid, self.library.id))]
-        self.whole_library = bool(state.get("whole_library", False))
-        self.draft = self.next_draft(state.get("item"))
+        self.labeling.resume(state)
         opened = node_by_uid(self.conn, state["open_node"], self.library.id) if "open_node" in state else None
         if opened is not None and opened.id != self.library.root_id:
             reveal(self.query_one(ZTree), ancestors(self.conn, opened.id))
@@ -160,14 +140,6 @@ class WorkbenchScreen(Screen[None]):
             self.open(root)
         self.refresh_task()
 
-    def next_draft(self, preferred_uid: str | None = None) -> Draft | None:
-        """The item to resume (if still unlabeled), else the first unlabeled one in the queue."""
-        pending = [item for item in self.queue if item.id not in self.done]
-        for item in pending:
-            if item.uid == preferred_uid:
-                return Draft.fresh(item)
-        return Draft.fresh(pending[0]) if pending else None
-
     # -- the open node ------------------------------------------------------
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
@@ -176,39 +148,16 @@ class WorkbenchScreen(Screen[None]):
 
     def open(self, node: Node, *, from_history: bool = False) -> None:
         self.open_node = node
-        already_here = 0 <= self.history_at < len(self.history) and self.history[self.history_at] == node.id
-        if not from_history and not already_here:
-            del self.history[self.history_at + 1 :]
-            self.history.append(node.id)
-            self.history_at = len(self.history) - 1
+        if not from_history:
+            self.history.visit(node.id)
         if self.draft is not None:
             self.draft.visit(node.uid)
         self.show_node(node)
         save_state(self.conn, self.labeler, open_node=node.uid)
 
     def show_node(self, node: Node) -> None:
-        trail = ancestors(self.conn, node.id)
-        self.query_one("#breadcrumbs", Static).update(Text(visible(PATH_SEPARATOR.join(n.title for n in trail[:-1]))))
-        self.query_one("#node-title", Static).update(Text(visible(node.title), style="bold"))
-        counts = f"{node.child_count:,} children · {node.subtree_size:,} in subtree"
-        meta = Text(visible(f"{node.kind} · {counts} · {node.uid}"))
-        if node.is_generated:
-            meta.append("  generated by the LLM", style="bold magenta")
-            meta.append(self.model_credence_badge(node), style="magenta")
-        if self.draft and node.uid in self.draft.cited:
-            meta.append("  cited", style="bold green")
-        if any(m.id == node.id for m in self.marked):
-            meta.append("  marked", style="bold yellow")
-        self.query_one("#node-meta", Static).update(meta)
-        self.query_one("#node-body", Static).update(Text(visible(node.body)))
-
-    def model_credence_badge(self, node: Node) -> str:
-        """M_Z's own P(true) for a generated statement, beside its badge (one indexed read; never a person's)."""
-        credence = model_credences(self.conn, self.library.id, [node.uid]).get(node.uid)
-        if credence is None:
-            return ""
-        calibrated = credence.provenance.get("calibration") is not None
-        return f" · model P(true) {credence.p:.2f}" + ("" if calibrated else " (uncalibrated)")
+        cited = self.draft is not None and node.uid in self.draft.cited
+        self.query_one(NodePane).show(node, cited=cited, marked=self.labeling.is_marked(node))
 
     def jump_to(self, node_id: int | None, *, from_history: bool = False) -> None:
         node = node_by_id(self.conn, node_id) if node_id is not None else None
@@ -230,14 +179,10 @@ class WorkbenchScreen(Screen[None]):
             tree.move_cursor(current.parent)
 
     def action_back(self) -> None:
-        if self.history_at > 0:
-            self.history_at -= 1
-            self.jump_to(self.history[self.history_at], from_history=True)
+        self.jump_to(self.history.back(), from_history=True)
 
     def action_forward(self) -> None:
-        if self.history_at < len(self.history) - 1:
-            self.history_at += 1
-            self.jump_to(self.history[self.history_at], from_history=True)
+        self.jump_to(self.history.forward(), from_history=True)
 
     def action_search(self) -> None:
         self.app.push_screen(SearchScreen(self.workspace, self.library), self.jump_to)
@@ -267,11 +212,7 @@ class WorkbenchScreen(Screen[None]):
         if choice.node_id is not None:
             self.jump_to(choice.node_id)
         if choice.adjudicate is not None:
-            self.draft = Draft.fresh(choice.adjudicate)
-            self.adjudicating = True
-            self.mode = "predict"
-            if self.open_node is not None:
-                self.draft.visit(self.open_node.uid)
+            self.labeling.adjudicate(choice.adjudicate, self.open_node)
             self.refresh_task()
 
     def action_help(self) -> None:
@@ -280,8 +221,7 @@ class WorkbenchScreen(Screen[None]):
     # -- the task ------------------------------------------------------------
 
     def action_toggle_mode(self) -> None:
-        self.mode = "credence" if self.mode == "predict" else "predict"
-        save_state(self.conn, self.labeler, mode=self.mode)
+        self.labeling.toggle_mode()
         self.refresh_task()
 
     def action_pick(self, index: int) -> None:
@@ -325,44 +265,19 @@ class WorkbenchScreen(Screen[None]):
         if self.draft is None:
             self.notify("Nothing left to label in this queue.")
             return
-        draft = self.draft
         try:
-            self.labels.record_prediction(
-                draft.item,
-                self.library.id,
-                draft.as_dict(),
-                cited=draft.cited,
-                trail=draft.trail,
-                seconds=draft.seconds,
-                note=draft.note,
-                adjudication=self.adjudicating,
-            )
+            self.labeling.submit(self.open_node)
         except LabelError as error:
-            self.feedback(str(error), error=True)
+            self.feedback(describe_error(error), error=True)
             return
-        self.adjudicating = False
-        self.done.add(draft.item.id)
         self.saved()
-        self.draft = self.next_draft()
-        save_state(self.conn, self.labeler, item=self.draft.item.uid if self.draft else None)
-        if self.draft and self.open_node:
-            self.draft.visit(self.open_node.uid)
         self.refresh_task()
 
     def action_undo(self) -> None:
-        undone = self.labels.undo_last()
+        undone = self.labeling.undo()
         if undone is None:
             self.notify("Nothing to undo.")
             return
-        self.done = set(self.labels.current_predictions(self.library.id))
-        if undone.table == "predictions":
-            item_id = self.conn.execute("SELECT item_id FROM predictions WHERE uid = ?", (undone.uid,)).fetchone()[0]
-            # An adjudication, or a label given before an assignment, may be on an item outside the queue.
-            item = next((i for i in self.queue if i.id == item_id), None)
-            if item_id not in self.done and item is not None:
-                self.draft = Draft.fresh(item)
-                self.adjudicating = False
-                save_state(self.conn, self.labeler, item=item.uid)
         self.saved()
         self.notify(visible(f"Undone: {undone.description} (kept, marked as withdrawn)"), markup=False)
         self.refresh_task()
@@ -370,157 +285,67 @@ class WorkbenchScreen(Screen[None]):
     def action_mark(self) -> None:
         if self.open_node is None or self.mode != "credence":
             return
-        if any(m.id == self.open_node.id for m in self.marked):
-            self.marked = [m for m in self.marked if m.id != self.open_node.id]
-        elif len(self.marked) >= MAX_MARKED:
+        if not self.labeling.toggle_mark(self.open_node):
             self.notify(f"A credence covers at most {MAX_MARKED} statements.", severity="warning")
             return
-        else:
-            self.marked.append(self.open_node)
-        self.whole_library = False
-        save_state(self.conn, self.labeler, marked=[m.uid for m in self.marked], whole_library=False)
         self.show_node(self.open_node)
         self.refresh_task()
 
     def action_whole_library(self) -> None:
-        if self.mode != "credence":
-            return
-        self.whole_library = not self.whole_library
-        save_state(self.conn, self.labeler, whole_library=self.whole_library)
-        self.refresh_task()
+        if self.mode == "credence":
+            self.labeling.toggle_whole_library()
+            self.refresh_task()
 
     def credence_target(self) -> list[Node]:
-        if self.whole_library:
-            return []
-        if self.marked:
-            return self.marked
-        return [self.open_node] if self.open_node and self.open_node.id != self.library.root_id else []
+        return self.labeling.credence_target(self.open_node)
 
     def action_type_credence(self) -> None:
-        if self.mode != "credence":
-            return
-        box = self.query_one("#credence-input", Input)
-        box.display = True
-        box.focus()
+        if self.mode == "credence":
+            self.query_one(TaskPanel).open_input()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "credence-input":
-            self.show_credence_check(event.value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "credence-input":
-            return
-        event.stop()
-        try:
-            value = float(event.value)
-        except ValueError:
-            self.feedback(f"{event.value!r} is not a number; type a probability such as 0.8", error=True)
-            return
-        target = self.credence_target()
-        if not target and not self.whole_library:
-            self.feedback("Open or mark a statement first (x marks, w for the whole library).", error=True)
-            return
-        try:
-            self.labels.record_credence(self.library.id, target, value)
-        except LabelError as error:
-            self.feedback(str(error), error=True)
-            return
-        event.input.value = ""
-        event.input.display = False
-        self.marked = []
-        self.whole_library = False
-        save_state(self.conn, self.labeler, marked=[], whole_library=False)
-        self.query_one(ZTree).focus()
-        self.saved()
-        self.refresh_task()
-        self.feedback(f"Saved P = {value:g}.")
-
-    def key_escape(self) -> None:
-        box = self.query_one("#credence-input", Input)
-        if box.has_focus:
-            box.display = False
-            self.query_one(ZTree).focus()
-
-    def show_credence_check(self, typed: str) -> None:
-        try:
-            value = float(typed)
-        except ValueError:
-            self.feedback("type a probability between 0 and 1" if typed.strip() else "")
-            return
-        if not 0.0 <= value <= 1.0:
-            self.feedback(f"{value:g} is not a probability: it must be between 0 and 1", error=True)
-            return
-        known = {key: credence.p for key, credence in self.labels.current_credences(self.library.id).items()}
-        key = tuple(sorted(node.uid for node in self.credence_target()))
-        conflicts = visible_conflicts(key, value, known, self.describe_key)
+    def on_task_panel_credence_typed(self, event: TaskPanel.CredenceTyped) -> None:
+        """At a glance on every keystroke; the exact check over every credence in a worker."""
+        conflicts, every_credence = self.labeling.check(self.credence_target(), event.value)
         if conflicts:
             self.feedback(
                 "Incoherent with your earlier credences:\n" + "\n".join(f"• {c}" for c in conflicts), error=True
             )
         else:
             self.feedback("nothing contradicts it at a glance")
-        earlier = [
-            ExactCredence(frozenset(other), p, label=self.describe_key(other))
-            for other, p in known.items()
-            if other and other != key
-        ]
-        if key:
-            self.run_exact_check([*earlier, ExactCredence(frozenset(key), value, label="this credence")])
+        if every_credence:
+            self.query_one(CoherenceCheck).check(every_credence)
 
-    @work(thread=True, exclusive=True, group="coherence")
-    def run_exact_check(self, credences: list[ExactCredence]) -> None:
-        """The full LP check over all of this labeler's credences: milliseconds for a handful,
-        but never on the UI thread, and a newer keystroke cancels an older check."""
+    def on_task_panel_credence_entered(self, event: TaskPanel.CredenceEntered) -> None:
+        target = self.credence_target()
+        if not target and not self.labeling.whole_library:
+            self.feedback("Open or mark a statement first (x marks, w for the whole library).", error=True)
+            return
         try:
-            result: Coherence | str = check_coherence(credences)
-        except TooManyStatements as error:
-            result = f"exact check skipped: {error}"
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_exact_check, result, len(credences))
+            self.labeling.record_credence(target, event.value)
+        except LabelError as error:
+            self.feedback(describe_error(error), error=True)
+            return
+        self.query_one(TaskPanel).close_input()
+        self.query_one(ZTree).focus()
+        self.saved()
+        self.refresh_task()
+        self.feedback(f"Saved P = {event.value:g}.")
 
-    def show_exact_check(self, result: Coherence | str, count: int) -> None:
-        line = self.query_one("#coherence", Static)
-        if isinstance(result, str):
-            line.update(Text(result, style="dim"))
-        elif result.coherent:
-            line.update(Text(f"exact check over your {count} credences: coherent", style="green"))
-        else:
-            text = Text(f"exact check over your {count} credences: incoherent. These cannot all hold:", style="red")
-            for credence in result.conflict:
-                text.append(visible(f"\n• {credence.label} = {credence.p:g}"), style="red")
-            suggestion = result.nearest[-1].p if result.nearest else None
-            if suggestion is not None:
-                text.append(f"\nnearest coherent value for this credence: {suggestion:.3g}", style="yellow")
-            line.update(text)
-
-    def describe_key(self, key: tuple[str, ...]) -> str:
-        titles = []
-        for uid in key:
-            node = node_by_uid(self.conn, uid, self.library.id)
-            titles.append(node.title[:40] if node else uid)
-        return " ∧ ".join(titles) if titles else "whole library"
+    def key_escape(self) -> None:
+        box = self.query_one(TaskPanel).credence_input
+        if box.has_focus:
+            box.display = False
+            self.query_one(ZTree).focus()
 
     # -- export and merge (command palette) --------------------------------------
 
     def export_path(self) -> Path:
-        """Beside the workspace, named for the labeler, so an export never lands anywhere unexpected."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.labeler)
-        return self.workspace.with_name(f"{self.workspace.stem}.{safe}.labels.jsonl")
+        return export_path(self.workspace, self.labeler)
 
     @work(thread=True, exclusive=True, group="exchange")
     def export_labels(self) -> None:
-        target = self.export_path()
-        staged = target.with_name(target.name + ".tmp")
-        conn = connect(self.workspace)
-        try:
-            with staged.open("w", encoding="utf-8") as out:
-                report = export_labels(conn, out, labeler=self.labeler)
-            os.replace(staged, target)
-        finally:
-            conn.close()
-            staged.unlink(missing_ok=True)
-        counts = ", ".join(f"{n} {kind}s" for kind, n in report.written.items() if n) or "nothing"
-        self.app.call_from_thread(self.notify, f"Exported {counts} to {target}", markup=False)
+        message, written = export_mine(self.workspace, self.labeler)
+        self.app.call_from_thread(self.notify, message, severity="information" if written else "error", markup=False)
 
     def merge_labels(self) -> None:
         def chosen(path: str | None) -> None:
@@ -531,24 +356,14 @@ class WorkbenchScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="exchange")
     def run_merge(self, path: Path) -> None:
-        conn = connect(self.workspace)
-        try:
-            report = merge_files(conn, [path])
-            for library in report.libraries:
-                with contextlib.suppress(SearchError):
-                    SearchIndex(conn, self.workspace, library).update()
-        except (ImportProblem, WorkspaceError) as error:
-            self.app.call_from_thread(self.notify, f"Nothing merged: {error}", severity="error", markup=False)
-            return
-        finally:
-            conn.close()
-        added = ", ".join(f"{n} {kind}s" for kind, n in report.added.items() if n) or "nothing new"
-        self.app.call_from_thread(self.merged, f"Merged {path.name}: {added}")
+        message, merged = merge_export(self.workspace, path)
+        if merged:
+            self.app.call_from_thread(self.merged, message)
+        else:
+            self.app.call_from_thread(self.notify, message, severity="error", markup=False)
 
     def merged(self, message: str) -> None:
-        self.done = set(self.labels.current_predictions(self.library.id))
-        if self.draft is not None and self.draft.item.id in self.done:
-            self.draft = self.next_draft()
+        self.labeling.merged()
         self.refresh_task()
         self.notify(message, markup=False)
 
@@ -562,9 +377,8 @@ class WorkbenchScreen(Screen[None]):
     def action_unpack(self) -> None:
         node = self.open_node
         if node is not None and self.ready_to_generate():
-            self.stream_start(f"Unpacking “{node.title[:60]}” …")
-            self.run_generation(
-                lambda: self.generation.unpack(node, self.stream_token_threadsafe, self.note_threadsafe)
+            self.query_one(GenerationStream).stream(
+                f"Unpacking “{node.title[:60]}” …", partial(self.generation.unpack, node)
             )
 
     def action_ask(self) -> None:
@@ -574,9 +388,8 @@ class WorkbenchScreen(Screen[None]):
 
         def asked(question: str | None) -> None:
             if question:
-                self.stream_start(f"Asking about “{node.title[:60]}”: {question}")
-                self.run_generation(
-                    lambda: self.generation.ask(node, question, self.stream_token_threadsafe, self.note_threadsafe)
+                self.query_one(GenerationStream).stream(
+                    f"Asking about “{node.title[:60]}”: {question}", partial(self.generation.ask, node, question)
                 )
 
         self.app.push_screen(PromptScreen(f"Ask the LLM about: {node.title[:80]}"), asked)
@@ -595,130 +408,45 @@ class WorkbenchScreen(Screen[None]):
         if self.generation.running:
             self.generation.cancel.set()
 
-    @work(thread=True, exclusive=True, group="llm")
-    def run_generation(self, call: Callable[[], Outcome]) -> None:
-        self.generation.cancel.clear()
-        self.generation.running = True
-        try:
-            outcome = call()
-        except FAILURES as error:
-            self.app.call_from_thread(self.stream_end, describe_failure(error), None)
-        else:
-            self.app.call_from_thread(self.stream_end, outcome.message, outcome)
-        finally:
-            self.generation.running = False
-
-    def stream_token_threadsafe(self, text: str, tokens_per_second: float) -> None:
-        self.app.call_from_thread(self.stream_token, text, tokens_per_second)
-
-    def note_threadsafe(self, message: str) -> None:
-        self.app.call_from_thread(self.stream_note, message)
-
-    def stream_start(self, heading: str) -> None:
-        self.streamed = Text(heading + "\n", style="bold magenta")
-        self.query_one("#llm-stream", Static).update(self.streamed)
-
-    def stream_token(self, text: str, tokens_per_second: float) -> None:
-        self.streamed.append(visible(text))
-        self.tokens_per_second = tokens_per_second
-        self.query_one("#llm-stream", Static).update(self.streamed)
+    def on_generation_stream_rate(self, event: GenerationStream.Rate) -> None:
+        self.tokens_per_second = event.tokens_per_second
         self.refresh_status()
 
-    def stream_note(self, message: str) -> None:
-        self.streamed.append(visible(f"\n[{message}]\n"), style="italic")
-        self.query_one("#llm-stream", Static).update(self.streamed)
-
-    def stream_end(self, message: str, outcome: Outcome | None) -> None:
-        self.streamed.append(visible(f"\n{message}"), style="green" if outcome else "red")
-        self.query_one("#llm-stream", Static).update(self.streamed)
-        if outcome is not None and outcome.added:
-            self.reload_children(outcome.node_id)
-        self.notify(visible(message), severity="information" if outcome else "error", markup=False)
-
-    def reload_children(self, node_id: int) -> None:
-        """Show new children in place: re-read the node (counts changed) and its first page."""
-        fresh = node_by_id(self.conn, node_id)
-        tree = self.query_one(ZTree)
-        if fresh is None:
-            return
-        holder = find_tree_node(tree, node_id)
-        if holder is not None:
-            holder.data = fresh
-            holder.set_label(node_label(fresh))
-            holder.remove_children()
-            holder.allow_expand = True
-            tree.load_page(holder, fresh.id, None)
-            holder.expand()
-        if self.open_node is not None and self.open_node.id == node_id:
-            self.open_node = fresh
-            self.show_node(fresh)
+    def on_generation_stream_finished(self, event: GenerationStream.Finished) -> None:
+        """New children appear in place: the tree re-reads the node, and the pane redraws it if open."""
+        if event.outcome is not None and event.outcome.added:
+            fresh = node_by_id(self.conn, event.outcome.node_id)
+            if fresh is not None:
+                self.query_one(ZTree).reload_children(fresh)
+                if self.open_node is not None and self.open_node.id == fresh.id:
+                    self.open_node = fresh
+                    self.show_node(fresh)
+        self.notify(visible(event.message), severity="information" if event.outcome else "error", markup=False)
 
     # -- drawing -------------------------------------------------------------
 
     def feedback(self, message: str, *, error: bool = False) -> None:
-        self.query_one("#task-feedback", Static).update(Text(visible(message), style="red" if error else "green"))
+        self.query_one(TaskPanel).feedback(message, error=error)
 
     def saved(self) -> None:
         self.last_save = utc_now()[11:19]
         self.refresh_status()
 
     def refresh_task(self) -> None:
-        title = self.query_one("#task-title", Static)
-        body = self.query_one("#task-body", Static)
-        self.query_one("#credence-input").display = (
-            self.mode == "credence" and self.query_one("#credence-input").display
-        )
+        panel = self.query_one(TaskPanel)
         if self.mode == "predict":
-            title.update(Text("Prediction  P(y | x, Z)", style="bold"))
-            body.update(self.prediction_text())
+            panel.show_prediction(self.draft, adjudicating=self.labeling.adjudicating)
         else:
-            title.update(Text("Credence  P(statements true)", style="bold"))
-            body.update(self.credence_text())
+            target = self.credence_target()
+            earlier = self.labeling.current_credences().get(tuple(sorted(n.uid for n in target)))
+            whole = self.library.name if self.labeling.whole_library else None
+            panel.show_credence(target, whole_library=whole, earlier=earlier)
         self.refresh_status()
 
-    def prediction_text(self) -> Text:
-        draft = self.draft
-        if draft is None:
-            return Text("Every item in the queue has your prediction. ctrl+z undoes the last one.")
-        text = Text(f"{draft.item.split} · {draft.item.task}\n", style="dim")
-        if self.adjudicating:
-            text.append("ADJUDICATION: your ruling on a disagreement (D shows it again)\n", style="bold yellow")
-        text.append(visible(draft.item.x) + "\n\n")
-        for index, (option, p) in enumerate(zip(draft.item.options, draft.probs, strict=True)):
-            pointer = "▶" if index == draft.selected else " "
-            bar = "█" * round(p * 20)
-            text.append(f"{pointer} {index + 1}. ", style="bold" if index == draft.selected else "")
-            text.append(visible(option))
-            text.append(f"  {p:6.1%} ", style="bold")
-            text.append(bar + "\n", style="cyan")
-        text.append(f"\ncited: {len(draft.cited)} · trail: {len(draft.trail)} nodes")
-        if draft.note:
-            text.append("\nnote: " + visible(draft.note))
-        text.append("\n\n1–9 pick at 90% · o select · +/− 5% · </> 1% · c cite · n note · s submit", style="dim")
-        return text
-
-    def credence_text(self) -> Text:
-        target = self.credence_target()
-        text = Text("How likely is it that ")
-        if self.whole_library:
-            text.append(f"everything in library {self.library.name} is true", style="bold")
-        elif not target:
-            text.append("… (open a statement, or mark up to 4 with x)", style="dim")
-        else:
-            text.append("all of these are true" if len(target) > 1 else "this is true", style="bold")
-            for node in target:
-                text.append("\n• " + visible(node.title))
-        earlier = self.labels.current_credences(self.library.id).get(tuple(sorted(n.uid for n in target)))
-        if earlier is not None and (target or self.whole_library):
-            text.append(f"\n\nyour current credence: {earlier.p:g}", style="dim")
-        text.append("\n\nx mark/unmark · w whole library · i type the probability, Enter saves", style="dim")
-        return text
-
     def refresh_status(self) -> None:
-        labeled = sum(1 for item in self.queue if item.id in self.done)
         status = Text(
             f" {self.labeler} · {self.workspace.name} · {self.library.name} · {self.mode} · "
-            f"{labeled}/{len(self.queue)} items · last save {self.last_save}"
+            f"{self.labeling.labeled}/{len(self.queue)} items · last save {self.last_save}"
         )
         availability = self.generation.availability
         if availability is not None and not availability.ok:

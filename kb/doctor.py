@@ -1,0 +1,244 @@
+"""The doctor's checks of a workspace file, each finding with what to do about it.
+
+The workspace is opened read-only and without migrating: a doctor that
+upgraded, repaired or locked the file it was asked to examine would change
+the evidence. Every finding carries a fix the user can run or follow;
+`navigator doctor` prints them and exits non-zero when any needs action.
+A check that cannot even read what it needs is itself a finding, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from kb.db import latest_version, schema_version
+from kb.labels import labels_citing_missing_nodes
+from kb.libraries import Library, list_libraries
+from kb.schema import schema_drift
+from kb.search import SearchError, SearchIndex
+from kb.tree import nodes_without_parent
+
+OK, WARNING, ERROR = "ok", "warning", "error"
+SHOWN_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str  # ok, warning (works, but needs attention) or error (something is broken or at risk)
+    message: str
+    fix: str = ""
+
+    @property
+    def needs_action(self) -> bool:
+        return self.status != OK
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write, migrate or create: `mode=ro` on the file URI."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def check_integrity(conn: sqlite3.Connection, *, quick: bool) -> list[Finding]:
+    pragma = "quick_check" if quick else "integrity_check"
+    problems = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}")]
+    if problems != ["ok"]:
+        return [
+            Finding(
+                "integrity",
+                ERROR,
+                f"SQLite reports damage ({len(problems)} problems), e.g. {'; '.join(problems[:SHOWN_EXAMPLES])}",
+                "stop writing to it; restore the newest WORKSPACE.backup-* copy, or recover what is readable with "
+                "`sqlite3 WORKSPACE .recover | sqlite3 repaired.db`, then `navigator export` your labels",
+            )
+        ]
+    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        tables = sorted({str(row[0]) for row in dangling})
+        return [
+            Finding(
+                "integrity",
+                ERROR,
+                f"{len(dangling)} rows refer to rows that do not exist (in {', '.join(tables)})",
+                "the file was edited outside the app; restore the newest WORKSPACE.backup-* copy if you have one",
+            )
+        ]
+    return [Finding("integrity", OK, f"{pragma} passed; every reference resolves")]
+
+
+def _schema_drift(conn: sqlite3.Connection, version: int) -> list[Finding]:
+    """The version says which migrations ran; this says their tables, columns and indexes are still there."""
+    drift = schema_drift(conn)
+    if not drift:
+        return [Finding("schema", OK, f"schema version {version}, current; tables, columns and indexes as expected")]
+    # a lost index only slows queries down; a lost table or column breaks them
+    broken = any(" has no index " not in problem and not problem.startswith("index ") for problem in drift)
+    return [
+        Finding(
+            "schema",
+            ERROR if broken else WARNING,
+            f"schema version {version}, but the file was changed outside z-navigator: " + "; ".join(drift),
+            "export the labels (`navigator export --out labels.jsonl`) and merge them into a new workspace "
+            "(`navigator init`, `navigator merge`), or restore the newest WORKSPACE.backup-* beside this file",
+        )
+    ]
+
+
+def check_schema(conn: sqlite3.Connection) -> list[Finding]:
+    version, latest = schema_version(conn), latest_version()
+    if version == latest:
+        return _schema_drift(conn, version)
+    if version == 0:
+        return [
+            Finding(
+                "schema",
+                ERROR,
+                "this file has no workspace schema (empty, or not made by z-navigator)",
+                "point --workspace at your workspace file, or create one with `navigator init`",
+            )
+        ]
+    if version > latest:
+        return [
+            Finding(
+                "schema",
+                ERROR,
+                f"schema version {version} is newer than this release understands ({latest})",
+                "upgrade z-navigator (`pip install -U z-navigator`) before using this workspace",
+            )
+        ]
+    return [
+        Finding(
+            "schema",
+            WARNING,
+            f"schema version {version} is older than this release's ({latest})",
+            "run any navigator command on it (e.g. `navigator stats`): it upgrades in place after copying the "
+            "file to WORKSPACE.backup-v{old}-{time}",
+        )
+    ]
+
+
+def check_index(conn: sqlite3.Connection, workspace: Path, library: Library, *, quick: bool = False) -> Finding:
+    name = f"index {library.name}"
+    rebuild = f"`navigator index --rebuild --library {library.name}` (search works again once it finishes)"
+    search = SearchIndex(conn, workspace, library)
+    try:
+        seen = search.indexed_up_to()
+        if seen is not None:
+            search.verify(thorough=not quick)
+    except SearchError as error:
+        return Finding(name, ERROR, str(error), rebuild)
+    finally:
+        search.close()
+    pending = search.pending()
+    update = f"`navigator index --library {library.name}`"
+    if seen is None and pending:
+        return Finding(name, WARNING, f"no search index yet for {pending:,} nodes", update)
+    if pending:
+        return Finding(name, WARNING, f"{pending:,} nodes are not searchable yet (index behind)", update)
+    return Finding(name, OK, "search index up to date")
+
+
+def check_orphans(conn: sqlite3.Connection) -> list[Finding]:
+    """Nodes under a parent that is gone, and labels naming nodes their library does not have.
+
+    Foreign keys prevent the first in normal use and the second has no foreign key
+    at all (labels name nodes by uid, so they survive export and merge); either
+    means the file was changed outside the app or a bug, and a label pointing at
+    nothing can no longer be shown with what the labeler saw.
+    """
+    findings = []
+    lost_nodes = nodes_without_parent(conn)
+    if lost_nodes:
+        findings.append(
+            Finding(
+                "orphan nodes",
+                ERROR,
+                f"{len(lost_nodes)} nodes have a parent that does not exist, e.g. "
+                f"{', '.join(lost_nodes[:SHOWN_EXAMPLES])}",
+                "they cannot be reached in the tree; restore the newest WORKSPACE.backup-* copy, or export the "
+                "labels (`navigator export`) and merge them into a freshly imported workspace",
+            )
+        )
+    cited = labels_citing_missing_nodes(conn)
+    if cited:
+        labels = sorted({str(row[0]) for row in cited})
+        findings.append(
+            Finding(
+                "orphan labels",
+                ERROR,
+                f"{len(labels)} labels cite nodes missing from their library, e.g. "
+                + ", ".join(f"{row[0]} → {row[1]}" for row in cited[:SHOWN_EXAMPLES]),
+                "the labels are kept; merge the export that carried those nodes (`navigator merge FILE`) "
+                "or restore the newest WORKSPACE.backup-* copy",
+            )
+        )
+    if not findings:
+        findings.append(Finding("orphans", OK, "every node has its parent and every cited node exists"))
+    return findings
+
+
+def examine(workspace: Path, *, quick: bool = False, then: Sequence[Callable[[], Finding]] = ()) -> list[Finding]:
+    """Every check, in the order a user should act on them; later checks are skipped when an
+    earlier finding makes them meaningless (no file, not SQLite, unknown schema).
+
+    `then` are checks of things outside the workspace (the model, which kb cannot see), run last
+    when the workspace file exists."""
+    if not workspace.is_file():
+        return [
+            Finding(
+                "workspace",
+                ERROR,
+                f"no workspace at {workspace}",
+                f"create one with `navigator init --workspace {workspace}` or `navigator demo`",
+            )
+        ]
+    findings: list[Finding] = []
+    conn = open_read_only(workspace)
+    try:
+        findings += _guarded("integrity", lambda: check_integrity(conn, quick=quick))
+        schema = _guarded("schema", lambda: check_schema(conn))
+        findings += schema
+        if schema[0].status != ERROR:
+            findings += _guarded("orphans", lambda: check_orphans(conn))
+            libraries = _guarded_libraries(conn, findings)
+            for library in libraries:
+                findings += _guarded(f"index {library.name}", partial(_index_findings, conn, workspace, library, quick))
+    finally:
+        conn.close()
+    findings += [check() for check in then]
+    return findings
+
+
+def _index_findings(conn: sqlite3.Connection, workspace: Path, library: Library, quick: bool) -> list[Finding]:
+    return [check_index(conn, workspace, library, quick=quick)]
+
+
+def _guarded(check: str, run: Callable[[], list[Finding]]) -> list[Finding]:
+    """A check that cannot even read what it needs is itself a finding, never a traceback."""
+    try:
+        return run()
+    except sqlite3.DatabaseError as error:
+        return [
+            Finding(
+                check,
+                ERROR,
+                f"could not be checked: {error}",
+                "if this is not a workspace file, point --workspace at the right one; otherwise restore the "
+                "newest WORKSPACE.backup-* copy",
+            )
+        ]
+
+
+def _guarded_libraries(conn: sqlite3.Connection, findings: list[Finding]) -> list[Library]:
+    try:
+        return list_libraries(conn)
+    except sqlite3.DatabaseError as error:
+        findings.append(Finding("libraries", ERROR, f"could not be listed: {error}", "see the integrity finding"))
+        return []

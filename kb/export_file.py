@@ -1,0 +1,41 @@
+"""An export written to a path all at once: the file there is the old one or the whole new one.
+
+The CLI (`navigator export --out`) and the app's "Export my labels" both write an
+export to a file a labeler may already have sent or be about to merge, so a full
+disk or a crash halfway must never leave a truncated export in its place. The
+records are collected first (a workspace error fails before any file is touched),
+written to a fresh file in the same folder (so the rename stays on one file
+system), flushed to disk, and renamed over the target; on any failure the fresh
+file is removed and the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from kb.db import WorkspaceError
+from kb.exchange import ExportReport, collect_export, write_export
+
+
+def export_to_path(conn: sqlite3.Connection, path: Path, *, labeler: str | None = None) -> ExportReport:
+    """Write the export (of one labeler, or everyone's) to `path`, replacing it only once complete.
+
+    Raises WorkspaceError naming `path` when the file cannot be written.
+    """
+    records = collect_export(conn, labeler=labeler)
+    # A name no other export picks, opened with "x": created with the usual permissions, never shared.
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with staged.open("x", encoding="utf-8", newline="\n") as handle:
+            report = write_export(records, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staged, path)
+    except OSError as error:
+        raise WorkspaceError(f"cannot write {path}: {error.strerror or error}") from error
+    finally:
+        staged.unlink(missing_ok=True)
+    return report

@@ -1,0 +1,195 @@
+"""Turning the judge's score into a probability that means what it says, and measuring how well it does.
+
+Platt scaling: P(true) = σ(a · score + b), two numbers fitted by logistic regression on statements
+whose truth is known (models.llm.truth_set). Two numbers are enough for a one-dimensional score, they
+cannot overfit 500 statements, and they are stored as plain JSON — nothing that runs code when read.
+
+A calibration belongs to one model file (its sha256) and one judgement prompt (its version); a
+different model or a changed prompt needs its own. `navigator llm calibrate` writes one to the
+user's cache; the bundled model ships with one made by the same command, so generated statements get
+calibrated credences without anyone running it first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from models.llm.model import ModelIdentity
+from models.llm.model_file import cache_dir
+
+METHOD = "platt"
+_RIDGE = 1e-6
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """σ(a · score + b) for one model file and one judgement prompt, fitted on n statements drawn with `seed`."""
+
+    model: str
+    model_sha256: str
+    prompt_version: str
+    a: float
+    b: float
+    n: int
+    seed: int
+    method: str = METHOD
+
+    def probability(self, score: float) -> float:
+        return _sigmoid(self.a * score + self.b)
+
+    @property
+    def key(self) -> str:
+        return calibration_key(self.model_sha256, self.prompt_version)
+
+
+def calibration_key(model_sha256: str, prompt_version: str) -> str:
+    return f"{model_sha256[:16]}-{prompt_version}"
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
+
+
+def fit_platt(scores: NDArray[np.float64], truth: NDArray[np.float64], iterations: int = 100) -> tuple[float, float]:
+    """(a, b) maximising the likelihood of `truth` under σ(a · score + b), by Newton's method (deterministic)."""
+    if len(scores) == 0 or len(np.unique(truth)) < 2:
+        raise ValueError("a calibration needs both true and false statements")
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = sigmoid(a * scores + b)
+        weight = np.maximum(p * (1 - p), 1e-12)
+        gradient = np.array([np.sum((p - truth) * scores) + _RIDGE * a, np.sum(p - truth)])
+        hessian = np.array(
+            [
+                [np.sum(weight * scores * scores) + _RIDGE, np.sum(weight * scores)],
+                [np.sum(weight * scores), np.sum(weight)],
+            ]
+        )
+        step = np.linalg.solve(hessian, gradient)
+        a, b = a - float(step[0]), b - float(step[1])
+        if float(np.max(np.abs(step))) < 1e-12:
+            break
+    return a, b
+
+
+# -- how good probabilities are ---------------------------------------------------------------------
+
+
+def auc(scores: NDArray[np.float64], truth: NDArray[np.float64]) -> float:
+    """Probability that a random true statement scores above a random false one (ties count half)."""
+    positive, negative = scores[truth == 1], scores[truth == 0]
+    if len(positive) == 0 or len(negative) == 0:
+        return math.nan
+    order = np.argsort(np.concatenate([positive, negative]), kind="stable")
+    ranks = np.empty(len(order))
+    values = np.concatenate([positive, negative])[order]
+    ranks[order] = np.arange(1, len(order) + 1)
+    for value in np.unique(values):  # average ranks over ties
+        tied = order[values == value]
+        ranks[tied] = ranks[tied].mean()
+    return float(
+        (ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative))
+    )
+
+
+# -- stored calibrations ------------------------------------------------------------------------------
+
+
+class CalibrationFile(BaseModel):
+    """The JSON a calibration is stored as: plain numbers, checked when read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: int = Field(1, ge=1, le=1)
+    model: str = Field(min_length=1)
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    prompt_version: str = Field(min_length=1)
+    method: str = Field(pattern=f"^{METHOD}$")
+    a: float
+    b: float
+    n: int = Field(ge=2)
+    seed: int
+
+    @field_validator("a", "b")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+def user_calibration_dir() -> Path:
+    return cache_dir() / "calibrations"
+
+
+def shipped_calibration_path(key: str) -> Path:
+    return Path(str(resources.files("models.llm") / "calibrations" / f"{key}.json"))
+
+
+def save_calibration(calibration: Calibration, directory: Path | None = None) -> Path:
+    """Write atomically (a reader never sees half a file); same calibration, same bytes."""
+    folder = directory or user_calibration_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{calibration.key}.json"
+    staged = target.with_name(target.name + ".tmp")
+    staged.write_text(
+        json.dumps({"format": 1, **asdict(calibration)}, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    os.replace(staged, target)
+    return target
+
+
+def read_calibration(path: Path) -> Calibration:
+    """The calibration in `path`, or ValueError saying what is wrong with the file."""
+    try:
+        record = CalibrationFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError) as error:
+        raise ValueError(f"{path} is not a usable calibration: {error}") from error
+    return Calibration(
+        record.model,
+        record.model_sha256,
+        record.prompt_version,
+        record.a,
+        record.b,
+        record.n,
+        record.seed,
+        record.method,
+    )
+
+
+def find_calibration(identity: ModelIdentity, prompt_version: str) -> tuple[Calibration | None, str]:
+    """The calibration for this model file and prompt (the user's own first, else the shipped one), and its origin.
+
+    A damaged or mismatched file is skipped (the reason is returned) rather than trusted.
+    """
+    key = calibration_key(identity.sha256, prompt_version)
+    notes = []
+    for where, path in (("user", user_calibration_dir() / f"{key}.json"), ("shipped", shipped_calibration_path(key))):
+        if not path.exists():
+            continue
+        try:
+            found = read_calibration(path)
+        except ValueError as error:
+            notes.append(str(error))
+            continue
+        if found.model_sha256 != identity.sha256 or found.prompt_version != prompt_version:
+            notes.append(f"{path} belongs to another model or prompt")
+            continue
+        return found, f"{where} calibration {path.name}"
+    return None, "; ".join(notes) or f"no calibration for {identity.name} with judgement prompt {prompt_version}"

@@ -1,0 +1,247 @@
+"""Unpacking: the LLM writes k simpler child statements under a node (DESIGN §1.5).
+
+The flow for one node is: build a prompt from the node and its ancestors
+(models/llm/unpack_text.py), run the call through models/llm/generation.py (streamed,
+logged, retried once, cancellable between tokens), parse the answer into
+statements, and only then write the children in one transaction. So a
+cancelled or failed unpack leaves no children, and every attempt — ok, failed
+or cancelled — is a row in the call log.
+
+`unpack_stream` is the API for the app (a generator of events, for a thread
+worker); `unpack` drains it for scripts; `unpack_tree` is the batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
+
+from kb.db import WorkspaceError
+from kb.errors import ZNavigatorError
+from kb.importing import NoProgress, Progress
+from kb.review import generated_children, provenance
+from kb.tree import Node
+from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
+from models.llm.model import LLM, CancelCheck, GenerationCancelled, GenerationParams, Request, as_cancel_check
+from models.llm.model_credences import CreditReport, credit_safely
+from models.llm.node_text import node_text
+from models.llm.unpack_text import DEFAULT_K, build_request, parse_statements, why_unusable
+
+UNPACK_KIND = "statement"
+
+
+class UnpackFailed(ZNavigatorError):
+    """The model gave nothing usable (after the retry); the message says what happened and what to try."""
+
+
+@dataclass(frozen=True)
+class UnpackResult:
+    node: Node
+    children: list[Node]
+    cached: bool
+    call_uid: str | None
+    ms: float
+    credit: CreditReport | None = None  # the model's credence in each new child (None for stored children)
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    result: UnpackResult
+
+
+UnpackEvent = TokenEvent | RetryEvent | DoneEvent
+
+
+def stored_children(conn: sqlite3.Connection, node: Node) -> list[Node]:
+    """The generated children a reader should see (not rejected; edits included)."""
+    return generated_children(conn, node.id, kind=UNPACK_KIND)
+
+
+def is_unpacked(conn: sqlite3.Connection, node: Node) -> bool:
+    return bool(stored_children(conn, node))
+
+
+def _previous_sets(conn: sqlite3.Connection, node: Node) -> int:
+    calls = {
+        provenance(conn, child.id).get("llm_call")
+        for child in generated_children(conn, node.id, kind=UNPACK_KIND, include_rejected=True)
+    }
+    calls.discard(None)
+    return len(calls)
+
+
+def unpack_stream(
+    conn: sqlite3.Connection,
+    llm: LLM,
+    node: Node,
+    *,
+    k: int = DEFAULT_K,
+    params: GenerationParams | None = None,
+    regenerate: bool = False,
+    cancel: threading.Event | CancelCheck | None = None,
+    labeler: str | None = None,
+) -> Iterator[UnpackEvent]:
+    """Unpack `node`, yielding TokenEvents as text arrives and a final DoneEvent.
+
+    Without `regenerate`, a node that already has generated children is a
+    cache hit: its stored children come back at once and the model is not
+    touched. With it, a new set is added beside the old. Raises
+    GenerationCancelled (nothing written), UnpackFailed (nothing usable after
+    one retry) or llm.ModelUnavailable.
+    """
+    if k < 1:
+        raise WorkspaceError("k must be at least 1")
+    started = time.perf_counter()
+    if not regenerate:
+        cached = stored_children(conn, node)
+        if cached:
+            yield DoneEvent(UnpackResult(node, cached, True, None, (time.perf_counter() - started) * 1000))
+            return
+    params = params or GenerationParams()
+    params = GenerationParams(**{**params.as_dict(), "max_tokens": max(params.max_tokens, 40 * k + 20)})
+    parent = [node.title, node.body, node_text(node)]
+    existing = [child.title for child in stored_children(conn, node)]
+    base_seed = params.seed + 10 * _previous_sets(conn, node)
+    spec = CallSpec("unpack", node, as_cancel_check(cancel), labeler, {"k": k})
+
+    def parse(text: str) -> list[str]:
+        return parse_statements(text, parent=parent, existing=existing, k=k)
+
+    def enough(text: str) -> bool:
+        return len(parse(text[: text.rfind("\n") + 1] if "\n" in text else "")) >= k
+
+    def request_for(attempt: int) -> Request:
+        return build_request(conn, node, k=k, params=params.with_seed(base_seed + attempt), chat=llm.identity.chat)
+
+    reasons: list[str] = []
+    usable = yield from until_usable(conn, llm, spec, request_for, parse, why_unusable, enough=enough, reasons=reasons)
+    if usable is None:
+        raise UnpackFailed(
+            f"the model gave no usable statements for {node.uid!r} in {ATTEMPTS} attempts ({'; '.join(reasons)}); "
+            "nothing was written",
+            hint="try again with --regenerate or another --seed, or a larger model via --model",
+        )
+    record = {"purpose": "unpack", "seed": usable.seed, "k": k, "attempt": usable.attempt}
+    new = [(line, "", UNPACK_KIND) for line in usable.value]
+    children = store_generated(conn, llm, node, new, usable.outcome, record, what="the children")
+    credit = credit_safely(conn, llm, node, children)
+    ms = (time.perf_counter() - started) * 1000
+    yield DoneEvent(UnpackResult(node, children, False, usable.outcome.uid, ms, credit))
+
+
+class UnpackOptions(TypedDict, total=False):
+    """`unpack_stream`'s keywords, which `unpack` passes on as they are (mypy checks they match)."""
+
+    k: int
+    params: GenerationParams | None
+    regenerate: bool
+    cancel: threading.Event | CancelCheck | None
+    labeler: str | None
+
+
+def unpack(
+    conn: sqlite3.Connection,
+    llm: LLM,
+    node: Node,
+    *,
+    on_token: Callable[[TokenEvent], None] | None = None,
+    **options: Unpack[UnpackOptions],
+) -> UnpackResult:
+    """`unpack_stream` for callers that only want the result."""
+    return final(unpack_stream(conn, llm, node, **options), DoneEvent, on_token).result
+
+
+# -- batch ----------------------------------------------------------------------------
+
+
+def plan_calls(conn: sqlite3.Connection, node: Node, *, depth: int, k: int, regenerate: bool = False) -> int:
+    """How many model calls `unpack_tree` would make: stored levels are walked, missing ones estimated at k."""
+
+    def fresh(level: int) -> int:
+        return 0 if level >= depth else 1 + k * fresh(level + 1)
+
+    def walk(current: Node, level: int, force: bool) -> int:
+        if level >= depth:
+            return 0
+        kids = [] if force else stored_children(conn, current)
+        if not kids:
+            return fresh(level)
+        return sum(walk(kid, level + 1, False) for kid in kids)
+
+    return walk(node, 0, regenerate)
+
+
+@dataclass
+class BatchReport:
+    calls: int = 0
+    cached: int = 0
+    created: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+    new_nodes: list[Node] = field(default_factory=list)
+
+
+def unpack_tree(
+    conn: sqlite3.Connection,
+    llm: LLM,
+    node: Node,
+    *,
+    depth: int,
+    k: int = DEFAULT_K,
+    params: GenerationParams | None = None,
+    regenerate: bool = False,
+    progress: Progress | None = None,
+    cancel: threading.Event | CancelCheck | None = None,
+    labeler: str | None = None,
+) -> BatchReport:
+    """Unpack `node` and its generated descendants, breadth first, `depth` levels deep.
+
+    Resumable: a node with stored children is not called again (only `node`
+    itself is regenerated when asked). Each node's children are committed as
+    they come, so an interrupted batch keeps what it finished. A node that
+    fails is reported and skipped; the batch goes on.
+    """
+    progress = progress or NoProgress()
+    check = as_cancel_check(cancel)
+    report = BatchReport()
+    progress.start(f"unpacking {node.title[:40]}", plan_calls(conn, node, depth=depth, k=k, regenerate=regenerate))
+    queue: list[tuple[Node, int]] = [(node, 0)]
+    while queue:
+        current, level = queue.pop(0)
+        if level >= depth:
+            continue
+        if check() or progress.cancelled:
+            report.cancelled = True
+            break
+        try:
+            result = unpack(
+                conn,
+                llm,
+                current,
+                k=k,
+                params=params,
+                regenerate=regenerate and level == 0,
+                cancel=lambda: check() or progress.cancelled,
+                labeler=labeler,
+            )
+        except GenerationCancelled:
+            report.cancelled = True
+            break
+        except UnpackFailed as error:
+            report.calls += ATTEMPTS
+            report.failed.append((current.uid, str(error)))
+            progress.advance(1)
+            continue
+        if result.cached:
+            report.cached += 1
+        else:
+            report.calls += 1
+            report.created += len(result.children)
+            report.new_nodes.extend(result.children)
+            progress.advance(1)
+        queue.extend((child, level + 1) for child in result.children)
+    return report

@@ -1,0 +1,1 @@
+"""P(Z) from credences: the engine choice, exact LP, scalable bounds, near-duplicates, coherence, imitation."""

@@ -1,0 +1,77 @@
+"""`navigator export` and `navigator merge`: labels travel between workspaces as JSONL.
+
+Kept apart from navigator/cli.py so the exchange commands can be registered on
+the main group (`main.add_command(export)`, `main.add_command(merge)`) without
+that module growing further. The work itself is kb.exchange.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import click
+
+from kb.db import connect
+from kb.exchange import export_labels
+from kb.export_file import export_to_path
+from kb.merge import merge_files
+from kb.records import EXPORT_TYPES
+from kb.search import SearchIndex
+from navigator.commands.support import guard, json_option, workspace_option
+from navigator.progress import TerminalProgress
+
+
+@click.command()
+@workspace_option
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the export to this file (default: standard output).",
+)
+@click.option("--labeler", help="Only this labeler's labels and the nodes they made or named (default: everyone).")
+def export(workspace: Path, out: Path | None, labeler: str | None) -> None:
+    """Export predictions and credences (with undo history), the nodes people or the LLM
+    made that they name, and the items they answer, as JSONL one record a line.
+
+    Only the file given with --out is written; a summary goes to standard error.
+    """
+    conn = guard(lambda: connect(workspace))
+    if out is None:
+        report = guard(lambda: export_labels(conn, sys.stdout, labeler=labeler))
+    else:
+        report = guard(lambda: export_to_path(conn, out, labeler=labeler))
+    summary = ", ".join(f"{report.written[kind]} {kind}s" for kind in EXPORT_TYPES)
+    click.echo(f"exported {summary}" + (f" to {out}" if out else ""), err=True)
+
+
+@click.command()
+@workspace_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-index", is_flag=True, help="Do not update the search index for merged nodes.")
+@json_option
+def merge(workspace: Path, files: tuple[Path, ...], no_index: bool, as_json: bool) -> None:
+    """Merge exports (from `navigator export`) into this workspace.
+
+    Idempotent: records already here are counted, not repeated. All or nothing:
+    a bad record is reported as FILE:LINE: FIELD: REASON and nothing is written.
+    """
+    conn = guard(lambda: connect(workspace))
+    report = guard(lambda: merge_files(conn, list(files)))
+    indexed: dict[str, int] = {}
+    if not no_index and report.libraries:
+        with TerminalProgress(enabled=not as_json) as progress:
+            for library in report.libraries:
+                search = SearchIndex(conn, workspace, library)
+                indexed[library.name] = guard(partial(search.update, progress))
+    if as_json:
+        payload = {"added": report.added, "already_present": report.present, "indexed": indexed}
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    for kind in EXPORT_TYPES:
+        click.echo(f"{kind}s: {report.added[kind]} added, {report.present[kind]} already present")
+    for name, count in indexed.items():
+        click.echo(f"library {name}: indexed {count} new nodes")

@@ -1,0 +1,345 @@
+"""Command-line access to the local LLM: `unpack`, `ask`, and the `llm` group (logs, status, review).
+
+Loaded by navigator/cli.py (LAZY_COMMANDS) only when one of them runs; they share their model
+options and failure handling with navigator.commands.model_credences (llm_support.py).
+A coordinator's batch (`unpack --depth`) is resumable because already
+unpacked nodes are cache hits, and the search index is brought up to date
+afterwards so new statements are findable at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kb.review import replace_node, set_review
+from kb.tree import Node, resolve_node
+from models.llm.ask import ask_stream
+from models.llm.calls import CallRecord, recent_calls
+from models.llm.generation import TokenEvent
+from models.llm.model import GenerationParams, LocalLLM
+from models.llm.model_credences import CreditReport
+from models.llm.model_file import MODEL_ENV, ModelUnavailable, check_available
+from models.llm.unpack import plan_calls, unpack_tree
+from models.llm.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
+from models.llm.unpack_text import DEFAULT_K
+from navigator.commands.llm_support import lazy_model, model_options
+from navigator.commands.support import (
+    Failure,
+    emit_json,
+    guard,
+    json_option,
+    library_option,
+    open_workspace,
+    pick_library,
+    workspace_option,
+)
+from navigator.display import visible
+from navigator.progress import TerminalProgress
+
+
+def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
+    library_id = pick_library(conn, library_name).id if library_name else None
+    node: Node = guard(lambda: resolve_node(conn, ref, library_id))
+    return node
+
+
+def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
+    return {
+        "id": node.uid,
+        "title": node.title,
+        "body": node.body,
+        "kind": node.kind,
+        "origin": node.origin,
+        "model_credence": model_p,
+    }
+
+
+@click.command()
+@workspace_option
+@click.argument("node")
+@library_option
+@click.option("--depth", default=1, show_default=True, help="Levels to unpack below NODE.")
+@click.option("--k", "k", default=DEFAULT_K, show_default=True, help="Child statements per node.")
+@click.option("--dry-run", is_flag=True, help="Print how many model calls it would make, and stop.")
+@click.option("--regenerate", is_flag=True, help="Add a new set of children to NODE beside the stored one.")
+@click.option("--no-index", is_flag=True, help="Do not update the search index afterwards.")
+@model_options
+@json_option
+def unpack(
+    workspace: Path,
+    node: str,
+    library_name: str | None,
+    depth: int,
+    k: int,
+    dry_run: bool,
+    regenerate: bool,
+    no_index: bool,
+    model: Path | None,
+    n_ctx: int,
+    threads: int | None,
+    temperature: float,
+    seed: int,
+    labeler: str | None,
+    as_json: bool,
+) -> None:
+    """Unpack NODE into K simpler generated statements, DEPTH levels deep.
+
+    Resumable: nodes that already have generated children are skipped, so an
+    interrupted batch continues where it stopped. The new statements are
+    marked as generated and carry their model, prompt, parameters and seed.
+    """
+    if depth < 1 or k < 1:
+        raise Failure("--depth and --k must be at least 1")
+    conn = open_workspace(workspace)
+    start = _node(conn, node, library_name)
+    if dry_run:
+        _print_plan(start, plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate), depth, k, as_json)
+        return
+    llm = lazy_model(model, n_ctx, threads, seed)
+    params = GenerationParams(temperature=temperature, seed=seed)
+    with TerminalProgress(enabled=not as_json) as progress:
+        try:
+            report = guard(
+                lambda: unpack_tree(
+                    conn,
+                    llm,
+                    start,
+                    depth=depth,
+                    k=k,
+                    params=params,
+                    regenerate=regenerate,
+                    progress=progress,
+                    labeler=labeler,
+                )
+            )
+        except KeyboardInterrupt:
+            raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
+        done = guard(lambda: index_and_read_back(conn, workspace, start, report, index=not no_index, progress=progress))
+    _print_unpacked(done, as_json)
+    failed = done.report.failed
+    if failed:
+        raise Failure(failed[0][1] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+
+
+def _print_plan(start: Node, planned: int, depth: int, k: int, as_json: bool) -> None:
+    if as_json:
+        emit_json({"node": start.uid, "depth": depth, "k": k, "calls": planned})
+    else:
+        click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
+
+
+def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
+    report, start = done.report, done.node
+    if as_json:
+        emit_json(
+            {
+                "node": start.uid,
+                "calls": report.calls,
+                "cached": report.cached,
+                "created": report.created,
+                "indexed": done.indexed,
+                "failed": [{"node": uid, "error": message} for uid, message in report.failed],
+                "cancelled": report.cancelled,
+                "children": [_child_json(child, done.model_p.get(child.uid)) for child in done.children],
+            }
+        )
+        return
+    click.echo(f"{start.title}  ({start.uid})")
+    for child in done.children:
+        p = done.model_p.get(child.uid)
+        click.echo(visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else "")))
+    click.echo(
+        f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
+        f"{report.created} new statement{'s' if report.created != 1 else ''}"
+        + (f", {len(report.failed)} failed" if report.failed else "")
+    )
+
+
+@click.command()
+@workspace_option
+@click.argument("node")
+@click.argument("question")
+@library_option
+@model_options
+@json_option
+def ask(
+    workspace: Path,
+    node: str,
+    question: str,
+    library_name: str | None,
+    model: Path | None,
+    n_ctx: int,
+    threads: int | None,
+    temperature: float,
+    seed: int,
+    labeler: str | None,
+    as_json: bool,
+) -> None:
+    """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
+    conn = open_workspace(workspace)
+    target = _node(conn, node, library_name)
+    llm = lazy_model(model, n_ctx, threads, seed)
+    params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
+    streamed = not as_json
+
+    def run() -> Node:
+        answer: Node | None = None
+        for event in ask_stream(conn, llm, target, question, params=params, labeler=labeler):
+            if isinstance(event, TokenEvent) and streamed:
+                click.echo(event.text, nl=False, err=True)
+            elif isinstance(event, CreditReport) and streamed and not event.credences:
+                click.echo(f"\n{event.summary()}", err=True)
+            elif isinstance(event, Node):
+                answer = event
+        assert answer is not None
+        return answer
+
+    try:
+        answer = guard(run)
+    except KeyboardInterrupt:
+        raise Failure("interrupted; nothing was written") from None
+    indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))
+    p = model_p(conn, [answer]).get(answer.uid)
+    if as_json:
+        emit_json({"node": target.uid, "question": question, "answer": _child_json(answer, p), "indexed": indexed})
+        return
+    click.echo("", err=True)
+    believed = f"; model P(true) {p:.2f}" if p is not None else ""
+    click.echo(visible(f"{answer.title}\n{answer.body}\n(stored as {answer.uid}{believed})"))
+
+
+@click.group()
+def llm() -> None:
+    """The local LLM: call logs, model status, and review of generated nodes."""
+
+
+def _render_call(call: CallRecord) -> str:
+    sha = f" (sha256 {call.model_sha256[:12]}…)" if call.model_sha256 else ""
+    lines = [
+        f"# {call.created_at}    {call.uid}",
+        "",
+        f"Model: **{call.model}**{sha}",
+        f"Purpose: {call.purpose}    Node: {call.node_uid or '-'}    Outcome: {call.outcome}"
+        + (f" ({call.error})" if call.error else ""),
+        f"Tokens: {call.tokens_in} in, {call.tokens_out} out    Time: {call.ms or 0:.0f} ms",
+        f"Params: {', '.join(f'{key}={value}' for key, value in sorted(call.params.items()) if key != 'stop')}",
+        "",
+        "## Prompt",
+        "",
+        call.prompt,
+        "",
+        "## Response",
+        "",
+        call.response or "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@llm.command()
+@workspace_option
+@click.option("-n", "--count", default=3, show_default=True, help="How many calls to show (0 for all).")
+@click.option("--node", "node_ref", help="Only calls about this node.")
+@library_option
+@json_option
+def logs(workspace: Path, count: int, node_ref: str | None, library_name: str | None, as_json: bool) -> None:
+    """Show logged LLM calls, newest first (prompt, response, model, tokens, time, outcome)."""
+    conn = open_workspace(workspace)
+    node_id = _node(conn, node_ref, library_name).id if node_ref else None
+    calls = recent_calls(conn, limit=count or None, node_id=node_id)
+    if as_json:
+        emit_json([call.as_json() for call in calls])
+        return
+    if not calls:
+        click.echo("no LLM calls logged yet")
+        return
+    click.echo("\n".join(_render_call(call) for call in calls))
+
+
+@llm.command()
+@click.option("--model", "model", type=click.Path(path_type=Path), envvar=MODEL_ENV, help="A GGUF model file.")
+@click.option("--load", is_flag=True, help="Also load the weights (slower, catches damaged files).")
+@json_option
+def status(model: Path | None, load: bool, as_json: bool) -> None:
+    """Say whether a model can be used for unpacking, and if not, why and how to fix it."""
+    found = check_available(model)
+    identity = None
+    reason, fix = found.reason, found.fix
+    if found.ok and load:
+        try:
+            identity = LocalLLM.open(model).load().identity
+        except ModelUnavailable as error:
+            reason, fix = error.reason, error.fix
+    ok = found.ok and not reason
+    if as_json:
+        emit_json(
+            {
+                "ok": ok,
+                "path": str(found.path) if found.path else None,
+                "reason": reason,
+                "fix": fix,
+                "sha256": identity.sha256 if identity else None,
+                "chat": identity.chat if identity else None,
+            }
+        )
+    elif ok:
+        click.echo(f"model ready: {found.path}" + (f" (sha256 {identity.sha256[:12]}…)" if identity else ""))
+    if not ok:
+        raise Failure(f"unpacking is off: {reason}; {fix}")
+
+
+def _review(workspace: Path, ref: str, library_name: str | None, review: str) -> Node:
+    conn = open_workspace(workspace)
+    target = _node(conn, ref, library_name)
+    node: Node = guard(lambda: set_review(conn, target, review))
+    return node
+
+
+@llm.command()
+@workspace_option
+@click.argument("node")
+@library_option
+def accept(workspace: Path, node: str, library_name: str | None) -> None:
+    """Mark a generated node as accepted."""
+    done = _review(workspace, node, library_name, "accepted")
+    click.echo(f"accepted {done.uid}")
+
+
+@llm.command()
+@workspace_option
+@click.argument("node")
+@library_option
+def reject(workspace: Path, node: str, library_name: str | None) -> None:
+    """Hide a generated node from the tree (it is kept, with its provenance)."""
+    done = _review(workspace, node, library_name, "rejected")
+    click.echo(f"rejected {done.uid} (hidden, kept)")
+
+
+@llm.command()
+@workspace_option
+@click.argument("node")
+@click.argument("text")
+@library_option
+@click.option("--labeler", help="Who made the edit.")
+def edit(workspace: Path, node: str, text: str, library_name: str | None, labeler: str | None) -> None:
+    """Replace a generated node by TEXT: a new human node that records what it replaced."""
+    conn = open_workspace(workspace)
+    target = _node(conn, node, library_name)
+    new: Node = guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
+    guard(lambda: index_library_of(conn, workspace, new, TerminalProgress(enabled=False)))
+    click.echo(f"{new.uid} replaces {target.uid}")
+
+
+def _add_model_credence_commands() -> None:
+    """`llm calibrate` and `llm credences` live in their own module, which uses this one's guard."""
+    from navigator.commands.model_credences import calibrate_command, credences_command
+
+    llm.add_command(calibrate_command)
+    llm.add_command(credences_command)
+
+
+_add_model_credence_commands()
