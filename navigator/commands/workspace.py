@@ -13,7 +13,6 @@ from kb.db import connect, schema_version
 from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.libraries import Library, library_for_import, list_libraries
 from kb.search import SearchIndex
-from kb.stats import workspace_stats
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -225,6 +224,8 @@ def items_import(
 @json_option
 def stats(workspace: Path, as_json: bool) -> None:
     """Counts of libraries, nodes, items and labels."""
+    from kb.stats import workspace_stats  # its records bring pydantic: kept off `navigator --help`
+
     conn = open_workspace(workspace)
     result = workspace_stats(conn, workspace)
     if as_json:
