@@ -108,7 +108,7 @@ def ask_stream(
     """Yield TokenEvents while the answer streams, the model's credence in the answer (a CreditReport),
     then the stored `qa` Node as the last item.
 
-    Raises GenerationCancelled (nothing written), AskFailed, or llm.ModelUnavailable.
+    Raises GenerationCancelled (nothing written), AskFailed, or model_file.ModelUnavailable.
     """
     question = " ".join(question.split())
     if not question:

@@ -91,7 +91,7 @@ def unpack_stream(
     cache hit: its stored children come back at once and the model is not
     touched. With it, a new set is added beside the old. Raises
     GenerationCancelled (nothing written), UnpackFailed (nothing usable after
-    one retry) or llm.ModelUnavailable.
+    one retry) or model_file.ModelUnavailable.
     """
     if k < 1:
         raise WorkspaceError("k must be at least 1")

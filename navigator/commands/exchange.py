@@ -1,8 +1,7 @@
 """`navigator export` and `navigator merge`: labels travel between workspaces as JSONL.
 
-Kept apart from navigator/cli.py so the exchange commands can be registered on
-the main group (`main.add_command(export)`, `main.add_command(merge)`) without
-that module growing further. The work itself is kb.exchange.
+Loaded only when one of them runs (navigator/cli.py LAZY_COMMANDS). The work itself is
+kb.exchange (the records), kb.export_file (an export written to a path) and kb.merge.
 """
 
 from __future__ import annotations
