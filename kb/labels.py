@@ -245,8 +245,11 @@ def current_credences_in_library(
     labeler: str | None = None,
     statements: Sequence[str] | None = None,
     people_only: bool = True,
+    rating_order: bool = False,
 ) -> list[Credence]:
-    """Current credences in one library (every labeler's, or one's), ordered by labeler then statements.
+    """Current credences in one library (every labeler's, or one's), ordered by labeler then statements,
+    or (`rating_order`) in the order each statement set was first rated, which the exact check's
+    tie-break reads as oldest first.
 
     `statements` keeps only credences on exactly that set (one indexed lookup). With `people_only`
     (the default), model credences (source `model:…`) are left out: they are M_Z's, not a
@@ -268,7 +271,8 @@ def current_credences_in_library(
     current: dict[tuple[str, str], sqlite3.Row] = {}
     for row in rows:
         current[(row["labeler"], row["statements_key"])] = row  # in id order: the newest one stays
-    return [_credence(current[key]) for key in sorted(current)]
+    keys = list(current) if rating_order else sorted(current)
+    return [_credence(current[key]) for key in keys]
 
 
 def model_credences(
@@ -565,7 +569,9 @@ class LabelStore:
 
     def current_credences(self, library_id: int) -> dict[tuple[str, ...], Credence]:
         """statement uids (sorted; () for the library) → this labeler's current credence."""
-        current = current_credences_in_library(self.conn, library_id, labeler=self.labeler, people_only=False)
+        current = current_credences_in_library(
+            self.conn, library_id, labeler=self.labeler, people_only=False, rating_order=True
+        )
         return {credence.statements: credence for credence in current}
 
     def undo_last(self) -> Retraction | None:

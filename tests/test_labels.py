@@ -105,6 +105,19 @@ def test_credences_on_statements_conjunctions_and_the_library(setup) -> None:
     assert rows(conn, "credences") == 4
 
 
+def test_a_labelers_credences_come_in_the_order_they_were_first_given(setup) -> None:
+    """The app's exact coherence check reads this order as oldest first; a change keeps a set's place."""
+    conn, library = setup
+    store = LabelStore(conn, "ann")
+    a, b = node_by_uid(conn, "s1", library.id), node_by_uid(conn, "s2", library.id)
+    assert a is not None and b is not None
+    store.record_credence(library.id, [b], 0.7)
+    store.record_credence(library.id, [a], 0.9)
+    store.record_credence(library.id, [b], 0.6)
+    current = store.current_credences(library.id)
+    assert [(key, credence.p) for key, credence in current.items()] == [(("s2",), 0.6), (("s1",), 0.9)]
+
+
 def test_undo_takes_the_newest_label_of_either_kind(setup) -> None:
     conn, library = setup
     store = LabelStore(conn, "ann")
