@@ -44,6 +44,7 @@ _PREDICTION_COLUMNS = (
     "uid, item_id, library_id, labeler, source, probs, cited, trail, seconds, note, supersedes, retracted,"
     " adjudication, created_at"
 )
+_IN_CHUNK = 500  # ids bound per IN (…) list
 _CREDENCE_COLUMNS = "uid, library_id, labeler, source, statements, p, seconds, note, supersedes, retracted, created_at"
 
 
@@ -209,23 +210,24 @@ def current_predictions_in_library(
     evaluation. `item_ids` keeps only those items' rows (a retraction carries its label's item),
     so a reader about a few items does not decode the whole library's labels.
     """
-    where = "library_id = ?"
+    where = f"library_id = ? AND {_CURRENT.format(table='predictions')}"
     args: list[Any] = [library_id]
-    if item_ids is not None:
-        wanted = sorted(set(item_ids))
-        where += f" AND item_id IN ({','.join('?' * len(wanted))})"
-        args += wanted
     if labeler is not None:
         where += " AND labeler = ?"
         args.append(labeler)
-    rows = conn.execute(
-        f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE {where} AND {_CURRENT.format(table='predictions')}"
-        " ORDER BY id",
-        args,
-    )
+    sql = f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE {where}"
+    if item_ids is None:
+        batches = [conn.execute(sql + " ORDER BY id", args)]
+    else:  # in chunks: SQLite binds at most 32 766 parameters; items are disjoint across chunks
+        wanted = sorted(set(item_ids))
+        batches = [
+            conn.execute(sql + f" AND item_id IN ({','.join('?' * len(chunk))}) ORDER BY id", [*args, *chunk])
+            for chunk in (wanted[start : start + _IN_CHUNK] for start in range(0, len(wanted), _IN_CHUNK))
+        ]
     current: dict[tuple[int, str], sqlite3.Row] = {}
-    for row in rows:
-        current[(row["item_id"], row["labeler"])] = row  # in id order: the newest one stays
+    for rows in batches:
+        for row in rows:
+            current[(row["item_id"], row["labeler"])] = row  # in id order: the newest one stays
     return [_prediction(current[key]) for key in sorted(current)]
 
 
@@ -293,8 +295,8 @@ def model_credences(
         return _model_rows(conn, f"SELECT {columns} FROM credences WHERE {where}", args)
     wanted = sorted(set(node_uids))
     found: dict[str, ModelCredence] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
         # CROSS JOIN keeps credence_nodes (indexed by node) as the outer loop.
         sql = (
             f"SELECT {columns} FROM credence_nodes CROSS JOIN credences ON credences.id = credence_nodes.credence_id"

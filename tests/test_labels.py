@@ -10,7 +10,7 @@ import pytest
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
 from kb.items import add_items, item_by_uid
-from kb.labels import LabelError, LabelStore
+from kb.labels import LabelError, LabelStore, current_predictions_in_library
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
@@ -71,6 +71,18 @@ def test_relabel_supersedes_and_undo_brings_the_earlier_label_back(setup) -> Non
     store.undo_last()
     assert store.current_predictions(library.id) == {}
     assert store.undo_last() is None
+
+
+def test_current_predictions_for_more_items_than_sqlite_binds_at_once(setup) -> None:
+    """Evaluation asks about every D*_validation item; SQLite binds at most 32 766 values a statement
+    by default (some builds allow more: the limit is set to that default here)."""
+    conn, library = setup
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    item = item_by_uid(conn, "i1")
+    assert item is not None
+    LabelStore(conn, "ann").record_prediction(item, library.id, {"yes": 0.8, "no": 0.2})
+    current = current_predictions_in_library(conn, library.id, range(1, 40_001))
+    assert [(label.item_id, label.probs) for label in current] == [(item.id, {"yes": 0.8, "no": 0.2})]
 
 
 def test_other_labelers_labels_are_separate(setup) -> None:
