@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +89,23 @@ def test_a_failed_write_to_a_new_path_leaves_no_file(labelled: sqlite3.Connectio
     with pytest.raises(WorkspaceError, match="cannot write .*missing.*: No such file or directory"):
         export_to_path(labelled, tmp_path / "missing" / "ann.jsonl")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_link_is_followed_and_a_pipe_is_written_through(labelled: sqlite3.Connection, tmp_path: Path) -> None:
+    """As writing to --out always did: `--out latest.jsonl` (a link) and `--out >(gzip …)` (a pipe)."""
+    real = tmp_path / "exports" / "2026-12.jsonl"
+    real.parent.mkdir()
+    real.write_text("last month\n", encoding="utf-8")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(real)
+    export_to_path(labelled, link)
+    assert link.is_symlink() and real.read_text(encoding="utf-8") == streamed(labelled)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    export_to_path(labelled, pipe)
+    reader.join(timeout=10)
+    assert received == [streamed(labelled).encode("utf-8")]
+    assert pipe.exists() and not pipe.is_file()
