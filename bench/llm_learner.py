@@ -35,7 +35,7 @@ from kb.libraries import get_library
 from models.imitation import trainer
 from models.imitation.retrieval import Retriever, View
 from models.imitation.simulated_labeler import SimulatedLabeler
-from models.llm.model import LocalLLM
+from models.llm.model import LocalLLM, chosen_repack, repacking
 
 
 def prompt_for(view: View) -> str:
@@ -80,8 +80,10 @@ def main() -> None:
         views = [retriever.view(item) for item in items]
         path = LocalLLM.open().path
         started = time.perf_counter()
-        llama = Llama(model_path=str(path), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
-        print(f"loaded {path.name} in {time.perf_counter() - started:.1f} s")
+        choice, _ = chosen_repack(None)  # the model process's rule: on an AMX host llama.cpp's repack crashes
+        with repacking(choice.on):
+            llama = Llama(model_path=str(path), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
+        print(f"loaded {path.name} in {time.perf_counter() - started:.1f} s (repacking {choice.on}: {choice.reason})")
         seconds, anchors, right = [], [], 0
         for item, view in zip(items, views, strict=True):
             started = time.perf_counter()

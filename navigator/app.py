@@ -41,6 +41,7 @@ class NavigatorApp(App[None]):
         self.conn = connect(workspace)
         self.labeler = labeler or (None if ask else last_labeler(self.conn))
         self.library_name = library
+        self.generation: Generation | None = None
 
     def on_mount(self) -> None:
         if self.labeler:
@@ -59,8 +60,13 @@ class NavigatorApp(App[None]):
             return
         save_state(self.conn, labeler, library=library.name)
         self.sub_title = f"{labeler} · {library.name}"
-        generation = Generation(self.workspace, library, labeler, self.llm)
-        self.push_screen(WorkbenchScreen(self.conn, self.workspace, library, labeler, generation))
+        self.generation = Generation(self.workspace, library, labeler, self.llm)
+        self.push_screen(WorkbenchScreen(self.conn, self.workspace, library, labeler, self.generation))
+
+    def on_unmount(self) -> None:
+        """The model process ends with the app (it would also stop by itself once the app's pipes close)."""
+        if self.generation is not None:
+            self.generation.close()
 
     def choose_library(self, labeler: str) -> Library | None:
         wanted = self.library_name or load_state(self.conn, labeler).get("library")

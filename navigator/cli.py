@@ -36,7 +36,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "navigator.commands.train",
         "A SIMULATED labeler answers the demo questions by reading the library…",
     ),
-    "doctor": ("navigator.commands.doctor", "Check a workspace (integrity, schema, search indexes, orphans, the…"),
+    "doctor": ("navigator.commands.doctor", "Check a workspace (integrity, schema, search indexes, orphans), the…"),
     "assign": ("navigator.commands.team", "Give every item of a split OVERLAP distinct labelers, balanced; the app's…"),
     "agreement": ("navigator.commands.team", "Inter-labeler agreement (Krippendorff's alpha, Jensen–Shannon…"),
     "disagreements": ("navigator.commands.team", "Items where labelers disagree most (mean pairwise Jensen–Shannon…"),

@@ -4,6 +4,10 @@ The model work never touches the UI thread: it runs with its own workspace
 connection, reports through callbacks the screen passes in (which hop back to
 the UI thread), and is cancelled through a threading.Event that Esc sets.
 Children are committed only when a call completes, so a cancel writes nothing.
+
+The model itself runs in its own process (models.llm.model_process): if that
+process crashes or is killed, the call fails with ModelProcessStopped, the app
+says so on the status line, and the next `u` starts a fresh process.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +25,24 @@ from kb.search import SearchError, SearchIndex
 from kb.tree import Node
 from models.llm.ask import AskFailed, ask_stream
 from models.llm.generation import RetryEvent, TokenEvent
-from models.llm.model import LLM, LazyLLM
+from models.llm.model import LLM
 from models.llm.model_credences import CreditReport
 from models.llm.model_file import Availability, check_available
+from models.llm.model_process import ModelProcess, ModelProcessStopped
 from models.llm.unpack import DoneEvent, UnpackFailed, unpack_stream
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a finished call left behind: the node whose children changed, and a sentence for the labeler."""
+    """What a finished call left behind: the node whose children changed, and a sentence for the labeler.
+
+    `warning`: the call stored what it made but something after it went wrong (the model process
+    stopped while judging the new statements)."""
 
     node_id: int
     message: str
     added: int
+    warning: bool = False
 
 
 class Generation:
@@ -43,10 +52,12 @@ class Generation:
         self.workspace = workspace
         self.library = library
         self.labeler = labeler
-        self.llm: LLM = llm if llm is not None else LazyLLM()
+        self.owned = llm is None
+        self.llm: LLM = llm if llm is not None else ModelProcess()
         self.cancel = threading.Event()
         self.availability: Availability | None = Availability(True, None) if llm is not None else None
         self.running = False
+        self.stopped: ModelProcessStopped | None = None  # the last call's model process stopped; u restarts it
 
     def check(self) -> Availability:
         """Cheap (no weights loaded), but assembles the bundled model on first use: call from a worker."""
@@ -54,9 +65,26 @@ class Generation:
             self.availability = check_available()
         return self.availability
 
-    def unpack(self, node: Node, on_token: Callable[[str, float], None], on_note: Callable[[str], None]) -> Outcome:
+    def close(self) -> None:
+        """Stop the model process this app started (a model passed in belongs to the caller)."""
+        if self.owned and isinstance(self.llm, ModelProcess):
+            self.llm.close()
+
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one call; a stopped model process is remembered for the status line."""
+        self.stopped = None
         conn = connect(self.workspace)
         try:
+            yield conn
+        except ModelProcessStopped as stopped:
+            self.stopped = stopped
+            raise
+        finally:
+            conn.close()
+
+    def unpack(self, node: Node, on_token: Callable[[str, float], None], on_note: Callable[[str], None]) -> Outcome:
+        with self._call() as conn:
             for event in unpack_stream(conn, self.llm, node, cancel=self.cancel, labeler=self.labeler):
                 if isinstance(event, TokenEvent):
                     on_token(event.text, event.tokens_per_second)
@@ -67,35 +95,40 @@ class Generation:
                     if result.cached:
                         return Outcome(node.id, f"{len(result.children)} stored children (no model call)", 0)
                     self._index(conn)
-                    credit = f"; {result.credit.summary()}" if result.credit is not None else ""
+                    credit = self._credit(result.credit)
                     return Outcome(
                         node.id,
                         f"{len(result.children)} generated children in {result.ms:,.0f} ms{credit}",
                         len(result.children),
+                        warning=self.stopped is not None,
                     )
             raise UnpackFailed("the model stopped without a result")
-        finally:
-            conn.close()
 
     def ask(
         self, node: Node, question: str, on_token: Callable[[str, float], None], on_note: Callable[[str], None]
     ) -> Outcome:
-        conn = connect(self.workspace)
         credit = ""
-        try:
+        with self._call() as conn:
             for event in ask_stream(conn, self.llm, node, question, cancel=self.cancel, labeler=self.labeler):
                 if isinstance(event, TokenEvent):
                     on_token(event.text, event.tokens_per_second)
                 elif isinstance(event, RetryEvent):
                     on_note(f"nothing usable yet ({event.reason}); trying once more")
                 elif isinstance(event, CreditReport):
-                    credit = f"; {event.summary()}"
+                    credit = self._credit(event)
                 elif isinstance(event, Node):
                     self._index(conn)
-                    return Outcome(node.id, f"answer stored as a child: {event.title}{credit}", 1)
+                    message = f"answer stored as a child: {event.title}{credit}"
+                    return Outcome(node.id, message, 1, warning=self.stopped is not None)
             raise AskFailed("the model stopped without an answer")
-        finally:
-            conn.close()
+
+    def _credit(self, report: CreditReport | None) -> str:
+        if report is None:
+            return ""
+        if report.stopped is not None:
+            self.stopped = report.stopped
+            return f"; {report.stopped}"
+        return f"; {report.summary()}"
 
     def _index(self, conn: sqlite3.Connection) -> None:
         """New nodes become searchable at once; a missing index is the labeler's to rebuild, not a failure here."""

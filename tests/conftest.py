@@ -15,6 +15,7 @@ import pytest
 
 from kb.db import connect
 from kb.libraries import Library, create_library
+from kb.tree import Node, add_children, node_by_id
 
 SNAPSHOT_TABLES = ("libraries", "nodes", "items", "search_index_state")
 
@@ -38,6 +39,28 @@ def conn(workspace: Path) -> Iterator[sqlite3.Connection]:
 def library(conn: sqlite3.Connection) -> Library:
     """An empty library named 'lib'."""
     return create_library(conn, "lib")
+
+
+@pytest.fixture
+def coastline(conn: sqlite3.Connection, library: Library) -> Node:
+    """World › Africa › Madagascar › Coastline (4,828 km), shaped as the Factbook import shapes a field."""
+    root = node_by_id(conn, library.root_id)
+    assert root is not None
+    (africa,) = add_children(conn, root, [("Africa", "", "region")], origin="import")
+    (madagascar,) = add_children(conn, africa, [("Madagascar", "", "country")], origin="import")
+    (node,) = add_children(conn, madagascar, [("Coastline", "4,828 km", "field")], origin="import")
+    return node
+
+
+@pytest.fixture(scope="session")
+def model() -> Iterator[Any]:
+    """The real bundled model in its own process (models.llm.model_process), as every surface runs it;
+    started on first use and shared by the tests that need the model, so it loads once per run."""
+    from models.llm.model import LoadOptions
+    from models.llm.model_process import ModelProcess
+
+    with ModelProcess(options=LoadOptions(n_ctx=1024, n_threads=2)) as process:
+        yield process
 
 
 @pytest.fixture

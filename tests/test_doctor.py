@@ -1,8 +1,9 @@
 """`navigator doctor` finds each kind of problem, says what to do, and changes nothing.
 
 The command is exercised through click on its own (it is registered on the main
-group by cli.py); the model check is replaced by a fixed answer so the result
-does not depend on whether this machine has the model.
+group by cli.py); in this file the model check is replaced by a fixed answer so the
+result does not depend on whether this machine has the model. The real check — a
+short generation in a model process — is tested in tests/test_model_process.py.
 """
 
 from __future__ import annotations
@@ -25,13 +26,21 @@ from kb.labels import LabelStore
 from kb.libraries import list_libraries
 from kb.search import SearchIndex, index_dir
 from kb.tree import node_by_uid
-from models.llm.model_file import Availability
+from models.llm.model import ModelIdentity
+from models.llm.model_process import ProbeResult
 from navigator.commands.doctor import doctor
+
+WORKS = ProbeResult(
+    True,
+    identity=ModelIdentity("m.gguf", "0" * 64, "/models/m.gguf", False, False, {"repack": False}),
+    tokens=8,
+    generate_ms=200.0,
+)
 
 
 @pytest.fixture(autouse=True)
 def model_present(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor_module, "check_available", lambda model: Availability(True, Path("/models/m.gguf")))
+    monkeypatch.setattr(doctor_module, "probe_model", lambda model, options, timeout: WORKS)
 
 
 @pytest.fixture
@@ -70,7 +79,7 @@ def test_a_healthy_workspace_passes_and_is_not_changed(healthy: Path) -> None:
     assert result.output.strip().endswith("all checks passed")
     found = findings(healthy)
     assert {f["status"] for f in found.values()} == {"ok"}
-    assert set(found) == {"integrity", "schema", "orphans", "index z", "model"}
+    assert set(found) == {"integrity", "schema", "orphans", "index z", "packages", "model"}
     assert healthy.read_bytes() == before
 
 
@@ -183,9 +192,8 @@ def test_a_missing_workspace_and_a_missing_model_say_what_to_do(
 ) -> None:
     missing = findings(tmp_path / "nothing.db")["workspace"]
     assert missing["status"] == "error" and "navigator init" in missing["fix"]
-    monkeypatch.setattr(
-        doctor_module, "check_available", lambda model: Availability(False, None, "no model file", "download it")
-    )
+    broken = ProbeResult(False, "no model file", "download it")
+    monkeypatch.setattr(doctor_module, "probe_model", lambda model, options, timeout: broken)
     model = findings(healthy)["model"]
     assert model == {
         "check": "model",

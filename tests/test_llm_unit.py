@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from kb.libraries import Library
 from kb.review import generated_children, provenance, replace_node, set_review
-from kb.tree import Node, add_children, children, node_by_id
+from kb.tree import Node, children, node_by_id
 from models.llm.ask import ask, ask_stream, clean_answer
 from models.llm.calls import count_calls, recent_calls
 from models.llm.generation import RetryEvent, TokenEvent
@@ -79,16 +78,6 @@ class FakeLLM:
         self.judged.append(statement)
         score = self.judge(statement)
         return [score / 2 - 1.0, -score / 2 - 1.0]
-
-
-@pytest.fixture
-def coastline(conn: sqlite3.Connection, library: Library) -> Node:
-    root = node_by_id(conn, library.root_id)
-    assert root is not None
-    (africa,) = add_children(conn, root, [("Africa", "", "region")], origin="import")
-    (madagascar,) = add_children(conn, africa, [("Madagascar", "", "country")], origin="import")
-    (node,) = add_children(conn, madagascar, [("Coastline", "4,828 km", "field")], origin="import")
-    return node
 
 
 GOOD = "- Madagascar has a coastline.\n- The coastline is 4,828 km long.\n- Madagascar is an island.\nEND"
@@ -162,9 +151,13 @@ def test_unpack_stores_generated_children_with_provenance(
     assert record["llm_call"] == done.result.call_uid and record["seed"] == 0 and record["params"]["k"] == 3
     assert f"{FENCE_OPEN}Coastline: 4,828 km{FENCE_CLOSE}" in record["prompt"]
     assert "Africa › Madagascar" in record["prompt"]
-    (call,) = recent_calls(conn)
+    (call,) = recent_calls(conn, purpose="unpack")
     assert call.uid == record["llm_call"] and call.outcome == "ok" and call.node_uid == coastline.uid
     assert call.prompt == record["prompt"] and call.tokens_in and call.tokens_out and call.ms is not None
+    judgements = recent_calls(conn, limit=None, purpose="judge")  # each child and its negation, newest first
+    assert [j.node_uid for j in reversed(judgements)] == [kid.uid for kid in kids for _ in range(2)]
+    assert all(j.outcome == "ok" and j.model_sha256 == "0" * 64 and "score " in (j.response or "") for j in judgements)
+    assert judgements[0].prompt.endswith("Answer:") and "It is false that" in judgements[0].prompt
     check_tree()
 
 
@@ -174,14 +167,15 @@ def test_second_unpack_is_a_cache_hit_without_a_model_call(conn: sqlite3.Connect
     second = unpack(conn, llm, coastline, k=3)
     assert second.cached and second.call_uid is None
     assert [kid.id for kid in second.children] == [kid.id for kid in first.children]
-    assert len(llm.requests) == 1 and count_calls(conn) == 1
+    assert len(llm.requests) == 1 and len(recent_calls(conn, limit=None, purpose="unpack")) == 1
+    assert count_calls(conn) == 1 + 2 * len(first.children)  # the generation and its judgements, once
 
 
 def test_generation_stops_once_k_statements_are_in(conn: sqlite3.Connection, coastline: Node) -> None:
     endless = "\n".join(f"- fact number {i} is true." for i in range(50))
     result = unpack(conn, FakeLLM([endless]), coastline, k=2)
     assert len(result.children) == 2
-    (call,) = recent_calls(conn)
+    (call,) = recent_calls(conn, purpose="unpack")
     assert call.response is not None and "fact number 5" not in call.response
 
 
@@ -292,7 +286,7 @@ def test_ask_stores_the_answer_as_a_qa_child(conn: sqlite3.Connection, coastline
     record = provenance(conn, answer.id)
     assert record["question"] == "Is the coast longer than 1,000 km?" and record["purpose"] == "ask"
     assert f"{FENCE_OPEN}Is the coast longer than 1,000 km?{FENCE_CLOSE}" in record["prompt"]
-    assert recent_calls(conn)[0].purpose == "ask"
+    assert recent_calls(conn, purpose="ask")[0].node_uid == coastline.uid
     assert not stored_children(conn, coastline)  # an answer is not an unpack
     check_tree()
 
@@ -339,10 +333,11 @@ def test_cli_dry_run_logs_and_status(workspace: Path, conn: sqlite3.Connection, 
     assert "no LLM calls logged yet" in empty.output
     unpack(conn, FakeLLM([GOOD]), coastline, k=3)
     ask(conn, FakeLLM(["Yes."]), coastline, "Long?")
-    shown = runner.invoke(llm_group, ["logs", "-w", str(workspace), "-n", "1"])
-    assert shown.exit_code == 0 and shown.output.count("## Prompt") == 1 and "Purpose: ask" in shown.output
+    shown = runner.invoke(llm_group, ["logs", "-w", str(workspace), "-n", "3"])
+    assert shown.exit_code == 0 and shown.output.count("## Prompt") == 3 and "Purpose: ask" in shown.output
+    assert "Purpose: judge" in shown.output  # the answer and its negation, judged after it was stored
     as_json = json.loads(runner.invoke(llm_group, ["logs", "-w", str(workspace), "--json", "-n", "0"]).output)
-    assert [entry["purpose"] for entry in as_json] == ["ask", "unpack"]
-    assert as_json[1]["node"] == coastline.uid and as_json[1]["outcome"] == "ok"
+    assert [entry["purpose"] for entry in as_json] == ["judge"] * 2 + ["ask"] + ["judge"] * 6 + ["unpack"]
+    assert as_json[-1]["node"] == coastline.uid and as_json[-1]["outcome"] == "ok"
     missing = runner.invoke(llm_group, ["status", "--model", str(tmp_path / "none.gguf")])
     assert missing.exit_code == 1 and "unpacking is off: no model file at" in missing.output

@@ -48,16 +48,6 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     forget_calibrations()
 
 
-@pytest.fixture
-def coastline(conn: sqlite3.Connection, library: Library) -> Node:
-    root = node_by_id(conn, library.root_id)
-    assert root is not None
-    (africa,) = add_children(conn, root, [("Africa", "", "region")], origin="import")
-    (madagascar,) = add_children(conn, africa, [("Madagascar", "", "country")], origin="import")
-    (node,) = add_children(conn, madagascar, [("Coastline", "4,828 km", "field")], origin="import")
-    return node
-
-
 def σ(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 

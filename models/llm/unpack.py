@@ -28,6 +28,7 @@ from kb.tree import Node
 from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
 from models.llm.model import LLM, CancelCheck, GenerationCancelled, GenerationParams, Request, as_cancel_check
 from models.llm.model_credences import CreditReport, credit_safely
+from models.llm.model_process import ModelProcessStopped
 from models.llm.node_text import node_text
 from models.llm.unpack_text import DEFAULT_K, build_request, parse_statements, why_unusable
 
@@ -128,7 +129,7 @@ def unpack_stream(
     record = {"purpose": "unpack", "seed": usable.seed, "k": k, "attempt": usable.attempt}
     new = [(line, "", UNPACK_KIND) for line in usable.value]
     children = store_generated(conn, llm, node, new, usable.outcome, record, what="the children")
-    credit = credit_safely(conn, llm, node, children)
+    credit = credit_safely(conn, llm, node, children, labeler=labeler)
     ms = (time.perf_counter() - started) * 1000
     yield DoneEvent(UnpackResult(node, children, False, usable.outcome.uid, ms, credit))
 
@@ -183,6 +184,7 @@ class BatchReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     new_nodes: list[Node] = field(default_factory=list)
+    stopped: ModelProcessStopped | None = None  # the model process stopped; the batch stopped with it
 
 
 def unpack_tree(
@@ -203,7 +205,9 @@ def unpack_tree(
     Resumable: a node with stored children is not called again (only `node`
     itself is regenerated when asked). Each node's children are committed as
     they come, so an interrupted batch keeps what it finished. A node that
-    fails is reported and skipped; the batch goes on.
+    fails is reported and skipped; the batch goes on. If the model process
+    stops (a crash, a kill), the batch stops too and `stopped` says why: the
+    same fault would likely hit the next node, and a person should know.
     """
     progress = progress or NoProgress()
     check = as_cancel_check(cancel)
@@ -231,6 +235,9 @@ def unpack_tree(
         except GenerationCancelled:
             report.cancelled = True
             break
+        except ModelProcessStopped as error:
+            report.stopped = _kept_so_far(error, report) if report.created else error
+            break
         except UnpackFailed as error:
             report.calls += ATTEMPTS
             report.failed.append((current.uid, str(error)))
@@ -243,5 +250,22 @@ def unpack_tree(
             report.created += len(result.children)
             report.new_nodes.extend(result.children)
             progress.advance(1)
+        if result.credit is not None and result.credit.stopped is not None:
+            stopped = result.credit.stopped
+            judged = len(result.credit.credences)
+            report.stopped = stopped.during(
+                stopped.doing,
+                kept=f"its {len(result.children)} statements are stored ({report.created} in all), {judged} with a "
+                "model credence; run the same command to resume and `navigator llm credences` to judge the rest",
+            )
+            break
         queue.extend((child, level + 1) for child in result.children)
     return report
+
+
+def _kept_so_far(error: ModelProcessStopped, report: BatchReport) -> ModelProcessStopped:
+    made = f"{report.created} statement{'s' if report.created != 1 else ''}"
+    return error.during(
+        error.doing,
+        kept=f"nothing was written for it; the {made} made before it are kept (run the same command to resume)",
+    )

@@ -12,7 +12,10 @@ import click
 
 from kb.doctor import ERROR, OK, WARNING
 from models.llm.doctor import examine
+from models.llm.model import LoadOptions
 from models.llm.model_file import MODEL_ENV
+from models.llm.repack import RepackMode
+from navigator.commands.llm_support import repack_option
 from navigator.commands.support import emit_json, json_option, workspace_option
 
 MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}
@@ -26,14 +29,16 @@ MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}
     envvar=MODEL_ENV,
     help=f"The GGUF model to check (env: {MODEL_ENV}; default: the bundled one).",
 )
+@repack_option
 @click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of the full integrity_check (big files).")
 @json_option
-def doctor(workspace: Path, model: Path | None, quick: bool, as_json: bool) -> None:
-    """Check a workspace (integrity, schema, search indexes, orphans, the model) and say what to do.
+def doctor(workspace: Path, model: Path | None, repack: RepackMode | None, quick: bool, as_json: bool) -> None:
+    """Check a workspace (integrity, schema, search indexes, orphans), the installed packages and the model.
 
-    Read-only: nothing is upgraded, repaired or rebuilt. Exits 1 when a finding needs action.
+    The model is run for a few tokens in its own process, as unpack runs it. Read-only: nothing
+    is upgraded, repaired or rebuilt. Exits 1 when a finding needs action.
     """
-    findings = examine(workspace, model=model, quick=quick)
+    findings = examine(workspace, model=model, options=LoadOptions(repack=repack), quick=quick)
     needs_action = [finding for finding in findings if finding.needs_action]
     if as_json:
         emit_json(

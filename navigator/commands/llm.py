@@ -20,13 +20,14 @@ from kb.tree import Node, resolve_node
 from models.llm.ask import ask_stream
 from models.llm.calls import CallRecord, recent_calls
 from models.llm.generation import TokenEvent
-from models.llm.model import GenerationParams, LocalLLM
+from models.llm.model import GenerationParams, LoadOptions
 from models.llm.model_credences import CreditReport
-from models.llm.model_file import MODEL_ENV, ModelUnavailable, check_available
+from models.llm.model_process import ProbeResult, probe_model
+from models.llm.repack import RepackMode
 from models.llm.unpack import plan_calls, unpack_tree
 from models.llm.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
 from models.llm.unpack_text import DEFAULT_K
-from navigator.commands.llm_support import lazy_model, model_options
+from navigator.commands.llm_support import load_options, model_options, model_process
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -37,7 +38,7 @@ from navigator.commands.support import (
     pick_library,
     workspace_option,
 )
-from navigator.display import visible
+from navigator.display import describe_error, visible
 from navigator.progress import TerminalProgress
 
 
@@ -81,6 +82,7 @@ def unpack(
     model: Path | None,
     n_ctx: int,
     threads: int | None,
+    repack: RepackMode | None,
     temperature: float,
     seed: int,
     labeler: str | None,
@@ -99,9 +101,9 @@ def unpack(
     if dry_run:
         _print_plan(start, plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate), depth, k, as_json)
         return
-    llm = lazy_model(model, n_ctx, threads, seed)
+    llm = model_process(model, n_ctx, threads, repack, seed)
     params = GenerationParams(temperature=temperature, seed=seed)
-    with TerminalProgress(enabled=not as_json) as progress:
+    with llm, TerminalProgress(enabled=not as_json) as progress:
         try:
             report = guard(
                 lambda: unpack_tree(
@@ -120,6 +122,8 @@ def unpack(
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
         done = guard(lambda: index_and_read_back(conn, workspace, start, report, index=not no_index, progress=progress))
     _print_unpacked(done, as_json)
+    if done.report.stopped is not None:
+        raise Failure(describe_error(done.report.stopped))
     failed = done.report.failed
     if failed:
         raise Failure(failed[0][1] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
@@ -144,6 +148,7 @@ def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
                 "indexed": done.indexed,
                 "failed": [{"node": uid, "error": message} for uid, message in report.failed],
                 "cancelled": report.cancelled,
+                "stopped": describe_error(report.stopped) if report.stopped is not None else None,
                 "children": [_child_json(child, done.model_p.get(child.uid)) for child in done.children],
             }
         )
@@ -174,6 +179,7 @@ def ask(
     model: Path | None,
     n_ctx: int,
     threads: int | None,
+    repack: RepackMode | None,
     temperature: float,
     seed: int,
     labeler: str | None,
@@ -182,7 +188,7 @@ def ask(
     """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
-    llm = lazy_model(model, n_ctx, threads, seed)
+    llm = model_process(model, n_ctx, threads, repack, seed)
     params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
     streamed = not as_json
 
@@ -199,7 +205,8 @@ def ask(
         return answer
 
     try:
-        answer = guard(run)
+        with llm:
+            answer = guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
     indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))
@@ -217,6 +224,17 @@ def llm() -> None:
     """The local LLM: call logs, model status, and review of generated nodes."""
 
 
+HIDDEN = ("stop", "runtime")
+
+
+def _runtime_line(runtime: dict[str, Any]) -> str:
+    repack = "on" if runtime.get("repack") else "off"
+    return (
+        f"Runtime: llama-cpp-python {runtime.get('llama_cpp_python')}, weight repacking {repack} "
+        f"({runtime.get('repack_asked')}), {runtime.get('n_threads')} threads, context {runtime.get('n_ctx')}"
+    )
+
+
 def _render_call(call: CallRecord) -> str:
     sha = f" (sha256 {call.model_sha256[:12]}…)" if call.model_sha256 else ""
     lines = [
@@ -226,7 +244,8 @@ def _render_call(call: CallRecord) -> str:
         f"Purpose: {call.purpose}    Node: {call.node_uid or '-'}    Outcome: {call.outcome}"
         + (f" ({call.error})" if call.error else ""),
         f"Tokens: {call.tokens_in} in, {call.tokens_out} out    Time: {call.ms or 0:.0f} ms",
-        f"Params: {', '.join(f'{key}={value}' for key, value in sorted(call.params.items()) if key != 'stop')}",
+        f"Params: {', '.join(f'{key}={value}' for key, value in sorted(call.params.items()) if key not in HIDDEN)}",
+        *([_runtime_line(call.params["runtime"])] if isinstance(call.params.get("runtime"), dict) else []),
         "",
         "## Prompt",
         "",
@@ -261,35 +280,49 @@ def logs(workspace: Path, count: int, node_ref: str | None, library_name: str | 
 
 
 @llm.command()
-@click.option("--model", "model", type=click.Path(path_type=Path), envvar=MODEL_ENV, help="A GGUF model file.")
-@click.option("--load", is_flag=True, help="Also load the weights (slower, catches damaged files).")
+@load_options
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds the check may take, load included.")
 @json_option
-def status(model: Path | None, load: bool, as_json: bool) -> None:
-    """Say whether a model can be used for unpacking, and if not, why and how to fix it."""
-    found = check_available(model)
-    identity = None
-    reason, fix = found.reason, found.fix
-    if found.ok and load:
-        try:
-            identity = LocalLLM.open(model).load().identity
-        except ModelUnavailable as error:
-            reason, fix = error.reason, error.fix
-    ok = found.ok and not reason
+def status(
+    model: Path | None, n_ctx: int, threads: int | None, repack: RepackMode | None, timeout: float, as_json: bool
+) -> None:
+    """Check that the model works here: load it and generate a few tokens in a model process, with a timeout.
+
+    Prints how it runs (llama-cpp-python, the CPU's AMX, weight repacking and why) and how fast;
+    if it cannot work, why and what to do, with exit status 1.
+    """
+    options = LoadOptions(n_ctx=n_ctx, n_threads=threads, repack=repack)
+    found = probe_model(model, options, timeout=timeout)
     if as_json:
-        emit_json(
-            {
-                "ok": ok,
-                "path": str(found.path) if found.path else None,
-                "reason": reason,
-                "fix": fix,
-                "sha256": identity.sha256 if identity else None,
-                "chat": identity.chat if identity else None,
-            }
+        emit_json(found.as_json())
+    else:
+        for line in probe_lines(found):
+            click.echo(visible(line))
+    if not found.ok:
+        raise Failure(f"unpacking is off: {found.reason}; {found.fix}")
+
+
+def probe_lines(found: ProbeResult) -> list[str]:
+    """What `llm status` (and the doctor's model finding) say about a check of the model."""
+    identity, system = found.identity, found.system
+    lines = []
+    if identity is not None:
+        sha = f"sha256 {identity.sha256[:12]}…" + (", bundled" if identity.bundled else "")
+        lines.append(f"model {'ready' if found.ok else 'failed'}: {identity.path} ({sha})")
+    if found.ok and found.start_ms is not None:
+        lines.append(
+            f"  checked in its own process: started and loaded in {found.start_ms / 1000:.2f} s, "
+            f"{found.tokens} tokens in {found.generate_ms / 1000:.2f} s ({found.tokens_per_second:.1f} tokens/s)"
         )
-    elif ok:
-        click.echo(f"model ready: {found.path}" + (f" (sha256 {identity.sha256[:12]}…)" if identity else ""))
-    if not ok:
-        raise Failure(f"unpacking is off: {reason}; {fix}")
+    if system:
+        buffers = ", ".join(system.get("extra_buffer_types") or []) or "none"
+        amx = "AMX present" if system.get("amx") else "no AMX"
+        lines.append(f"  llama-cpp-python {system.get('llama_cpp_python')}; CPU: {amx}; extra buffer types: {buffers}")
+    if identity is not None and identity.runtime:
+        runtime = identity.runtime
+        state = "on" if runtime.get("repack") else "off"
+        lines.append(f"  weight repacking: {state} ({runtime.get('repack_asked')}): {runtime.get('repack_reason')}")
+    return lines
 
 
 def _review(workspace: Path, ref: str, library_name: str | None, review: str) -> Node:

@@ -12,8 +12,10 @@ from typing import Any
 
 import click
 
-from models.llm.model import DEFAULT_N_CTX, LazyLLM, LoadOptions
+from models.llm.model import DEFAULT_N_CTX, LoadOptions
 from models.llm.model_file import MODEL_ENV
+from models.llm.model_process import ModelProcess
+from models.llm.repack import MODES, REPACK_ENV, RepackMode
 
 
 def _add_options(command: Callable[..., Any], options: list[Callable[[Any], Any]]) -> Callable[..., Any]:
@@ -22,8 +24,16 @@ def _add_options(command: Callable[..., Any], options: list[Callable[[Any], Any]
     return command
 
 
+def repack_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--repack",
+        type=click.Choice(MODES),
+        help=f"Let llama.cpp repack weights for this CPU (env: {REPACK_ENV}; default auto: off where AMX is).",
+    )(command)
+
+
 def load_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --n-ctx and --threads: which model to load and how (every command that runs the model)."""
+    """--model, --n-ctx, --threads and --repack: which model to load and how (every command that runs the model)."""
     return _add_options(
         command,
         [
@@ -36,6 +46,7 @@ def load_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option("--n-ctx", default=DEFAULT_N_CTX, show_default=True, help="Context size in tokens."),
             click.option("--threads", type=int, help="CPU threads (default: up to 4)."),
+            repack_option,
         ],
     )
 
@@ -50,6 +61,11 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return load_options(_add_options(command, options))
 
 
-def lazy_model(model: Path | None, n_ctx: int, threads: int | None, seed: int = 0) -> LazyLLM:
-    """The model, loaded on first use (so a dry run or a bad argument never pays for loading it)."""
-    return LazyLLM(model, LoadOptions(n_ctx=n_ctx, n_threads=threads, seed=seed))
+def model_process(
+    model: Path | None, n_ctx: int, threads: int | None, repack: RepackMode | None, seed: int = 0
+) -> ModelProcess:
+    """The model in its own process, started on first use (a dry run or a cache hit never starts it).
+
+    When the command's process ends, the model process stops with it (its stdin closes).
+    """
+    return ModelProcess(model, LoadOptions(n_ctx=n_ctx, n_threads=threads, seed=seed, repack=repack))

@@ -17,7 +17,8 @@ import click
 from kb.tree import resolve_node
 from models.llm.model_calibration import DEFAULT_N, CalibrationReport, calibrate
 from models.llm.model_credences import ModelCheck, credit_missing, forget_calibrations
-from navigator.commands.llm_support import lazy_model, load_options
+from models.llm.repack import RepackMode
+from navigator.commands.llm_support import load_options, model_process
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -93,6 +94,7 @@ def _print_report(report: CalibrationReport, saved: Path | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to save the calibration in (default: the user's cache).",
 )
+@workspace_option
 @load_options
 @json_option
 def calibrate_command(
@@ -100,24 +102,28 @@ def calibrate_command(
     seed: int,
     save: bool,
     save_dir: Path | None,
+    workspace: Path,
     model: Path | None,
     n_ctx: int,
     threads: int | None,
+    repack: RepackMode | None,
     as_json: bool,
 ) -> None:
     """Measure how well the model's true/false judgements are calibrated, and save the calibration.
 
     The model judges N statements made from the World Factbook (half true, half with a changed
     number or country). Accuracy, ECE and the reliability table are out of fold, with their n.
+    Every judgement is logged in the workspace's call log (`navigator llm logs`).
     """
     from models.llm.calibration import save_calibration
 
     if n < 20:
         raise Failure("--n must be at least 20 (both folds need true and false statements)")
-    llm = lazy_model(model, n_ctx, threads)
-    with TerminalProgress(enabled=not as_json) as progress:
+    conn = open_workspace(workspace)
+    llm = model_process(model, n_ctx, threads, repack)
+    with llm, TerminalProgress(enabled=not as_json) as progress:
         try:
-            report = guard(lambda: calibrate(llm, n=n, seed=seed, progress=progress))
+            report = guard(lambda: calibrate(llm, conn, n=n, seed=seed, progress=progress))
         except KeyboardInterrupt:
             raise Failure("calibration interrupted; nothing was saved") from None
         except ValueError as error:
@@ -143,14 +149,15 @@ def credences_command(
     model: Path | None,
     n_ctx: int,
     threads: int | None,
+    repack: RepackMode | None,
     as_json: bool,
 ) -> None:
     """Give a model credence to every generated statement (below NODE, or in the library) that has none."""
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
     start = guard(lambda: resolve_node(conn, node, library.id)) if node else None
-    llm = lazy_model(model, n_ctx, threads)
-    with TerminalProgress(enabled=not as_json) as progress:
+    llm = model_process(model, n_ctx, threads, repack)
+    with llm, TerminalProgress(enabled=not as_json) as progress:
         try:
             report = guard(lambda: credit_missing(conn, llm, library, start, progress=progress))
         except KeyboardInterrupt:

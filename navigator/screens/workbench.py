@@ -421,7 +421,10 @@ class WorkbenchScreen(Screen[None]):
                 if self.open_node is not None and self.open_node.id == fresh.id:
                     self.open_node = fresh
                     self.show_node(fresh)
-        self.notify(visible(event.message), severity="information" if event.outcome else "error", markup=False)
+        outcome = event.outcome
+        severity = "error" if outcome is None else "warning" if outcome.warning else "information"
+        self.notify(visible(event.message), severity=severity, markup=False)
+        self.refresh_status()
 
     # -- drawing -------------------------------------------------------------
 
@@ -449,8 +452,12 @@ class WorkbenchScreen(Screen[None]):
             f"{self.labeling.labeled}/{len(self.queue)} items · last save {self.last_save}"
         )
         availability = self.generation.availability
+        stopped = self.generation.stopped
         if availability is not None and not availability.ok:
             status.append(f" · unpacking off: {availability.reason}", style="red")
+        elif stopped is not None:
+            why = f"the model process stopped ({stopped.cause})"
+            status.append(f" · unpacking off: {why}; u starts it again", style="red")
         elif self.tokens_per_second:
             status.append(f" · LLM {self.tokens_per_second:.1f} tokens/s")
         if self.generation.running:

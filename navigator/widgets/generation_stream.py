@@ -57,14 +57,15 @@ class GenerationStream(Static):
     def run_call(self, call: Call) -> None:
         self.generation.cancel.clear()
         self.generation.running = True
+        outcome: Outcome | None = None
         try:
             outcome = call(self.token_threadsafe, self.note_threadsafe)
+            message = outcome.message
         except (ZNavigatorError, Cancelled) as error:
-            self.app.call_from_thread(self.end, describe_error(error), None)
-        else:
-            self.app.call_from_thread(self.end, outcome.message, outcome)
+            message = describe_error(error)
         finally:
-            self.generation.running = False
+            self.generation.running = False  # before the screen hears of the end, so its status line is right
+        self.app.call_from_thread(self.end, message, outcome)
 
     def token_threadsafe(self, text: str, tokens_per_second: float) -> None:
         self.app.call_from_thread(self.token, text, tokens_per_second)
@@ -82,6 +83,7 @@ class GenerationStream(Static):
         self.update(self.streamed)
 
     def end(self, message: str, outcome: Outcome | None) -> None:
-        self.streamed.append(visible(f"\n{message}"), style="green" if outcome else "red")
+        style = "red" if outcome is None else "yellow" if outcome.warning else "green"
+        self.streamed.append(visible(f"\n{message}"), style=style)
         self.update(self.streamed)
         self.post_message(self.Finished(message, outcome))
