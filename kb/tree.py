@@ -173,17 +173,22 @@ def add_children(
     origin: str,
     provenance: dict[str, Any] | None = None,
     uids: list[str] | None = None,
+    each: list[dict[str, Any]] | None = None,
 ) -> list[Node]:
-    """Append (title, body, kind) children in one transaction: all of them or none."""
+    """Append (title, body, kind) children in one transaction: all of them or none.
+
+    `provenance` is shared by all of them; `each`, one dict a child, adds what is particular to it
+    (a generated statement's evidence)."""
     if not new:
         return []
     if any(not title.strip() for title, _, _ in new):
         raise WorkspaceError("a node needs a non-empty title")
     uids = uids or [f"n_{uuid.uuid4().hex}" for _ in new]
+    own = each or [{} for _ in new]
     now = utc_now()
     rows = [
-        NewNode(uid, kind, title, body, origin, provenance or {}, now)
-        for (title, body, kind), uid in zip(new, uids, strict=True)
+        NewNode(uid, kind, title, body, origin, {**(provenance or {}), **extra}, now)
+        for (title, body, kind), uid, extra in zip(new, uids, own, strict=True)
     ]
     with transaction(conn):
         ids = append_nodes(conn, parent.id, rows)

@@ -83,37 +83,55 @@ class Generation:
         finally:
             conn.close()
 
-    def unpack(self, node: Node, on_token: Callable[[str, float], None], on_note: Callable[[str], None]) -> Outcome:
+    def unpack(
+        self,
+        node: Node,
+        on_token: Callable[[str, float], None],
+        on_note: Callable[[str], None],
+        *,
+        elaborate: bool = False,
+    ) -> Outcome:
         with self._call() as conn:
-            for event in unpack_stream(conn, self.llm, node, cancel=self.cancel, labeler=self.labeler):
+            stream = unpack_stream(conn, self.llm, node, elaborate=elaborate, cancel=self.cancel, labeler=self.labeler)
+            for event in stream:
                 if isinstance(event, TokenEvent):
                     on_token(event.text, event.tokens_per_second)
                 elif isinstance(event, RetryEvent):
-                    on_note(f"nothing usable yet ({event.reason}); trying once more")
+                    on_note(f"asking again: {event.reason}")
                 elif isinstance(event, DoneEvent):
                     result = event.result
+                    what = "elaborations" if elaborate else "children"
                     if result.cached:
-                        return Outcome(node.id, f"{len(result.children)} stored children (no model call)", 0)
+                        return Outcome(node.id, f"{len(result.children)} stored {what} (no model call)", 0)
                     self._index(conn)
                     credit = self._credit(result.credit)
                     return Outcome(
                         node.id,
-                        f"{len(result.children)} generated children in {result.ms:,.0f} ms{credit}",
+                        f"{len(result.children)} generated {what} in {result.ms:,.0f} ms{credit}",
                         len(result.children),
                         warning=self.stopped is not None,
                     )
             raise UnpackFailed("the model stopped without a result")
 
     def ask(
-        self, node: Node, question: str, on_token: Callable[[str, float], None], on_note: Callable[[str], None]
+        self,
+        node: Node,
+        question: str,
+        on_token: Callable[[str, float], None],
+        on_note: Callable[[str], None],
+        *,
+        elaborate: bool = False,
     ) -> Outcome:
         credit = ""
         with self._call() as conn:
-            for event in ask_stream(conn, self.llm, node, question, cancel=self.cancel, labeler=self.labeler):
+            answers = ask_stream(
+                conn, self.llm, node, question, elaborate=elaborate, cancel=self.cancel, labeler=self.labeler
+            )
+            for event in answers:
                 if isinstance(event, TokenEvent):
                     on_token(event.text, event.tokens_per_second)
                 elif isinstance(event, RetryEvent):
-                    on_note(f"nothing usable yet ({event.reason}); trying once more")
+                    on_note(f"asking again: {event.reason}")
                 elif isinstance(event, CreditReport):
                     credit = self._credit(event)
                 elif isinstance(event, Node):

@@ -173,7 +173,7 @@ def test_second_unpack_is_a_cache_hit_without_a_model_call(conn: sqlite3.Connect
 
 def test_generation_stops_once_k_statements_are_in(conn: sqlite3.Connection, coastline: Node) -> None:
     endless = "\n".join(f"- fact number {i} is true." for i in range(50))
-    result = unpack(conn, FakeLLM([endless]), coastline, k=2)
+    result = unpack(conn, FakeLLM([endless]), coastline, k=2, elaborate=True)
     assert len(result.children) == 2
     (call,) = recent_calls(conn, purpose="unpack")
     assert call.response is not None and "fact number 5" not in call.response
@@ -181,15 +181,16 @@ def test_generation_stops_once_k_statements_are_in(conn: sqlite3.Connection, coa
 
 def test_regenerate_adds_a_new_set_beside_the_old(conn: sqlite3.Connection, coastline: Node, check_tree) -> None:
     llm = FakeLLM([GOOD, GOOD + "\n", "- A new fact about the coast.\n- Another one entirely.\n"])
-    first = unpack(conn, llm, coastline, k=3)
-    again = unpack(conn, llm, coastline, k=3, regenerate=True)
+    first = unpack(conn, llm, coastline, k=3, elaborate=True)
+    again = unpack(conn, llm, coastline, k=3, regenerate=True, elaborate=True)
     assert not again.cached and [kid.title for kid in again.children] == [
         "A new fact about the coast.",
         "Another one entirely.",
     ]
     assert llm.requests[1].params.seed != llm.requests[0].params.seed
-    everything = stored_children(conn, coastline)
+    everything = stored_children(conn, coastline, elaborate=True)
     assert [kid.id for kid in everything] == [kid.id for kid in first.children + again.children]
+    assert all(kid.kind == "elaboration" for kid in everything) and not stored_children(conn, coastline)
     check_tree()
 
 
@@ -200,7 +201,7 @@ def test_nothing_usable_retries_once_then_fails_cleanly(
     llm = FakeLLM(["- Coastline: 4,828 km\n- \nEND", "   "])
     events: list[Any] = []
     with pytest.raises(UnpackFailed, match="no usable statements.*nothing was written"):
-        for event in unpack_stream(conn, llm, coastline, k=3):
+        for event in unpack_stream(conn, llm, coastline, k=3, elaborate=True):
             events.append(event)
     assert any(isinstance(event, RetryEvent) for event in events)
     assert len(llm.requests) == 2 and llm.requests[0].params.seed != llm.requests[1].params.seed
@@ -239,8 +240,27 @@ def test_a_failing_model_is_logged_and_writes_nothing(conn: sqlite3.Connection, 
 
 
 def test_chat_models_get_messages_and_a_json_schema(conn: sqlite3.Connection, coastline: Node) -> None:
+    answer = {
+        "statements": [
+            {"part": 1, "text": "Madagascar's coastline is 4,828 km."},
+            {"part": 1, "text": "Madagascar has 12 islands."},
+        ]
+    }
+    llm = FakeLLM([json.dumps(answer)], chat=True)
+    (kid,) = unpack(conn, llm, coastline, k=2).children
+    evidence = provenance(conn, kid.id)["evidence"]  # the part, the node's title and the subject's ancestor
+    assert kid.title == "Madagascar's coastline is 4,828 km."
+    assert [(span["node"], span["field"], span["text"]) for span in evidence] == [
+        (coastline.uid, "title", "Coastline"),
+        (coastline.uid, "body", "4,828 km"),
+        (node_by_id(conn, coastline.parent_id).uid, "title", "Madagascar"),  # type: ignore[arg-type, union-attr]
+    ]
+    request = llm.requests[0]
+    items = request.json_schema["properties"]["statements"]["items"] if request.json_schema else {}
+    assert items["properties"]["part"]["maximum"] == 1 and request.messages is not None
+    assert "[1] <<<4,828 km>>>" in request.messages[1]["content"]
     llm = FakeLLM([json.dumps({"statements": ["The coast is long.", "Madagascar is an island."]})], chat=True)
-    result = unpack(conn, llm, coastline, k=2)
+    result = unpack(conn, llm, coastline, k=2, elaborate=True)
     assert [kid.title for kid in result.children] == ["The coast is long.", "Madagascar is an island."]
     request = llm.requests[0]
     assert request.json_schema is not None and request.json_schema["properties"]["statements"]["maxItems"] == 2
@@ -268,7 +288,7 @@ def test_reject_hides_but_keeps_and_edit_replaces(conn: sqlite3.Connection, coas
 
 
 def test_all_rejected_means_the_next_unpack_calls_the_model(conn: sqlite3.Connection, coastline: Node) -> None:
-    llm = FakeLLM([GOOD, "- A fresh statement here.\n"])
+    llm = FakeLLM([GOOD, "- The coastline of Madagascar is 4,828 km long.\n"])
     for kid in unpack(conn, llm, coastline, k=3).children:
         set_review(conn, kid, "rejected")
     again = unpack(conn, llm, coastline, k=3)
@@ -307,13 +327,14 @@ def test_plan_and_batch_are_resumable(conn: sqlite3.Connection, coastline: Node,
     def fresh(request: Request) -> str:
         return "\n".join(f"- distinct statement {next(counter)}." for _ in range(2)) + "\n"
 
-    assert plan_calls(conn, coastline, depth=3, k=2) == 1 + 2 + 4
+    assert plan_calls(conn, coastline, depth=3, k=2, elaborate=True) == 1 + 2 + 4
     llm = FakeLLM(fresh)
-    report = unpack_tree(conn, llm, coastline, depth=2, k=2)
+    report = unpack_tree(conn, llm, coastline, depth=2, k=2, elaborate=True)
     assert (report.calls, report.created, report.cached, report.failed) == (3, 6, 0, [])
-    assert plan_calls(conn, coastline, depth=2, k=2) == 0
-    assert plan_calls(conn, coastline, depth=3, k=2) == 4
-    again = unpack_tree(conn, llm, coastline, depth=3, k=2)
+    assert plan_calls(conn, coastline, depth=2, k=2, elaborate=True) == 0
+    assert plan_calls(conn, coastline, depth=3, k=2, elaborate=True) == 4
+    assert plan_calls(conn, coastline, depth=2, k=2) == 1 + 2  # the grounded set is another set
+    again = unpack_tree(conn, llm, coastline, depth=3, k=2, elaborate=True)
     assert (again.calls, again.cached, again.created) == (4, 3, 8)
     assert len(llm.requests) == 7
     check_tree()

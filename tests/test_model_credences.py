@@ -23,15 +23,24 @@ from models.llm.ask import ask
 from models.llm.calibration import (
     Calibration,
     auc,
+    calibration_key,
     find_calibration,
-    fit_platt,
+    fit_weights,
     read_calibration,
     save_calibration,
     sigmoid,
 )
 from models.llm.judge import EXAMPLE_COUNTRIES, PROMPT_VERSION, claim, judge_prompt, negation
 from models.llm.model_credences import credit_missing, forget_calibrations, model_check
-from models.llm.truth_set import CHANGED_COUNTRY, CHANGED_NUMBER, change_number, truth_statements
+from models.llm.truth_set import (
+    CHANGED_COUNTRY,
+    FALSE_KINDS,
+    change_number,
+    change_unit,
+    change_year,
+    negate,
+    truth_statements,
+)
 from models.llm.unpack import unpack
 from models.reliability import expected_calibration_error, reliability
 
@@ -63,16 +72,26 @@ def test_unpack_stores_one_model_credence_per_child(conn: sqlite3.Connection, co
     assert set(found) == {child.uid for child in result.children}
     for child in result.children:
         credence = found[child.uid]
-        assert credence.source == SOURCE and credence.p == pytest.approx(σ(1.0))
+        # contrast 1.0 − (−0.5) for the judgement, support +1: the source covers everything it says
+        assert credence.source == SOURCE and credence.p == pytest.approx(σ(1.5 + 1.0))
         record = credence.provenance
         assert record["judged_against"] == "Africa › Madagascar › Coastline: 4,828 km"
         assert record["statement"] == child.title and record["prompt_version"] == PROMPT_VERSION
-        assert record["calibration"] is None and record["negation"]["p"] == pytest.approx(σ(-0.5))
+        assert record["contrast"] == pytest.approx(1.5) and record["support"] == 1.0 and record["unsupported"] == []
+        assert record["calibration"] is None and record["negation"]["p"] == pytest.approx(1 - credence.p)
         assert record["negation"]["statement"] == negation(child.title)
     assert llm.judged == [s for child in result.children for s in (child.title, negation(child.title))]
     rows = conn.execute("SELECT labeler, source FROM credences").fetchall()
     assert {tuple(row) for row in rows} == {(SOURCE, SOURCE)}
-    assert "model credences 0.73" in result.credit.summary() and "uncalibrated" in result.credit.summary()
+    assert "model credences 0.92" in result.credit.summary() and "uncalibrated" in result.credit.summary()
+
+
+def test_a_statement_its_source_does_not_support_is_believed_less(conn: sqlite3.Connection, coastline: Node) -> None:
+    llm = FakeLLM(["- Madagascar has a coastline of 9,000 km in Asia.\nEND"])
+    (child,) = unpack(conn, llm, coastline, k=3, elaborate=True).children
+    credence = model_credences(conn, coastline.library_id)[child.uid]
+    assert credence.provenance["unsupported"] == ["figure 9000", "name Asia"]
+    assert credence.provenance["support"] == -2.0 and credence.p == pytest.approx(σ(1.5 - 2.0))
 
 
 def test_a_saved_calibration_is_used_and_recorded(
@@ -84,8 +103,8 @@ def test_a_saved_calibration_is_used_and_recorded(
     result = unpack(conn, llm, coastline, k=2)
     assert result.credit is not None and result.credit.calibrated
     for credence in model_credences(conn, coastline.library_id).values():
-        assert credence.p == pytest.approx(σ(2.0 * 1.0 - 1.5))
-        assert credence.provenance["calibration"] == {"method": "platt", "a": 2.0, "b": -1.5, "n": 600}
+        assert credence.p == pytest.approx(σ(2.0 * 1.5 - 1.5 * 1.0))
+        assert credence.provenance["calibration"] == {"method": "contrast+support", "a": 2.0, "b": -1.5, "n": 600}
 
 
 def test_a_calibration_for_another_prompt_or_model_is_not_used(private_cache: Path) -> None:
@@ -93,7 +112,7 @@ def test_a_calibration_for_another_prompt_or_model_is_not_used(private_cache: Pa
     save_calibration(Calibration(identity.name, identity.sha256, "older-prompt", 2.0, -1.5, 600, 0))
     other = Calibration("other.gguf", "1" * 64, PROMPT_VERSION, 2.0, -1.5, 600, 0)
     target = save_calibration(other)
-    target.rename(target.with_name(f"{identity.sha256[:16]}-{PROMPT_VERSION}.json"))  # a file under a wrong name
+    target.rename(target.with_name(f"{calibration_key(identity.sha256, PROMPT_VERSION)}.json"))  # under a wrong name
     found, note = find_calibration(identity, PROMPT_VERSION)
     assert found is None and "another model or prompt" in note
 
@@ -134,36 +153,33 @@ def test_ask_stores_a_model_credence_on_the_answer(conn: sqlite3.Connection, coa
 # -- the check: flips and near-duplicates -----------------------------------------------------------------
 
 
-def test_model_check_lists_the_worst_flips_and_near_duplicate_disagreements(
+def test_a_statement_and_its_negation_always_add_up_even_when_the_model_leans_false(
     conn: sqlite3.Connection, coastline: Node, library: Library
 ) -> None:
+    """The seed's 270M judge says " False" to a statement and to its negation alike; the contrast and the
+    evidence check both change sign under negation, so the credences still add up to one."""
     scores = {
         "Madagascar has a long coastline.": 2.0,
         "Madagascar has a long coastline indeed.": -2.0,  # a near-duplicate the model disbelieves
-        "The coast of Madagascar is 4,828 km.": 0.5,
+        "The coast of Madagascar is 4,828 km.": -1.0,
     }
 
-    negations = {negation(text): -score for text, score in scores.items()}  # consistent flips...
-    negations[negation("The coast of Madagascar is 4,828 km.")] = 1.5  # ...but this one: believed both ways
-
     def judge(statement: str) -> float:
-        return negations[statement] if statement in negations else scores[statement]
+        return -1.5 if statement.startswith("It is false that") else scores[statement]  # "False" both ways
 
     answer = "\n".join(f"- {line}" for line in scores) + "\nEND"
-    unpack(conn, FakeLLM([answer], judge=judge), coastline, k=3)
+    unpack(conn, FakeLLM([answer], judge=judge), coastline, k=3, elaborate=True)
     check = model_check(conn, library, limit=5)
     assert check.n_statements == 3 and check.sources == [SOURCE] and check.n_flip_checked == 3
-    worst = check.flips[0]
-    assert worst.text == "The coast of Madagascar is 4,828 km."
-    assert worst.gap == pytest.approx(σ(0.5) + σ(1.5) - 1.0)
-    assert [abs(f.gap) for f in check.flips] == sorted((abs(f.gap) for f in check.flips), reverse=True)
+    assert check.flips_within == 1.0 and all(abs(flip.gap) < 1e-9 for flip in check.flips)
     assert check.n_clusters == 1 and check.n_pairs == 1
     (pair,) = check.near_duplicates
     assert {pair.first_text, pair.second_text} == {
         "Madagascar has a long coastline.",
         "Madagascar has a long coastline indeed.",
     }
-    assert pair.difference == pytest.approx(σ(2.0) - σ(-2.0))
+    # "long" is the one new word a restatement may add; "long … indeed" adds two, and the support says so
+    assert pair.difference == pytest.approx(σ(2.0 + 1.5 + 1.0) - σ(-2.0 + 1.5 - 1.0))
 
 
 def test_prior_model_check_command(workspace: Path, conn: sqlite3.Connection, coastline: Node) -> None:
@@ -174,28 +190,32 @@ def test_prior_model_check_command(workspace: Path, conn: sqlite3.Connection, co
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["n_statements"] == 3 and payload["flips"]["checked"] == 3
-    assert payload["flips"]["worst"][0]["gap"] == pytest.approx(σ(1.0) + σ(-0.5) - 1.0)
+    assert payload["flips"]["worst"][0]["gap"] == pytest.approx(0.0, abs=1e-9)
+    assert payload["flips"]["within_tolerance"] == 1.0 and payload["flips"]["tolerance"] == 0.1
     text = CliRunner().invoke(prior, ["-w", str(workspace), "--model-check"]).output
-    assert "P(s) + P(not s)" in text and "model:fake" in text
+    assert "P(s) + P(not s)" in text and "model:fake" in text and "100.0% within 0.1" in text
 
 
 # -- calibration arithmetic ----------------------------------------------------------------------------------
 
 
-def test_platt_recovers_the_scaling_that_generated_the_data() -> None:
+def test_the_fit_recovers_the_weights_that_generated_the_data() -> None:
     rng = np.random.default_rng(0)
-    scores = rng.normal(0, 2, 20_000)
-    truth = (rng.random(20_000) < sigmoid(0.7 * scores - 0.4)).astype(float)
-    a, b = fit_platt(scores, truth)
-    assert (a, b) == pytest.approx((0.7, -0.4), abs=0.05)
-    calibrated = sigmoid(a * scores + b)
+    features = np.column_stack([rng.normal(0, 2, 20_000), rng.choice([1.0, -1.0, -2.0], 20_000)])
+    truth = (rng.random(20_000) < sigmoid(features @ np.array([0.7, 1.5]))).astype(float)
+    a, b = fit_weights(features, truth)
+    assert (a, b) == pytest.approx((0.7, 1.5), abs=0.05)
+    calibrated = sigmoid(features @ np.array([a, b]))
     assert expected_calibration_error(calibrated, truth) < 0.02
-    assert expected_calibration_error(sigmoid(3 * scores), truth) > 0.1  # overconfident raw scores
+    assert expected_calibration_error(sigmoid(3 * features @ np.array([a, b])), truth) > 0.1  # overconfident
     table = reliability(calibrated, truth)
     assert sum(row.n for row in table) == 20_000
     assert all(row.low <= row.stated < row.high for row in table)
     with pytest.raises(ValueError, match="both true and false"):
-        fit_platt(scores[:10], np.ones(10))
+        fit_weights(features[:10], np.ones(10))
+    separable = np.array([[0.0, 1.0], [0.0, -1.0]] * 50)
+    weights = fit_weights(separable, np.array([1.0, 0.0] * 50))
+    assert 1.0 < weights[1] < 10.0  # finite: the prior holds a perfect separator back
 
 
 def test_auc_counts_ties_as_half() -> None:
@@ -227,7 +247,7 @@ def test_truth_set_is_balanced_deterministic_and_leaves_the_examples_out() -> No
     statements = truth_statements(200, seed=4)
     assert statements == truth_statements(200, seed=4) and statements != truth_statements(200, seed=5)
     assert sum(s.true for s in statements) == 100
-    assert {s.kind for s in statements if not s.true} == {CHANGED_NUMBER, CHANGED_COUNTRY}
+    assert {s.kind for s in statements if not s.true} == set(FALSE_KINDS)
     assert not {s.country for s in statements} & EXAMPLE_COUNTRIES
     for s in statements:
         assert s.source.count(" › ") >= 3 and ": " in s.source
@@ -235,7 +255,7 @@ def test_truth_set_is_balanced_deterministic_and_leaves_the_examples_out() -> No
             assert s.country not in s.statement and s.country in s.source
 
 
-def test_change_number_changes_the_first_number_in_its_own_format() -> None:
+def test_each_kind_of_falsehood_changes_one_thing() -> None:
     import random
 
     rng = random.Random(0)
@@ -243,9 +263,14 @@ def test_change_number_changes_the_first_number_in_its_own_format() -> None:
         changed = change_number(sentence, rng)
         assert changed is not None and changed != sentence
         assert changed.split(" is ")[0] == sentence.split(" is ")[0]
-    moved = change_number("Chad became independent on 11 August 1960.", rng)
-    assert moved is not None and "11 August 19" in moved or "11 August 20" in moved
+    independence = "Chad became independent on 11 August 1960."
+    moved = change_year(independence, rng)
+    assert moved is not None and moved.startswith("Chad became independent on 11 August ") and "1960" not in moved
     assert change_number("The capital of Chad is N'Djamena.", rng) is None
+    assert change_unit("The total area of Chad is 1,284,000 sq km.") == "The total area of Chad is 1,284,000 sq mi."
+    assert change_unit("The median age in Niger is 14.8 years.") == "The median age in Niger is 14.8 months."
+    assert negate("The capital of Chad is N'Djamena.") == "The capital of Chad is not N'Djamena."
+    assert negate(independence) == "Chad did not become independent on 11 August 1960."
 
 
 def test_the_judged_texts_are_quoted_data() -> None:

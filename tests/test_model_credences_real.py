@@ -76,11 +76,12 @@ def test_calibrate_reports_out_of_fold_figures_with_their_n(workspace: Path, con
     assert report["model_sha256"] == bundled.EXPECTED_SHA256 and report["prompt_version"] == PROMPT_VERSION
     assert sum(row["n"] for row in report["reliability"]) == 20
     assert sum(kind["n"] for kind in report["by_kind"]) == 20
-    assert 0.0 <= report["ece"] <= 1.0 and 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["auc_raw_score"] <= 1.0
+    assert 0.0 <= report["ece"] <= 1.0 and 0.0 <= report["accuracy"] <= 1.0 and 0.0 <= report["auc"] <= 1.0
+    assert 0.0 <= report["auc_judgement"] <= 1.0 and 0.0 <= report["auc_support"] <= 1.0
     expected_ece = sum(row["n"] * abs(row["stated"] - row["true"]) for row in report["reliability"]) / 20
     assert report["ece"] == pytest.approx(expected_ece)
     logged = recent_calls(conn, limit=None, purpose="calibrate")  # every judgement, with what was judged
-    assert len(logged) == 20 and all(call.outcome == "ok" and call.node_uid is None for call in logged)
-    assert sorted(call.params["index"] for call in logged) == list(range(20))
-    assert sum(call.params["true"] for call in logged) == 10 and all(call.params["seed"] == 1 for call in logged)
+    assert len(logged) == 40 and all(call.outcome == "ok" and call.node_uid is None for call in logged)
+    assert sorted(call.params["index"] for call in logged) == sorted(list(range(20)) * 2)  # and its negation
+    assert sum(call.params["true"] for call in logged) == 20 and all(call.params["seed"] == 1 for call in logged)
     assert all(call.params["runtime"]["llama_cpp_python"] for call in logged)

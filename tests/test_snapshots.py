@@ -18,6 +18,7 @@ from kb.items import add_items, item_by_uid
 from kb.labels import LabelStore
 from kb.libraries import create_library
 from kb.records import ItemRecord
+from kb.tree import add_children, node_by_uid
 from navigator.app import NavigatorApp
 
 SIZE = (150, 32)
@@ -63,6 +64,31 @@ def test_workbench_credence_with_incoherence(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=type_and_wait_for_the_exact_check)
+
+
+def test_a_generated_statement_shows_its_evidence_highlighted(
+    snap_compare: Callable[..., bool], small_workspace: Path
+) -> None:
+    """A grounded statement's evidence lit up in its source node's text; an elaboration's additions marked."""
+    conn = connect(small_workspace)
+    mercury = node_by_uid(conn, "mercury")
+    assert mercury is not None
+    span = {"node": "mercury", "field": "body", "start": 0, "end": 15, "text": "Neither natural"}
+    add_children(
+        conn,
+        mercury,
+        [("Mercury has no natural moons.", "", "statement"), ("Mercury had 4 moons long ago.", "", "elaboration")],
+        origin="llm",
+        provenance={"purpose": "unpack", "model": "m.gguf"},
+        uids=["n_grounded", "n_elaborated"],
+        each=[
+            {"form": "restated", "evidence": [span]},
+            {"form": "elaborated", "evidence": [], "unsupported": ["figure 4", "words long, ago"]},
+        ],
+    )
+    conn.close()
+    app = NavigatorApp(workspace=small_workspace, labeler="ann")
+    assert snap_compare(app, terminal_size=SIZE, press=["down", "enter", "down", "enter", "down"])
 
 
 def test_help_screen(snap_compare: Callable[..., bool], small_workspace: Path) -> None:

@@ -1,8 +1,16 @@
-"""Turning the judge's score into a probability that means what it says, and measuring how well it does.
+"""Turning M_Z's judgement and the evidence check into a probability that means what it says, and measuring it.
 
-Platt scaling: P(true) = σ(a · score + b), two numbers fitted by logistic regression on statements
-whose truth is known (models.llm.truth_set). Two numbers are enough for a one-dimensional score, they
-cannot overfit 500 statements, and they are stored as plain JSON — nothing that runs code when read.
+P(true) = σ(a · contrast + b · support), two weights fitted by logistic regression on statements
+whose truth is known (models.llm.truth_set):
+
+- contrast: the judge's score for the statement minus its score for the statement's negation
+  ("It is false that …"), so the model's lean towards " False" whatever it reads cancels out;
+- support: +1 when the statement's evidence covers every figure, name, unit and negation it states,
+  minus one for each it does not (models.llm.grounding `support`).
+
+Both features change sign when the statement is negated and there is no intercept, so a statement and
+its negation always get probabilities that add up to one. Two numbers cannot overfit 600 statements,
+and they are stored as plain JSON — nothing that runs code when read.
 
 A calibration belongs to one model file (its sha256) and one judgement prompt (its version); a
 different model or a changed prompt needs its own. `navigator llm calibrate` writes one to the
@@ -15,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,13 +35,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models.llm.model import ModelIdentity
 from models.llm.model_file import cache_dir
 
-METHOD = "platt"
-_RIDGE = 1e-6
+METHOD = "contrast+support"
+FORMAT = 2  # format 1 held Platt's σ(a · score + b) on the judge's score alone
+UNCALIBRATED = (1.0, 1.0)  # the weights used before a model has a calibration of its own
+RIDGE = 1.0  # a weak prior on the weights (a Gaussian with variance 1) keeps them finite when the support separates
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """σ(a · score + b) for one model file and one judgement prompt, fitted on n statements drawn with `seed`."""
+    """σ(a · contrast + b · support) for one model file and one judgement prompt, fitted on n statements
+    drawn with `seed`."""
 
     model: str
     model_sha256: str
@@ -43,16 +55,22 @@ class Calibration:
     seed: int
     method: str = METHOD
 
-    def probability(self, score: float) -> float:
-        return _sigmoid(self.a * score + self.b)
+    def probability(self, contrast: float, support: float) -> float:
+        return _sigmoid(self.a * contrast + self.b * support)
 
     @property
     def key(self) -> str:
         return calibration_key(self.model_sha256, self.prompt_version)
 
 
+def probability(calibration: Calibration | None, contrast: float, support: float) -> float:
+    """The credence: calibrated when there is a calibration, else with UNCALIBRATED weights."""
+    a, b = (calibration.a, calibration.b) if calibration is not None else UNCALIBRATED
+    return _sigmoid(a * contrast + b * support)
+
+
 def calibration_key(model_sha256: str, prompt_version: str) -> str:
-    return f"{model_sha256[:16]}-{prompt_version}"
+    return f"{model_sha256[:16]}-{prompt_version}-{METHOD.replace('+', '-')}"
 
 
 def _sigmoid(z: float) -> float:
@@ -66,26 +84,28 @@ def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
 
 
-def fit_platt(scores: NDArray[np.float64], truth: NDArray[np.float64], iterations: int = 100) -> tuple[float, float]:
-    """(a, b) maximising the likelihood of `truth` under σ(a · score + b), by Newton's method (deterministic)."""
-    if len(scores) == 0 or len(np.unique(truth)) < 2:
+def fit_weights(
+    features: NDArray[np.float64], truth: NDArray[np.float64], iterations: int = 100
+) -> tuple[float, float]:
+    """(a, b) maximising the likelihood of `truth` under σ(a · contrast + b · support), by Newton's method.
+
+    `features` has one row a statement: (contrast, support). No intercept, so the fitted credence
+    keeps the features' antisymmetry under negation. Deterministic; RIDGE keeps the weights finite
+    when the support alone separates the statements, as it nearly does on the truth set.
+    """
+    if len(features) == 0 or len(np.unique(truth)) < 2:
         raise ValueError("a calibration needs both true and false statements")
-    a, b = 1.0, 0.0
+    weights = np.array([1.0, 1.0])
+    ridge = RIDGE
     for _ in range(iterations):
-        p = sigmoid(a * scores + b)
-        weight = np.maximum(p * (1 - p), 1e-12)
-        gradient = np.array([np.sum((p - truth) * scores) + _RIDGE * a, np.sum(p - truth)])
-        hessian = np.array(
-            [
-                [np.sum(weight * scores * scores) + _RIDGE, np.sum(weight * scores)],
-                [np.sum(weight * scores), np.sum(weight)],
-            ]
-        )
+        p = sigmoid(features @ weights)
+        gradient = features.T @ (p - truth) + ridge * weights
+        hessian = (features * np.maximum(p * (1 - p), 1e-12)[:, None]).T @ features + ridge * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
-        a, b = a - float(step[0]), b - float(step[1])
+        weights = weights - step
         if float(np.max(np.abs(step))) < 1e-12:
             break
-    return a, b
+    return float(weights[0]), float(weights[1])
 
 
 # -- how good probabilities are ---------------------------------------------------------------------
@@ -116,11 +136,11 @@ class CalibrationFile(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    format: int = Field(1, ge=1, le=1)
+    format: int = Field(FORMAT, ge=FORMAT, le=FORMAT)
     model: str = Field(min_length=1)
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     prompt_version: str = Field(min_length=1)
-    method: str = Field(pattern=f"^{METHOD}$")
+    method: str = Field(pattern=f"^{re.escape(METHOD)}$")
     a: float
     b: float
     n: int = Field(ge=2)
@@ -149,7 +169,7 @@ def save_calibration(calibration: Calibration, directory: Path | None = None) ->
     target = folder / f"{calibration.key}.json"
     staged = target.with_name(target.name + ".tmp")
     staged.write_text(
-        json.dumps({"format": 1, **asdict(calibration)}, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        json.dumps({"format": FORMAT, **asdict(calibration)}, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     os.replace(staged, target)
     return target

@@ -38,6 +38,7 @@ class CallRecord:
     error: str | None
     labeler: str | None
     created_at: str
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class CallRecord:
             "error": self.error,
             "labeler": self.labeler,
             "created_at": self.created_at,
+            "checks": self.checks,
         }
 
 
@@ -113,6 +115,17 @@ def log_call(
     return call.uid
 
 
+def record_checks(conn: sqlite3.Connection, uid: str, checks: dict[str, Any]) -> None:
+    """Add what was checked in a call's answer (kept, dropped and why, quoted) to its row; keys merge."""
+    with transaction(conn):
+        row = conn.execute("SELECT checks FROM llm_calls WHERE uid = ?", (uid,)).fetchone()
+        merged = {**json.loads(row[0] or "{}"), **checks} if row else checks
+        conn.execute(
+            "UPDATE llm_calls SET checks = ? WHERE uid = ?",
+            (json.dumps(merged, ensure_ascii=False, sort_keys=True), uid),
+        )
+
+
 def mark_failed(conn: sqlite3.Connection, uid: str, error: str) -> None:
     """A call whose output could not be stored afterwards is not 'ok' after all."""
     with transaction(conn):
@@ -121,7 +134,7 @@ def mark_failed(conn: sqlite3.Connection, uid: str, error: str) -> None:
 
 _SELECT = (
     "SELECT c.uid, c.node_id, n.uid, c.purpose, c.model, c.model_sha256, c.prompt, c.response, c.params,"
-    " c.tokens_in, c.tokens_out, c.ms, c.outcome, c.error, c.labeler, c.created_at"
+    " c.tokens_in, c.tokens_out, c.ms, c.outcome, c.error, c.labeler, c.created_at, c.checks"
     " FROM llm_calls c LEFT JOIN nodes n ON n.id = c.node_id"
 )
 
@@ -129,6 +142,7 @@ _SELECT = (
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> CallRecord:
     values = list(row)
     values[8] = json.loads(values[8] or "{}")
+    values[16] = json.loads(values[16] or "{}")
     return CallRecord(*values)
 
 

@@ -278,12 +278,14 @@ def store_generated(
     record: dict[str, Any],
     *,
     what: str,
+    each: list[dict[str, Any]] | None = None,
 ) -> list[Node]:
     """Store (title, body, kind) children the model wrote, each with its full provenance.
 
     `record` holds what is particular to the call (purpose, seed, …); the model's
-    identity, prompt, parameters and call id are added here. If storing fails, the
-    logged call says so before the error propagates.
+    identity, prompt, parameters and call id are added here, and `each` adds what is
+    particular to one child (its evidence). If storing fails, the logged call says so
+    before the error propagates.
     """
     identity = llm.identity
     provenance = {
@@ -296,7 +298,7 @@ def store_generated(
     }
     fresh = node_by_id(conn, node.id) or node
     try:
-        return add_children(conn, fresh, new, origin="llm", provenance=provenance)
+        return add_children(conn, fresh, new, origin="llm", provenance=provenance, each=each)
     except Exception as error:
         mark_failed(conn, outcome.uid, f"could not store {what}: {error}")
         raise

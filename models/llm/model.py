@@ -93,6 +93,9 @@ class Request:
     stop: tuple[str, ...] = ()
     messages: list[dict[str, str]] | None = None
     json_schema: dict[str, Any] | None = None
+    # The request right before this one had the same prompt, and nothing ran in between: its evaluated
+    # prompt may be reused (a second attempt). Otherwise every prompt is evaluated from the start.
+    continues: bool = False
 
     def logged_prompt(self, chat: bool) -> str:
         """The text the model actually saw, as stored in the call log and provenance."""
@@ -268,6 +271,7 @@ class LocalLLM:
         self._lock = threading.Lock()
         self._identity: ModelIdentity | None = None
         self._cached_head: tuple[int, ...] | None = None  # tokens of the judgement head held in the KV cache
+        self._last_prompt: str | None = None  # the prompt of the last generation, while the cache still holds it
         self.timing = Timing()
         self.repack: RepackChoice | None = None
         self.system: dict[str, Any] = {}
@@ -367,6 +371,7 @@ class LocalLLM:
             if len(head_tokens) + len(tail_tokens) >= self.options.n_ctx:
                 total = len(head_tokens) + len(tail_tokens)
                 raise ValueError(f"the prompt has {total} tokens; the context holds {self.options.n_ctx}")
+            self._last_prompt = None
             if self._cached_head != tuple(head_tokens):
                 llama.n_tokens = 0
                 llama.eval(head_tokens)
@@ -383,12 +388,15 @@ class LocalLLM:
         llama = self.load()._llama
         params = request.params
         with self._lock:
-            # Every generation evaluates its prompt from position 0. llama-cpp-python would otherwise reuse
+            # A generation evaluates its prompt from position 0. llama-cpp-python would otherwise reuse
             # whatever prefix the KV cache shares with the last prompt and evaluate only the rest, in other
             # batches, which moves the logits enough to change a sampled token: the same request would not
-            # give the same text twice. Judgements overwrite the cache between unpacks anyway.
-            llama.reset()
+            # give the same text twice. The one exception is a request that says it `continues` the one
+            # before with the same prompt: what precedes it is then always the same, and so is its text.
+            if not (request.continues and request.prompt == self._last_prompt):
+                llama.reset()
             self._cached_head = None
+            self._last_prompt = request.prompt
             started = time.perf_counter()
             self.timing.first_token_ms = None
             self.timing.tokens = 0

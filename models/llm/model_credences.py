@@ -25,12 +25,13 @@ from kb.labels import MODEL_SOURCE_PREFIX, LabelStore, ModelCredence, model_cred
 from kb.libraries import Library
 from kb.review import generated_nodes
 from kb.tree import Node, node_by_id, node_by_uid
-from models.llm.calibration import Calibration, find_calibration
-from models.llm.generation import logged_judgement
-from models.llm.judge import PROMPT_VERSION, claim, negation, source_of
+from models.llm.calibration import Calibration, find_calibration, probability
+from models.llm.credence_features import credence_features
+from models.llm.judge import PROMPT_VERSION, QA_KIND, claim, source_of
 from models.llm.model import LLM, ModelIdentity
 from models.llm.model_process import ModelProcessStopped
 
+FLIP_TOLERANCE = 0.1
 NEAR_DUPLICATE_THRESHOLD = 0.8  # models.prior.similarity.DEFAULT_THRESHOLD, the P(Z) engine's clusters
 MAX_CLUSTER_PAIRS = 50  # members of one cluster compared pairwise; larger clusters are cut (and say so)
 
@@ -54,12 +55,6 @@ def calibration_for(identity: ModelIdentity) -> tuple[Calibration | None, str]:
 def forget_calibrations() -> None:
     """After `llm calibrate` saves a new calibration, the next judgement should use it."""
     _calibrations.clear()
-
-
-def _probability(calibration: Calibration | None, score: float) -> float:
-    if calibration is not None:
-        return calibration.probability(score)
-    return Calibration("", "", "", 1.0, 0.0, 2, 0).probability(score)  # σ(score): the raw two-answer softmax
 
 
 @dataclass(frozen=True)
@@ -113,15 +108,17 @@ def credit_generated(
     against = source_of(conn, parent)
     for child in children:
         statement = claim(child)
-        flipped = negation(statement)
+        question = child.title[3:] if child.kind == QA_KIND and child.title.startswith("Q: ") else ""
         try:
-            yes = logged_judgement(conn, llm, against, statement, purpose="judge", node=child, labeler=labeler)
-            no = logged_judgement(conn, llm, against, flipped, purpose="judge", node=child, labeler=labeler)
+            found = credence_features(
+                conn, llm, against, statement, purpose="judge", node=child, labeler=labeler, given=question
+            )
         except ModelProcessStopped as stopped:
             given = f"{len(report.credences)} of the {len(children)} statements got a model credence before it"
             report.stopped = stopped.during(f"judging the statements under {parent.uid!r}", kept=given)
             break
-        p, p_not = _probability(calibration, yes.score), _probability(calibration, no.score)
+        p = probability(calibration, found.contrast, found.support)
+        p_not = probability(calibration, -found.contrast, -found.support)
         provenance: dict[str, Any] = {
             "model": identity.name,
             "model_sha256": identity.sha256,
@@ -129,14 +126,17 @@ def credit_generated(
             "prompt_version": PROMPT_VERSION,
             "judged_against": against,
             "statement": statement,
-            "score": yes.score,
+            "score": found.statement.score,
+            "contrast": found.contrast,
+            "support": found.support,
+            "unsupported": found.unsupported,
             "calibration": None
             if calibration is None
             else {"method": calibration.method, "a": calibration.a, "b": calibration.b, "n": calibration.n},
-            "negation": {"statement": flipped, "score": no.score, "p": p_not},
+            "negation": {"statement": found.negation.statement, "score": found.negation.score, "p": p_not},
         }
         store.record_credence(child.library_id, [child], p, provenance=provenance)
-        report.credences.append(StatementCredence(child.uid, p, p_not, yes.score))
+        report.credences.append(StatementCredence(child.uid, p, p_not, found.statement.score))
     report.ms = (time.perf_counter() - started) * 1000
     return report
 
@@ -241,6 +241,7 @@ class ModelCheck:
     flips: list[Flip]  # worst first, at most `limit`
     n_flip_checked: int
     mean_abs_gap: float
+    flips_within: float  # share of checked statements with |P(s) + P(not s) − 1| ≤ FLIP_TOLERANCE
     n_clusters: int  # near-duplicate clusters with two or more statements
     n_pairs: int
     mean_difference: float
@@ -286,6 +287,7 @@ def model_check(
         flips=checked[:limit],
         n_flip_checked=len(checked),
         mean_abs_gap=sum(abs(f.gap) for f in checked) / len(checked) if checked else 0.0,
+        flips_within=sum(abs(f.gap) <= FLIP_TOLERANCE for f in checked) / len(checked) if checked else 0.0,
         n_clusters=groups,
         n_pairs=len(pairs),
         mean_difference=sum(p.difference for p in pairs) / len(pairs) if pairs else 0.0,

@@ -126,6 +126,7 @@ def request_json(request: Request) -> Message:
         "stop": list(request.stop),
         "messages": request.messages,
         "json_schema": request.json_schema,
+        "continues": request.continues,
     }
 
 

@@ -36,6 +36,7 @@ def request_from_json(record: Message) -> Request:
         stop=tuple(record["stop"]),
         messages=record["messages"],
         json_schema=record["json_schema"],
+        continues=bool(record.get("continues", False)),
     )
 
 

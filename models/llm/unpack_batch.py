@@ -44,9 +44,16 @@ def index_library_of(conn: sqlite3.Connection, workspace: Path, node: Node, prog
 
 
 def index_and_read_back(
-    conn: sqlite3.Connection, workspace: Path, node: Node, report: BatchReport, *, index: bool, progress: Progress
+    conn: sqlite3.Connection,
+    workspace: Path,
+    node: Node,
+    report: BatchReport,
+    *,
+    index: bool,
+    progress: Progress,
+    elaborate: bool = False,
 ) -> UnpackedNode:
     """After models.llm.unpack.unpack_tree on `node`: index what it created (when asked), read back the children."""
     indexed = index_library_of(conn, workspace, node, progress) if report.created and index else 0
-    children = stored_children(conn, node)
+    children = stored_children(conn, node, elaborate=elaborate)
     return UnpackedNode(node, report, indexed, children, model_p(conn, children))

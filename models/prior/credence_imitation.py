@@ -178,7 +178,8 @@ def library_statements(conn: sqlite3.Connection, library: Library) -> dict[str, 
     """uid → "path › title: body" for every statement of the library, i.e. every node that makes a claim.
 
     A statement is a node other than the root that is not rejected, not replaced by an edit, and
-    either is of kind 'statement' or carries text in its body (a heading alone claims nothing).
+    either is of kind 'statement' or 'elaboration' (M_Z's own) or carries text in its body (a heading
+    alone claims nothing).
     One recursive query builds all paths, so a library of 10^5 nodes takes about a second.
     """
     rows = conn.execute(
@@ -190,7 +191,8 @@ def library_statements(conn: sqlite3.Connection, library: Library) -> dict[str, 
             FROM nodes n JOIN walk ON n.parent_id = walk.id
         )
         SELECT n.id, n.uid, walk.path, n.body FROM walk JOIN nodes n ON n.id = walk.id
-        WHERE n.parent_id IS NOT NULL AND n.review != 'rejected' AND (n.kind = 'statement' OR n.body != '')
+        WHERE n.parent_id IS NOT NULL AND n.review != 'rejected'
+          AND (n.kind IN ('statement', 'elaboration') OR n.body != '')
         """,
         {"root": library.root_id, "sep": PATH_SEPARATOR},
     ).fetchall()

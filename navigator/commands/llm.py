@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from kb.review import replace_node, set_review
+from kb.review import provenance, replace_node, set_review
 from kb.tree import Node, resolve_node
 from models.llm.ask import ask_stream
 from models.llm.calls import CallRecord, recent_calls
@@ -24,7 +24,7 @@ from models.llm.model import GenerationParams, LoadOptions
 from models.llm.model_credences import CreditReport
 from models.llm.model_process import ProbeResult, probe_model
 from models.llm.repack import RepackMode
-from models.llm.unpack import plan_calls, unpack_tree
+from models.llm.unpack import GROUNDED_TEMPERATURE, plan_calls, unpack_tree
 from models.llm.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
 from models.llm.unpack_text import DEFAULT_K
 from navigator.commands.llm_support import load_options, model_options, model_process
@@ -48,15 +48,28 @@ def _node(conn: sqlite3.Connection, ref: str, library_name: str | None) -> Node:
     return node
 
 
-def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
+def _child_json(conn: sqlite3.Connection, node: Node, model_p: float | None = None) -> dict[str, Any]:
+    record = provenance(conn, node.id)
     return {
         "id": node.uid,
         "title": node.title,
         "body": node.body,
         "kind": node.kind,
         "origin": node.origin,
+        "form": record.get("form"),
+        "evidence": record.get("evidence", []),
+        "unsupported": record.get("unsupported", []),
         "model_credence": model_p,
     }
+
+
+def _form_note(conn: sqlite3.Connection, node: Node) -> str:
+    record = provenance(conn, node.id)
+    if record.get("unsupported"):
+        return f"  [not in its node: {'; '.join(map(str, record['unsupported']))}]"
+    return {"quoted": "  [quoted]", "not said": "  [the node does not say]", "elaborated": "  [own knowledge]"}.get(
+        str(record.get("form")), ""
+    )
 
 
 @click.command()
@@ -67,6 +80,11 @@ def _child_json(node: Node, model_p: float | None = None) -> dict[str, Any]:
 @click.option("--k", "k", default=DEFAULT_K, show_default=True, help="Child statements per node.")
 @click.option("--dry-run", is_flag=True, help="Print how many model calls it would make, and stop.")
 @click.option("--regenerate", is_flag=True, help="Add a new set of children to NODE beside the stored one.")
+@click.option(
+    "--elaborate",
+    is_flag=True,
+    help="Statements from the model's own knowledge (kind elaboration, marked), not restatements of NODE.",
+)
 @click.option("--no-index", is_flag=True, help="Do not update the search index afterwards.")
 @model_options
 @json_option
@@ -78,6 +96,7 @@ def unpack(
     k: int,
     dry_run: bool,
     regenerate: bool,
+    elaborate: bool,
     no_index: bool,
     model: Path | None,
     n_ctx: int,
@@ -90,19 +109,23 @@ def unpack(
 ) -> None:
     """Unpack NODE into K simpler generated statements, DEPTH levels deep.
 
-    Resumable: nodes that already have generated children are skipped, so an
-    interrupted batch continues where it stopped. The new statements are
-    marked as generated and carry their model, prompt, parameters and seed.
+    By default each statement restates part of the node, names its subject, and is stored with
+    its evidence (the span it rests on); statements that say more than the node are regenerated
+    or dropped. Resumable: nodes that already have generated children are skipped, so an
+    interrupted batch continues where it stopped. The new statements are marked as generated
+    and carry their model, prompt, parameters and seed.
     """
     if depth < 1 or k < 1:
         raise Failure("--depth and --k must be at least 1")
     conn = open_workspace(workspace)
     start = _node(conn, node, library_name)
     if dry_run:
-        _print_plan(start, plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate), depth, k, as_json)
+        planned = plan_calls(conn, start, depth=depth, k=k, regenerate=regenerate, elaborate=elaborate)
+        _print_plan(start, planned, depth, k, as_json)
         return
     llm = model_process(model, n_ctx, threads, repack, seed)
-    params = GenerationParams(temperature=temperature, seed=seed)
+    default = 0.7 if elaborate else GROUNDED_TEMPERATURE
+    params = GenerationParams(temperature=default if temperature is None else temperature, seed=seed)
     with llm, TerminalProgress(enabled=not as_json) as progress:
         try:
             report = guard(
@@ -114,14 +137,19 @@ def unpack(
                     k=k,
                     params=params,
                     regenerate=regenerate,
+                    elaborate=elaborate,
                     progress=progress,
                     labeler=labeler,
                 )
             )
         except KeyboardInterrupt:
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
-        done = guard(lambda: index_and_read_back(conn, workspace, start, report, index=not no_index, progress=progress))
-    _print_unpacked(done, as_json)
+        done = guard(
+            lambda: index_and_read_back(
+                conn, workspace, start, report, index=not no_index, progress=progress, elaborate=elaborate
+            )
+        )
+    _print_unpacked(conn, done, as_json)
     if done.report.stopped is not None:
         raise Failure(describe_error(done.report.stopped))
     failed = done.report.failed
@@ -136,7 +164,7 @@ def _print_plan(start: Node, planned: int, depth: int, k: int, as_json: bool) ->
         click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
 
 
-def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
+def _print_unpacked(conn: sqlite3.Connection, done: UnpackedNode, as_json: bool) -> None:
     report, start = done.report, done.node
     if as_json:
         emit_json(
@@ -149,14 +177,15 @@ def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
                 "failed": [{"node": uid, "error": message} for uid, message in report.failed],
                 "cancelled": report.cancelled,
                 "stopped": describe_error(report.stopped) if report.stopped is not None else None,
-                "children": [_child_json(child, done.model_p.get(child.uid)) for child in done.children],
+                "children": [_child_json(conn, child, done.model_p.get(child.uid)) for child in done.children],
             }
         )
         return
     click.echo(f"{start.title}  ({start.uid})")
     for child in done.children:
         p = done.model_p.get(child.uid)
-        click.echo(visible(f"  + {child.title}  ({child.uid})" + (f"  model P(true) {p:.2f}" if p is not None else "")))
+        believed = f"  model P(true) {p:.2f}" if p is not None else ""
+        click.echo(visible(f"  + {child.title}  ({child.uid}){believed}{_form_note(conn, child)}"))
     click.echo(
         f"{report.calls} model call{'s' if report.calls != 1 else ''}, {report.cached} cached, "
         f"{report.created} new statement{'s' if report.created != 1 else ''}"
@@ -169,6 +198,7 @@ def _print_unpacked(done: UnpackedNode, as_json: bool) -> None:
 @click.argument("node")
 @click.argument("question")
 @library_option
+@click.option("--elaborate", is_flag=True, help="Let the model answer from its own knowledge (marked as such).")
 @model_options
 @json_option
 def ask(
@@ -176,6 +206,7 @@ def ask(
     node: str,
     question: str,
     library_name: str | None,
+    elaborate: bool,
     model: Path | None,
     n_ctx: int,
     threads: int | None,
@@ -185,16 +216,22 @@ def ask(
     labeler: str | None,
     as_json: bool,
 ) -> None:
-    """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child."""
+    """Ask the LLM a QUESTION about NODE; the answer is stored as a `qa` child.
+
+    By default the answer comes from NODE and cites the parts it rests on, or says "The node does
+    not say."; --elaborate lets the model draw on its own knowledge, marked as such.
+    """
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
     llm = model_process(model, n_ctx, threads, repack, seed)
-    params = GenerationParams(max_tokens=120, temperature=min(temperature, 0.3), seed=seed)
+    params = GenerationParams(
+        max_tokens=120, temperature=min(0.3 if temperature is None else temperature, 0.3), seed=seed
+    )
     streamed = not as_json
 
     def run() -> Node:
         answer: Node | None = None
-        for event in ask_stream(conn, llm, target, question, params=params, labeler=labeler):
+        for event in ask_stream(conn, llm, target, question, params=params, elaborate=elaborate, labeler=labeler):
             if isinstance(event, TokenEvent) and streamed:
                 click.echo(event.text, nl=False, err=True)
             elif isinstance(event, CreditReport) and streamed and not event.credences:
@@ -212,11 +249,12 @@ def ask(
     indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))
     p = model_p(conn, [answer]).get(answer.uid)
     if as_json:
-        emit_json({"node": target.uid, "question": question, "answer": _child_json(answer, p), "indexed": indexed})
+        payload = {"node": target.uid, "question": question, "answer": _child_json(conn, answer, p), "indexed": indexed}
+        emit_json(payload)
         return
     click.echo("", err=True)
     believed = f"; model P(true) {p:.2f}" if p is not None else ""
-    click.echo(visible(f"{answer.title}\n{answer.body}\n(stored as {answer.uid}{believed})"))
+    click.echo(visible(f"{answer.title}\n{answer.body}\n(stored as {answer.uid}{believed}){_form_note(conn, answer)}"))
 
 
 @click.group()

@@ -16,7 +16,7 @@ import click
 
 from kb.tree import resolve_node
 from models.llm.model_calibration import DEFAULT_N, CalibrationReport, calibrate
-from models.llm.model_credences import ModelCheck, credit_missing, forget_calibrations
+from models.llm.model_credences import FLIP_TOLERANCE, ModelCheck, credit_missing, forget_calibrations
 from models.llm.repack import RepackMode
 from navigator.commands.llm_support import load_options, model_process
 from navigator.commands.support import (
@@ -42,13 +42,16 @@ def _report_json(report: CalibrationReport, saved: Path | None) -> dict[str, Any
         "n": report.n,
         "n_true": report.n_true,
         "seed": calibration.seed,
-        "statements": "Factbook fields restated (true) or with a changed number or country (false)",
-        "evaluation": f"out of fold: {report.folds} folds by country",
+        "statements": "Factbook fields restated (true), or made false in one of six ways (by_kind)",
+        "evaluation": f"out of fold: {report.folds} folds by country; out of kind: each false kind held out in turn",
+        "features": "contrast (the judge's score for the statement minus its negation's) and support (evidence)",
         "accuracy": report.accuracy,
         "ece": report.ece,
         "ece_uncalibrated": report.ece_uncalibrated,
         "brier": report.brier,
-        "auc_raw_score": report.auc,
+        "auc": report.auc,
+        "auc_judgement": report.auc_judgement,
+        "auc_support": report.auc_support,
         "reliability": [asdict(row) for row in report.reliability],
         "by_kind": [asdict(kind) for kind in report.by_kind],
         "calibration": {"method": calibration.method, "a": calibration.a, "b": calibration.b},
@@ -65,24 +68,28 @@ def _print_report(report: CalibrationReport, saved: Path | None) -> None:
         f"judgement prompt {calibration.prompt_version}"
     )
     click.echo(
-        f"judged n={report.n} Factbook statements ({report.n_true} true; false ones have a changed number or country) "
-        f"in {report.seconds:.0f} s ({report.statements_per_second:.1f} a second), seed {calibration.seed}"
+        f"judged n={report.n} Factbook statements and their negations ({report.n_true} true; the false ones made "
+        f"false in six ways) in {report.seconds:.0f} s ({report.statements_per_second:.1f} a second), "
+        f"seed {calibration.seed}"
     )
     click.echo(
         f"out of fold ({report.folds} folds by country): accuracy {report.accuracy:.3f}, "
         f"ECE {report.ece:.3f} (uncalibrated {report.ece_uncalibrated:.3f}), Brier {report.brier:.3f}, "
-        f"AUC of the raw score {report.auc:.3f}"
+        f"AUC {report.auc:.3f} (the judgement alone {report.auc_judgement:.3f}, the evidence check alone "
+        f"{report.auc_support:.3f})"
     )
     click.echo("reliability (calibrated, out of fold):")
     click.echo(f"  {'stated P(true)':<16} {'n':>5} {'mean stated':>12} {'share true':>11}")
     for row in report.reliability:
         click.echo(f"  {row.low:.1f}–{row.high:.1f}{'':<9} {row.n:>5} {row.stated:>12.3f} {row.true:>11.3f}")
-    click.echo(
-        "by kind: "
-        + "; ".join(f"{k.kind} n={k.n} accuracy {k.accuracy:.3f} mean P {k.mean_p:.3f}" for k in report.by_kind)
-    )
+    click.echo("by kind (out of fold; AUC against the true statements when the calibration never saw the kind):")
+    for kind in report.by_kind:
+        held = f", AUC out of kind {kind.auc_out_of_kind:.3f}" if kind.auc_out_of_kind is not None else ""
+        click.echo(f"  {kind.kind:<16} n={kind.n:<4} accuracy {kind.accuracy:.3f}, mean P {kind.mean_p:.3f}{held}")
     where = f"saved to {saved}" if saved else "not saved (--no-save)"
-    click.echo(f"calibration P(true) = σ(a·score + b), a = {calibration.a:.4f}, b = {calibration.b:.4f}: {where}")
+    click.echo(
+        f"calibration P(true) = σ(a·contrast + b·support), a = {calibration.a:.4f}, b = {calibration.b:.4f}: {where}"
+    )
 
 
 @click.command(name="calibrate")
@@ -189,6 +196,8 @@ def model_check_json(check: ModelCheck) -> dict[str, Any]:
         "flips": {
             "checked": check.n_flip_checked,
             "mean_abs_gap": check.mean_abs_gap,
+            "within_tolerance": check.flips_within,
+            "tolerance": FLIP_TOLERANCE,
             "worst": [
                 {"id": f.node_uid, "text": f.text, "p": f.p, "p_negation": f.negation_p, "gap": f.gap}
                 for f in check.flips
@@ -222,7 +231,7 @@ def print_model_check(check: ModelCheck, library_name: str) -> None:
         return
     click.echo(
         f"flips, P(s) + P(not s) should be 1: n={check.n_flip_checked} checked, "
-        f"mean |gap| {check.mean_abs_gap:.3f}; worst:"
+        f"{check.flips_within:.1%} within {FLIP_TOLERANCE}, mean |gap| {check.mean_abs_gap:.3f}; worst:"
     )
     for flip in check.flips:
         click.echo(

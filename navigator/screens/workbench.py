@@ -72,7 +72,9 @@ class WorkbenchScreen(Screen[None]):
         Binding("i", "type_credence", "Type credence", show=False),
         Binding("ctrl+z", "undo", "Undo"),
         Binding("u", "unpack", "Unpack (LLM)"),
+        Binding("U", "unpack(True)", "Elaborate (LLM's own knowledge)", show=False),
         Binding("a", "ask", "Ask the LLM"),
+        Binding("A", "ask(True)", "Ask (LLM's own knowledge)", show=False),
         Binding("escape", "cancel_generation", "Cancel LLM", show=False),
         Binding("M", "metrics", "Metrics"),
         Binding("D", "disagreements", "Disagreements", show=False),
@@ -374,14 +376,17 @@ class WorkbenchScreen(Screen[None]):
         self.generation.check()
         self.app.call_from_thread(self.refresh_status)
 
-    def action_unpack(self) -> None:
+    def action_unpack(self, elaborate: bool = False) -> None:
+        """Grounded statements with their evidence; with `elaborate` (U), the model's own knowledge, marked."""
         node = self.open_node
         if node is not None and self.ready_to_generate():
+            doing = "Elaborating on" if elaborate else "Unpacking"
             self.query_one(GenerationStream).stream(
-                f"Unpacking “{node.title[:60]}” …", partial(self.generation.unpack, node)
+                f"{doing} “{node.title[:60]}” …", partial(self.generation.unpack, node, elaborate=elaborate)
             )
 
-    def action_ask(self) -> None:
+    def action_ask(self, elaborate: bool = False) -> None:
+        """An answer from the node, or "the node does not say"; with `elaborate` (A), from the model's knowledge."""
         node = self.open_node
         if node is None or not self.ready_to_generate():
             return
@@ -389,10 +394,12 @@ class WorkbenchScreen(Screen[None]):
         def asked(question: str | None) -> None:
             if question:
                 self.query_one(GenerationStream).stream(
-                    f"Asking about “{node.title[:60]}”: {question}", partial(self.generation.ask, node, question)
+                    f"Asking about “{node.title[:60]}”: {question}",
+                    partial(self.generation.ask, node, question, elaborate=elaborate),
                 )
 
-        self.app.push_screen(PromptScreen(f"Ask the LLM about: {node.title[:80]}"), asked)
+        known = " (its own knowledge allowed)" if elaborate else ""
+        self.app.push_screen(PromptScreen(f"Ask the LLM{known} about: {node.title[:80]}"), asked)
 
     def ready_to_generate(self) -> bool:
         availability = self.generation.availability

@@ -10,6 +10,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from kb.tree import DEFAULT_PAGE, Node, children
+from models.llm.unpack import ELABORATION_KIND
 from navigator.display import visible
 
 
@@ -80,7 +81,10 @@ def node_label(node: Node) -> Text:
     if node.child_count:
         label.append(f"  {node.child_count:,}", style="dim")
     if node.is_generated:
-        label.append("  generated", style="italic magenta")
+        elaborated = node.kind == ELABORATION_KIND
+        label.append(
+            "  elaborated" if elaborated else "  generated", style="italic red" if elaborated else "italic magenta"
+        )
     return label
 
 
