@@ -382,7 +382,7 @@ def parse_grounded(
         seen.add(key)
         claims.add(claim_key(line))
         valid = tuple(n - 1 for n in numbers or () if 1 <= n <= count)
-        cites = valid or tuple(range(count))
+        cites = valid or _sharing(line, grounded.parts) or tuple(range(count))
         missing = unsupported(line, evidence_text(grounded.context, title, [grounded.parts[i] for i in cites]))
         if missing and len(cites) < count:  # a weak model may cite the wrong part of a node that says it
             everything = tuple(range(count))
