@@ -4,6 +4,16 @@ countries whose answers a person can find in it.
 The split is out of distribution on purpose: D (train, gold known) asks about
 countries in some regions; D* asks about held-out regions, with its gold only
 in the answer key. That is the situation learning the prior is for.
+
+Four question types are controls: once the right field is read, the rule that
+answers them is the same in every region. The fifth, *membership*, is the case
+the method exists for — D underdetermines it. "Is Jamaica a full member of the
+Caribbean Community (Caricom)?" is answered by the country's "International
+organization participation" field, and the organisations asked about
+(MEMBERSHIPS) have full members only in D*'s regions: in D the answer is always
+"no", so a learner fitted on D learns "no", while a person reading the field
+answers each country as it is. Observers, associates and partners are not full
+members.
 """
 
 from __future__ import annotations
@@ -31,6 +41,14 @@ _NUMBER = re.compile(r"\$?([\d,]+(?:\.\d+)?)")
 _LATITUDE = re.compile(r"\d+\s+\d+\s+([NS])\b")
 
 POPULATION_BANDS = ("under 1 million", "1 to 10 million", "10 to 100 million", "over 100 million")
+# (abbreviation in the Factbook, the name a question gives): no country of D's regions is a full member.
+MEMBERSHIPS = (
+    ("Caricom", "the Caribbean Community (Caricom)"),
+    ("Petrocaribe", "Petrocaribe"),
+    ("OECS", "the Organisation of Eastern Caribbean States (OECS)"),
+    ("Mercosur", "the Southern Common Market (Mercosur)"),
+)
+NOT_FULL_MEMBERS = ("observer", "associate", "partner")
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,22 @@ def gdp_per_capita(country: Country) -> float | None:
             if match:
                 return float(match[1].replace(",", ""))
     return None
+
+
+def full_member(participation: str, abbreviation: str) -> bool:
+    """Whether a participation field lists the organisation without "(observer)", "(associate)" or "(partner)"."""
+    for match in re.finditer(rf"(?<![\w-]){re.escape(abbreviation)}(?![\w-])(\s*\(([^)]*)\))?", participation):
+        qualifier = (match.group(2) or "").lower()
+        if not any(word in qualifier for word in NOT_FULL_MEMBERS):
+            return True
+    return False
+
+
+def membership(country: Country, abbreviation: str) -> str | None:
+    participation = _text(country.data, "Government", "International organization participation")
+    if participation is None:
+        return None
+    return "yes" if full_member(participation, abbreviation) else "no"
 
 
 def population_band(people: float) -> str:
@@ -135,16 +169,26 @@ def demo_items(countries: list[Country]) -> tuple[list[ItemRecord], list[ItemRec
                 None if gdp is None else "low" if gdp < low_cut else "high" if gdp >= high_cut else "middle",
             )
         )
+        for abbreviation, name in MEMBERSHIPS:
+            questions.append(
+                (
+                    f"membership:{abbreviation.lower()}",
+                    f"Is {country.name} a full member of {name}?",
+                    ["yes", "no"],
+                    membership(country, abbreviation),
+                )
+            )
         for question, x, options, y in questions:
             if y is None:
                 continue
+            task = question.split(":", 1)[0]
             record = ItemRecord.model_validate(
                 {
                     "id": f"demo:{question}:{country.code}",
                     "x": x,
                     "options": options,
                     "y": y,
-                    "task": question,
+                    "task": task,
                     "country": country.name,
                     "region": country.region,
                 }

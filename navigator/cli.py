@@ -41,6 +41,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "agreement": ("navigator.commands.team", "Inter-labeler agreement (Krippendorff's alpha, Jensen–Shannon…"),
     "disagreements": ("navigator.commands.team", "Items where labelers disagree most (mean pairwise Jensen–Shannon…"),
     "serve": ("navigator.commands.team", "Serve the app to web browsers (textual-serve): each tab runs its own app…"),
+    "study": ("navigator.commands.study", "The whole analysis of a study, every figure with its n and 95 % interval…"),
+    "labelers": ("navigator.commands.labelers", "Who labels in this workspace, and who is a lead (a lead alone sees…"),
 }
 
 

@@ -220,13 +220,14 @@ def test_acceptance_four_simulated_labelers_with_overlap_two_on_the_demo(demo_wo
     shown = runner.invoke(group, ["agreement", "-w", str(demo_workspace), "--json"])
     assert shown.exit_code == 0, shown.output
     payload = json.loads(shown.stdout)
-    assert set(payload["tasks"]) == {"landlocked", "hemisphere", "population", "gdp_tercile"}
+    assert set(payload["tasks"]) == {"landlocked", "hemisphere", "population", "gdp_tercile", "membership"}
     for task in payload["tasks"].values():
         assert task["n_items"] > 100 and task["js_n_pairs"] == task["n_items"]
         assert 0.0 < task["alpha"] < 1.0 and 0.0 < task["js_distance"] < 1.0
     ranking = [entry["labeler"] for entry in payload["labelers"]]
     assert ranking[-1] == "simulated:n40" and ranking[0] == "simulated:n05"
-    assert all(entry["simulated"] and entry["n_train"] == 336 for entry in payload["labelers"])
+    n_train = len(items_in(conn, ("train",)))  # each train item has two of the four labelers
+    assert all(entry["simulated"] and entry["n_train"] == n_train // 2 for entry in payload["labelers"])
     conn.close()
 
 

@@ -35,7 +35,7 @@ def test_demo_builds_library_items_and_index(demo: tuple[sqlite3.Connection, Pat
     assert splits["train"] > 500 and splits["validation"] > 100 and splits["prediction"] > 100
     assert abs(splits["validation"] - splits["prediction"]) <= 1
     tasks = {row[0] for row in conn.execute("SELECT DISTINCT task FROM items")}
-    assert tasks == {"landlocked", "hemisphere", "population", "gdp_tercile"}
+    assert tasks == {"landlocked", "hemisphere", "population", "gdp_tercile", "membership"}
     hits = SearchIndex(conn, workspace, library).search("landlocked Mongolia")
     assert hits.hits and hits.hits[0].uid.startswith("fb:mg/")
 

@@ -93,7 +93,7 @@ def test_however_far_labelers_get_the_labelled_items_hold_a_uniform_random_sampl
 
 @pytest.fixture(scope="module")
 def labelled_demo(demo_build: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory):
-    """A demo copy where a simulated labeler labelled 60 D*_validation items in random order
+    """A demo copy where a simulated labeler labelled 120 D*_validation items in random order
     and a model was trained on them."""
     import shutil
 
@@ -108,7 +108,7 @@ def labelled_demo(demo_build: tuple[Path, list[str]], tmp_path_factory: pytest.T
     library = get_library(conn, "factbook")
     validation = items_in(conn, ("validation",))
     iid_before = iid_check(conn, workspace, library, permutations=10)
-    first = order_items(conn, library, validation, order="random").items[:60]
+    first = order_items(conn, library, validation, order="random").items[:120]
     SimulatedLabeler(conn, workspace, library, "first", noise=0.1, seed=1).label(first)
     train(conn, workspace, library, seed=0)
     yield conn, workspace, library, iid_before

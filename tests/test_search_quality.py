@@ -13,11 +13,14 @@ from kb.libraries import find_library
 from models.imitation.retrieval_quality import demo_retrieval
 
 # Measured on the demo when these floors were set (country top 5 / answer top 5 / answer top 20):
-# all 0.744 / 0.137 / 0.399; landlocked 1.00 / 0.20 / 0.21; population 1.00 / 0.01 / 0.97.
+# all 0.618 / 0.079 / 0.253 (with the membership questions, which name an organisation as well as a
+# country: 0.497 / 0.021 / 0.107); landlocked 0.99 / 0.20 / 0.21; population 0.99 / 0.01 / 0.96.
 FLOORS = {
-    ("all", "country_top5"): 0.72,
-    ("all", "answer_top5"): 0.12,
-    ("all", "answer_top20"): 0.38,
+    ("all", "country_top5"): 0.60,
+    ("all", "answer_top5"): 0.07,
+    ("all", "answer_top20"): 0.24,
+    ("membership", "country_top5"): 0.47,
+    ("membership", "answer_top20"): 0.10,
     ("landlocked", "country_top5"): 0.95,
     ("population", "country_top5"): 0.95,
     ("population", "answer_top20"): 0.90,
@@ -30,7 +33,7 @@ def test_demo_questions_find_their_country_and_answer(demo_workspace: Path) -> N
     library = find_library(conn, "factbook")
     assert library is not None
     table = demo_retrieval(conn, demo_workspace, library)
-    assert table["all"].n == 958
+    assert table["all"].n == conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
     shortfalls = []
     for (task, measure), floor in FLOORS.items():
         row = table[task]

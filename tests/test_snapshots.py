@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
 from kb.items import add_items, item_by_uid
+from kb.labelers import add_labeler
 from kb.labels import LabelStore
 from kb.libraries import create_library
 from kb.records import ItemRecord
@@ -110,6 +111,7 @@ def test_disagreements_screen(snap_compare: Callable[..., bool], small_workspace
         assert q1 is not None and q2 is not None
         store.record_prediction(q1, library_id, probs, cited=cited, note=note)
         store.record_prediction(q2, library_id, {"0": probs["yes"], "1": probs["no"], "2": 0.0})
+    add_labeler(conn, "lead", lead=True)
     conn.close()
     app = NavigatorApp(workspace=small_workspace, labeler="lead")
 

@@ -15,6 +15,7 @@ from kb.db import connect
 from kb.exchange import export_labels
 from kb.importing import StagedNode, import_staged
 from kb.items import add_items, item_by_uid, items_in
+from kb.labelers import add_labeler
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
@@ -71,6 +72,7 @@ async def test_disagreements_jump_to_a_citation_and_adjudicate(tmp_path: Path) -
     item = items_in(conn, ("validation",))[0]
     LabelStore(conn, "ann").record_prediction(item, library.id, {"yes": 0.9, "no": 0.1}, cited=["chad"], note="coast?")
     LabelStore(conn, "bob").record_prediction(item, library.id, {"yes": 0.2, "no": 0.8}, cited=["peru"])
+    add_labeler(conn, "lead", lead=True)
     conn.close()
 
     app = NavigatorApp(workspace=path, labeler="lead")
@@ -139,3 +141,49 @@ async def test_the_metrics_screen_shows_the_teams_agreement(tmp_path: Path) -> N
         shown = str(app.screen.query_one("#metrics-agreement", Static).render())
         assert "Agreement in library 'z'" in shown and "land" in shown
         assert "simulated:bob (SIMULATED)" in shown and "(all tasks)" in shown
+
+
+async def test_a_labeler_who_is_not_a_lead_sees_no_answer_before_giving_their_own(tmp_path: Path) -> None:
+    """Independent judgements: carol opens every screen the app offers; ann's and bob's answers to an item
+    appear only once carol has answered it, and she cannot adjudicate."""
+    path = tmp_path / "w.db"
+    conn, library = build(path)
+    item = items_in(conn, ("validation",))[0]
+    LabelStore(conn, "ann").record_prediction(item, library.id, {"yes": 0.9, "no": 0.1}, note="ann's secret note")
+    LabelStore(conn, "bob").record_prediction(item, library.id, {"yes": 0.2, "no": 0.8})
+    add_labeler(conn, "lead", lead=True)
+    conn.close()
+
+    def everything_shown(app: NavigatorApp) -> str:
+        return " ".join(str(widget.render()) for widget in app.screen.query(Static).results(Static))
+
+    app = NavigatorApp(workspace=path, labeler="carol")
+    async with app.run_test(size=(150, 44)) as pilot:
+        workbench = app.screen
+        assert isinstance(workbench, WorkbenchScreen)
+        for key in ("D", "M"):
+            await pilot.press(key)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            shown = everything_shown(app)
+            assert "ann's secret note" not in shown and "0.9" not in shown.replace("0.90", "")
+            if isinstance(app.screen, DisagreementsScreen):
+                assert app.screen.found is not None and app.screen.found.entries == []
+                assert "among the items you have answered" in shown
+                await pilot.press("a")  # no adjudication for a labeler who is not a lead
+                assert isinstance(app.screen, DisagreementsScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+
+    conn = connect(path)
+    LabelStore(conn, "carol").record_prediction(item, library.id, {"yes": 0.5, "no": 0.5})
+    conn.close()
+    app = NavigatorApp(workspace=path, labeler="carol")
+    async with app.run_test(size=(150, 44)) as pilot:
+        await pilot.press("D")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DisagreementsScreen) and screen.found is not None
+        assert [entry.item.uid for entry in screen.found.entries] == [item.uid]  # now she may compare
+        assert "ann's secret note" in everything_shown(app)

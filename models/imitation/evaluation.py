@@ -47,6 +47,7 @@ from models.imitation.trainer import (
     predict_with,
     task_key,
 )
+from models.scoring import score_answer
 
 IID_PERMUTATIONS = 30
 GUIDED_BASELINE = "baseline reading the labelers' fields"
@@ -130,7 +131,7 @@ def iid_check(
 
 @dataclass(frozen=True)
 class Score:
-    """Accuracy (top choice = gold) and mean log loss (−log P(gold), floored) over n items."""
+    """Accuracy and mean log loss over n items, by models.scoring's rules (a tie earns its share)."""
 
     name: str
     kind: str  # 'imitation' | 'baseline' | GUIDED_BASELINE | 'simulated labeler' | 'human labeler'
@@ -147,20 +148,45 @@ def score(
     scored = [uid for uid in probs if uid in answers]
     if not scored:
         return Score(name, kind, split, 0, math.nan, math.nan)
-    right = {uid: max(probs[uid], key=lambda option: probs[uid][option]) == answers[uid] for uid in scored}
-    losses = [-math.log(max(probs[uid].get(answers[uid], 0.0), LOG_LOSS_FLOOR)) for uid in scored]
-    per_task: dict[str, list[bool]] = {}
+    each = {uid: score_answer(probs[uid], answers[uid]) for uid in scored}
+    per_task: dict[str, list[float]] = {}
     for uid in scored:
-        per_task.setdefault(tasks[uid], []).append(right[uid])
+        per_task.setdefault(tasks[uid], []).append(each[uid].correct)
     return Score(
         name,
         kind,
         split,
         len(scored),
-        sum(right.values()) / len(scored),
-        sum(losses) / len(losses),
+        sum(found.correct for found in each.values()) / len(scored),
+        sum(found.log_loss for found in each.values()) / len(scored),
         {task: (len(hits), sum(hits) / len(hits)) for task, hits in sorted(per_task.items())},
     )
+
+
+@dataclass(frozen=True)
+class SystemAnswers:
+    """What one system answered: probabilities per item uid, on one split (a model's or a labeler's)."""
+
+    name: str
+    kind: str  # 'imitation' | 'baseline' | GUIDED_BASELINE | 'simulated labeler' | 'human labeler'
+    split: str  # 'prediction' for the models, 'validation' for the labelers
+    probs: dict[str, dict[str, float]]
+    labeler: str | None = None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Every system's answers on D* and the gold they are scored against: what evaluation and the study read."""
+
+    systems: list[SystemAnswers]
+    gold: dict[str, str]  # item uid → gold, for the D* items the answer key covers
+    tasks: dict[str, str]  # item uid → task
+    iid: IIDReport
+    model_version: int
+    n_model_labels: int
+    n_baseline_items: int
+    learner: str
+    answers: str
 
 
 @dataclass(frozen=True)
@@ -196,17 +222,17 @@ def naive_baseline(
     return fitted, len(train_items)
 
 
-def evaluate(
+def predictions(
     conn: sqlite3.Connection, workspace: Path, library: Library, answers: Path, *, seed: int = 0
-) -> EvaluationReport:
+) -> Predictions:
+    """The trained imitation model's, the naive baselines' and each labeler's answers on D*, with gold."""
     key = read_answer_key(answers)
     if not key:
         raise TrainerError(f"no answers in {answers}; name the answer key written when D* was imported")
     prediction_items = items_in(conn, ("prediction",))
     validation_items = items_in(conn, ("validation",))
-    gold_prediction = {item.uid: key[item.uid].y for item in prediction_items if item.uid in key}
-    gold_validation = {item.uid: key[item.uid].y for item in validation_items if item.uid in key}
-    if not gold_prediction:
+    gold = {item.uid: key[item.uid].y for item in prediction_items + validation_items if item.uid in key}
+    if not any(item.uid in gold for item in prediction_items):
         raise TrainerError(f"{answers} holds no answers for this workspace's D*_prediction items")
     tasks = {item.uid: item.task or task_key(item) for item in prediction_items + validation_items}
     fitted, report = load_model(conn, library)
@@ -226,50 +252,49 @@ def evaluate(
         reading.close()
         searching.close()
     learner = fitted.learner
-    scores = [
-        score(
+    systems = [
+        SystemAnswers(
             f"naive baseline ({learner}, trained on D gold, n={n_train}, reads Z by search)",
             "baseline",
             "prediction",
             baseline,
-            gold_prediction,
-            tasks,
         )
     ]
     if guided is not None:
         name = f"naive baseline ({learner}, trained on D gold, n={n_train}, reads the labelers' fields)"
-        scores.append(score(name, GUIDED_BASELINE, "prediction", guided, gold_prediction, tasks))
-    scores.append(
-        score(
-            f"imitation model v{report.model_version} ({learner}, trained on n={report.n_labels} labels)",
-            "imitation",
-            "prediction",
-            imitation,
-            gold_prediction,
-            tasks,
-        )
-    )
-    scores += _labeler_scores(conn, library, validation_items, gold_validation, tasks)
+        systems.append(SystemAnswers(name, GUIDED_BASELINE, "prediction", guided))
+    name = f"imitation model v{report.model_version} ({learner}, trained on n={report.n_labels} labels)"
+    systems.append(SystemAnswers(name, "imitation", "prediction", imitation))
+    systems += _labeler_answers(conn, library, validation_items)
     iid = two_sample_test(validation_texts, prediction_texts, seed=seed)
-    return EvaluationReport(scores, iid, report.model_version, report.n_labels, n_train, str(answers))
+    return Predictions(
+        systems, gold, tasks, iid, report.model_version, report.n_labels, n_train, learner, str(answers)
+    )
 
 
-def _labeler_scores(
-    conn: sqlite3.Connection,
-    library: Library,
-    validation_items: list[Item],
-    gold: dict[str, str],
-    tasks: dict[str, str],
-) -> list[Score]:
-    """Each labeler's current predictions on D*_validation against its gold, simulated ones named so."""
+def evaluate(
+    conn: sqlite3.Connection, workspace: Path, library: Library, answers: Path, *, seed: int = 0
+) -> EvaluationReport:
+    found = predictions(conn, workspace, library, answers, seed=seed)
+    scores = [
+        score(system.name, system.kind, system.split, system.probs, found.gold, found.tasks)
+        for system in found.systems
+    ]
+    return EvaluationReport(
+        scores, found.iid, found.model_version, found.n_model_labels, found.n_baseline_items, found.answers
+    )
+
+
+def _labeler_answers(conn: sqlite3.Connection, library: Library, validation_items: list[Item]) -> list[SystemAnswers]:
+    """Each labeler's current predictions on D*_validation, simulated ones named so."""
     by_uid = {item.id: item for item in validation_items}
     current: dict[str, dict[str, dict[str, float]]] = {}
     for label in current_predictions_in_library(conn, library.id, by_uid):
         current.setdefault(label.labeler, {})[by_uid[label.item_id].uid] = label.probs
-    scores = []
+    systems = []
     for labeler, source in prediction_labelers(conn, library.id):
         probs = current.get(labeler, {})
         if probs:
             kind = "simulated labeler" if source == "simulated" else "human labeler"
-            scores.append(score(f"{kind} {labeler}", kind, "validation", probs, gold, tasks))
-    return scores
+            systems.append(SystemAnswers(f"{kind} {labeler}", kind, "validation", probs, labeler))
+    return systems

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kb.demo import full_member
 from kb.items import Item
 from kb.labels import LabelStore
 from kb.libraries import Library
@@ -42,6 +43,7 @@ _QUESTIONS = {
         r"^Is the real GDP per capita of (?P<name>.+) low \(under \$(?P<low>[\d,]+)\), middle, "
         r"or high \(\$(?P<high>[\d,]+) and over\)\?$"
     ),
+    "membership": re.compile(r"^Is (?P<name>.+) a full member of (?:.+ \((?P<abbreviation>[^)]+)\)|(?P<bare>\S+))\?$"),
 }
 # Which section and field a person opens for each question, and the sub-field if any.
 _WHERE = {
@@ -49,6 +51,7 @@ _WHERE = {
     "hemisphere": ("Geography", "Geographic coordinates", None),
     "population": ("People and Society", "Population", "total"),
     "gdp_tercile": ("Economy", "Real GDP per capita", "Real GDP per capita"),
+    "membership": ("Government", "International organization participation", None),
 }
 _NUMBER = re.compile(r"\$?(\d[\d,]*(?:\.\d+)?)")
 _LATITUDE = re.compile(r"\d+\s+\d+\s+([NS])\b")
@@ -224,6 +227,8 @@ def _interpret(item: Item, body: str, match: re.Match[str]) -> str | None:
     if item.task == "hemisphere":
         latitude = _LATITUDE.search(body)
         return None if latitude is None else "northern" if latitude[1] == "N" else "southern"
+    if item.task == "membership":
+        return "yes" if full_member(body, match["abbreviation"] or match["bare"]) else "no"
     number = _NUMBER.search(body)
     if number is None:
         return None

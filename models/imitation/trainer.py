@@ -66,7 +66,7 @@ __all__ = [
 
 MIN_ITEMS_PER_TASK = 10
 LEARNING_CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-FEATURES_VERSION = 3  # 3: a reading plan from citations, read through the ranked search (2: ranked search)
+FEATURES_VERSION = 4  # 4: the reader sees whether a cited field holds the question's words (3: a reading plan)
 LABELLED_SPLITS = ("train", "validation")
 
 FloatArray = NDArray[np.float64]

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from kb.db import connect, schema_version
+from kb.formats import FORMATS, detect_format, read_nodes
 from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.libraries import Library, library_for_import, list_libraries
 from kb.search import SearchIndex
@@ -25,8 +26,6 @@ from navigator.commands.support import (
 )
 from navigator.progress import TerminalProgress
 
-FORMATS = ("markdown", "jsonl", "text", "factbook")
-
 
 def _index_procs(pending: int) -> int:
     return min(os.cpu_count() or 1, 4) if pending > 20_000 else 1
@@ -40,40 +39,6 @@ def init(workspace: Path) -> None:
         raise Failure(f"{workspace} already exists")
     conn = guard(lambda: connect(workspace, create=True))
     click.echo(f"created workspace {workspace} (schema version {schema_version(conn)})")
-
-
-def _detect_format(path: Path | None) -> str:
-    if path is None:
-        raise Failure("give a PATH to import, or --format factbook")
-    if path.is_dir():
-        return "markdown"
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return "jsonl"
-    if suffix in (".txt", ".md", ".markdown", ".text"):
-        return "text"
-    raise Failure(f"cannot tell the format of {path} from its name; pass --format ({', '.join(FORMATS)})")
-
-
-def _reader(fmt: str, path: Path | None, progress: TerminalProgress) -> Any:
-    from kb.formats.factbook import read_factbook
-    from kb.formats.jsonl import read_jsonl_nodes
-    from kb.formats.outline import read_markdown_folder, read_outline_file
-
-    if fmt == "factbook":
-        return read_factbook(progress)
-    assert path is not None
-    if not path.exists():
-        raise Failure(f"{path} does not exist")
-    if fmt == "markdown":
-        if path.is_dir():
-            return read_markdown_folder(path, progress)
-        return read_outline_file(path, progress, plain_text=False)
-    if path.is_dir():
-        raise Failure(f"{path} is a folder; --format {fmt} reads a file")
-    if fmt == "jsonl":
-        return read_jsonl_nodes(path, progress)
-    return read_outline_file(path, progress, plain_text=path.suffix.lower() not in (".md", ".markdown"))
 
 
 def _import_items(*args: Any, **kwargs: Any) -> Any:
@@ -112,11 +77,11 @@ def import_(
     All or nothing: a bad record is reported with file, line, field and reason,
     and nothing is written (unless --skip-bad).
     """
-    fmt = fmt or _detect_format(path)
+    fmt = fmt or guard(lambda: detect_format(path))
     conn = guard(lambda: connect(workspace, create=True))
     name = library_name or ("factbook" if fmt == "factbook" else (path.stem if path else "library"))
     with TerminalProgress(enabled=not as_json) as progress:
-        records = _reader(fmt, path, progress)
+        records = guard(lambda: read_nodes(fmt, path, progress))
 
         def run() -> tuple[Library, ImportReport]:
             with library_for_import(conn, name) as library:

@@ -3,8 +3,11 @@
 For the selected item the screen shows, per labeler, the probabilities, the top choice, the
 note and the nodes they cited, so a lead sees which part of Z each answer came from; `enter`
 on a citation jumps there in the workbench, and `a` makes the item the workbench's draft as
-an adjudication (a normal label, flagged; see kb.labels). The list is computed in a thread
-worker on its own connection. Labeler names, notes, questions and node titles are workspace
+an adjudication (a normal label, flagged; see kb.labels). Only a lead (kb/labelers.py) sees
+every disagreement and adjudicates; anyone else sees only the items they have answered
+themselves, so no one reads another's answer before giving their own (agreement and the study
+assume independent judgements). The list is computed in a thread worker on its own connection.
+Labeler names, notes, questions and node titles are workspace
 text: rendered as rich.text.Text through `visible`, never as markup.
 """
 
@@ -87,10 +90,12 @@ class DisagreementsScreen(Screen[Choice | None]):
         Binding("r", "reload", "Recompute"),
     ]
 
-    def __init__(self, workspace: Path, library: Library) -> None:
+    def __init__(self, workspace: Path, library: Library, viewer: str, *, lead: bool) -> None:
         super().__init__()
         self.workspace = workspace
         self.library = library
+        self.viewer = viewer
+        self.lead = lead
         self.found: Found | None = None
 
     def compose(self) -> ComposeResult:
@@ -119,7 +124,9 @@ class DisagreementsScreen(Screen[Choice | None]):
     def compute(self) -> None:
         conn = connect(self.workspace)
         try:
-            entries = disagreements(conn, self.library, limit=LIMIT)
+            entries = disagreements(conn, self.library, limit=None if not self.lead else LIMIT)
+            if not self.lead:  # only the items this labeler has answered: their answer is already given
+                entries = [e for e in entries if any(label.labeler == self.viewer for label in e.labels)][:LIMIT]
             citations: dict[str, list[Citation]] = {}
             for entry in entries:
                 cited = citations.setdefault(entry.item.uid, [])
@@ -136,11 +143,13 @@ class DisagreementsScreen(Screen[Choice | None]):
     def show(self, found: Found) -> None:
         self.found = found
         open_ones = sum(1 for entry in found.entries if entry.adjudication is None)
+        scope = "" if self.lead else " among the items you have answered (a lead sees them all)"
+        what_to_do = " a adjudicates the selected item." if self.lead else ""
         self.query_one("#disagreement-summary", Static).update(
             Text(
-                f"{len(found.entries)} items where labelers disagree in library {visible(self.library.name)}"
+                f"{len(found.entries)} items where labelers disagree in library {visible(self.library.name)}{scope}"
                 f" ({open_ones} not yet adjudicated), most disagreement first (mean pairwise Jensen–Shannon"
-                " distance; adjudicated items last). a adjudicates the selected item."
+                f" distance; adjudicated items last).{what_to_do}"
             )
         )
         table: DataTable[Text] = self.query_one("#disagreement-items", DataTable)
@@ -212,6 +221,9 @@ class DisagreementsScreen(Screen[Choice | None]):
             self.notify("That node is not in this library.", severity="warning")
 
     def action_adjudicate(self) -> None:
+        if not self.lead:
+            self.notify("Only a lead adjudicates (navigator labelers add NAME --lead).", severity="warning")
+            return
         entry = self.selected()
         if entry is None:
             self.notify("Nothing to adjudicate.")

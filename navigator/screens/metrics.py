@@ -1,5 +1,7 @@
 """Metrics: how well the trainer imitates the labelers, how calibrated this labeler is, how far the
-labelers agree (models.imitation.agreement), and F(Z) per library.
+labelers agree (models.imitation.agreement), F(Z) per library, and the figures of the latest
+`navigator study` — accuracy per task with its 95 % interval and the learning curve — drawn in the
+terminal, where a plot reads better than a table.
 
 Everything here can take seconds on a large library (F(Z) reads every credence and asks the
 trainer for predictions), so it is computed in a thread worker on its own connection and the
@@ -27,6 +29,8 @@ from kb.db import WorkspaceError, connect
 from kb.libraries import Library
 from models.imitation.agreement import AgreementReport, agreement
 from models.imitation.score import LibraryScore, calibration, score_libraries
+from models.imitation.study_records import StudyResults
+from models.imitation.study_store import latest_study
 from models.reliability import ReliabilityBin
 from navigator.display import describe_error
 from navigator.team_text import agreement_lines
@@ -42,6 +46,50 @@ class Metrics:
     scores: list[LibraryScore]
     score_note: str
     agreement: AgreementReport | None = None
+    study: tuple[StudyResults, str] | None = None  # the latest `navigator study` and when it ran
+
+
+def interval_bar(value: float, low: float | None, high: float | None, width: int = BAR_WIDTH) -> Text:
+    """█ up to the value on a 0–1 scale, with ├ and ┤ at the ends of its interval."""
+    cells = ["█" if i < round(value * width) else "·" for i in range(width)]
+    for end, mark in ((low, "├"), (high, "┤")):
+        if end is not None:
+            cells[min(width - 1, max(0, round(end * width) - (mark == "┤")))] = mark
+    return Text("".join(cells), style="cyan")
+
+
+def study_text(study: tuple[StudyResults, str] | None) -> Text:
+    if study is None:
+        return Text("No study yet: `navigator study --out DIR` writes one (and this screen draws it).", style="dim")
+    results, when = study
+    text = Text(f"Latest study ({when[:16].replace('T', ' ')} UTC, seed {results.provenance.seed}): ", style="bold")
+    text.append("accuracy per task, 95 % interval ├─┤, n items\n")
+    tasks = sorted({task for system in results.systems for task in system.per_task})
+    shown = [s for s in results.systems if s.labeler is None] + [s for s in results.systems if s.labeler][:2]
+    for task in tasks:
+        text.append(f"  {task}\n", style="bold")
+        for system in shown:
+            metric = system.per_task.get(task)
+            if metric is None or metric.accuracy.value is None:
+                continue
+            who = (
+                system.kind if system.labeler is None else f"{'SIMULATED ' if system.simulated else ''}{system.labeler}"
+            )
+            acc = metric.accuracy
+            text.append(f"    {who[:36]:<36} ")
+            text.append(interval_bar(acc.value or 0.0, acc.low, acc.high))
+            text.append(f" {acc.value:.2f} (n={acc.n})\n")
+    for line in results.verdicts:
+        if "above" in line or "below" in line:
+            text.append(f"  {line}\n", style="green" if "above" in line else "red")
+    if results.learning_curve:
+        text.append("  learning curve (labels: CV cross-entropy)\n", style="bold")
+        top = max(point.cross_entropy for point in results.learning_curve) or 1.0
+        for point in results.learning_curve:
+            text.append(f"    {point.labels:>6} ")
+            text.append("█" * max(1, round(point.cross_entropy / top * BAR_WIDTH)), style="magenta")
+            text.append(f" {point.cross_entropy:.3f}\n")
+    return text
 
 
 def trainer_text(report: Any, note: str) -> Text:
@@ -101,6 +149,7 @@ class MetricsScreen(Screen[None]):
         with VerticalScroll(id="metrics-pane"):
             yield Static(Text("computing…"), id="metrics-trainer")
             yield Static(Text(""), id="metrics-calibration")
+            yield Static(Text(""), id="metrics-study")
             yield Static(Text(""), id="metrics-agreement")
             yield Static(Text("F(Z) by library", style="bold"), classes="metrics-heading")
             table: DataTable[Text] = DataTable(id="metrics-scores", cursor_type="row", zebra_stripes=True)
@@ -141,6 +190,7 @@ class MetricsScreen(Screen[None]):
                 trainer_note = "the imitation trainer (models.imitation.trainer) is not installed"
             bins = calibration(conn, self.library, self.labeler)
             team = agreement(conn, self.library)
+            study = latest_study(conn, self.library)
             try:
                 scores, score_note = score_libraries(conn, self.workspace), ""
             except WorkspaceError as error:
@@ -148,12 +198,14 @@ class MetricsScreen(Screen[None]):
         finally:
             conn.close()
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show, Metrics(report, trainer_note, bins, scores, score_note, team))
+            found = Metrics(report, trainer_note, bins, scores, score_note, team, study)
+            self.app.call_from_thread(self.show, found)
 
     def show(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.query_one("#metrics-trainer", Static).update(trainer_text(metrics.trainer, metrics.trainer_note))
         self.query_one("#metrics-calibration", Static).update(calibration_text(metrics.bins, self.labeler))
+        self.query_one("#metrics-study", Static).update(study_text(metrics.study))
         if metrics.agreement is not None:
             heading, *lines = agreement_lines(metrics.agreement)
             text = Text(heading + "\n", style="bold")

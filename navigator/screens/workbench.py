@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, Static, Tree
 
 from kb.db import utc_now
 from kb.items import Item
+from kb.labelers import is_lead
 from kb.labels import LabelError
 from kb.libraries import Library
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
@@ -205,7 +206,9 @@ class WorkbenchScreen(Screen[None]):
         self.app.push_screen(MetricsScreen(self.workspace, self.library, self.labeler))
 
     def action_disagreements(self) -> None:
-        self.app.push_screen(DisagreementsScreen(self.workspace, self.library), self.chosen_in_disagreements)
+        lead = is_lead(self.conn, self.labeler)
+        screen = DisagreementsScreen(self.workspace, self.library, self.labeler, lead=lead)
+        self.app.push_screen(screen, self.chosen_in_disagreements)
 
     def chosen_in_disagreements(self, choice: Choice | None) -> None:
         """Jump to a cited node, or make the item the draft as an adjudication."""
