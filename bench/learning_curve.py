@@ -114,7 +114,10 @@ def report(learner: str, curves: dict[tuple[str, int], list[Point]], seeds: list
         sample = [p.iid_sample for s in seeds for p in curves[("uncertain", s)] if p.labels == size]
         shown = f"{statistics.mean(sample):.1f} items" if sample else "—"
         print(f"{size:>7} " + "".join(cells) + f"{shown:>26}")
-    print("per seed: labels needed to reach the final accuracy (all 143 labelled: the same model for both orders)")
+    print(
+        f"per seed: labels needed to reach the final accuracy (all {n_prediction} labelled: the same model for both "
+        "orders)"
+    )
     savings, lasting = [], []
     for seed in seeds:
         random_curve, chosen_curve = curves[("random", seed)], curves[("uncertain", seed)]

@@ -9,7 +9,7 @@ gold), and times the agreement report against reading the labels alone in the sa
 Then, for several draws of the simulated noise (a fresh copy of the demo each), it trains the
 imitation model twice on the same labels, once counting every label once and once weighting each
 labeler by skill on train gold (models.imitation.agreement.skill_weights), and scores both on the
-D*_prediction answer key (accuracy and log loss, n = 143 per draw). Whether weighting helps is the
+D*_prediction answer key (accuracy and log loss, n = the D*_prediction items per draw). Whether weighting helps is the
 mean paired difference over the draws, with every draw shown.
 
     python -m bench.team        # about 2 minutes on two cores; also writes bench/team.out.txt
@@ -148,7 +148,8 @@ def run() -> None:
             conn.close()
         accuracy = [w.accuracy - p.accuracy for p, w in rows]
         log_loss = [w.log_loss - p.log_loss for p, w in rows]
-        print(f"\n== weighting by skill vs every label once, paired over {DRAWS} draws of the noise (n=143 each)")
+        n = rows[0][0].n
+        print(f"\n== weighting by skill vs every label once, paired over {DRAWS} draws of the noise (n={n} each)")
         for what, changes in (("accuracy", accuracy), ("log loss", log_loss)):
             each = ", ".join(f"{change:+.3f}" for change in changes)
             print(f"  {what} change: mean {statistics.mean(changes):+.4f}, per draw {each}")
@@ -156,7 +157,7 @@ def run() -> None:
         print(f"  log loss lower with weighting in {better} of {DRAWS} draws (lower is better)")
         print(
             f"  accuracy higher in {sum(c > 0 for c in accuracy)}, equal in {sum(c == 0 for c in accuracy)},"
-            f" lower in {sum(c < 0 for c in accuracy)} of {DRAWS} draws (one item of 143 is 0.007)"
+            f" lower in {sum(c < 0 for c in accuracy)} of {DRAWS} draws (one item of {n} is {1 / n:.3f})"
         )
 
 
