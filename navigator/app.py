@@ -32,10 +32,14 @@ class NavigatorApp(App[None]):
         llm: LLM | None = None,
         *,
         ask: bool = False,
+        served: bool = False,
     ) -> None:
-        """`ask`: always ask who is labelling (a browser tab of `navigator serve` may be anyone),
-        instead of resuming as the labeler who used this workspace last."""
+        """`ask`: always ask who is labelling (a browser tab of `navigator serve --no-auth` may be
+        anyone), instead of resuming as the labeler who used this workspace last. `served`: the
+        labeler signed in to `navigator serve`; nothing in the app may act under another name, so
+        merging another labeler's export (which writes their labels) is not offered."""
         super().__init__()
+        self.served = served
         self.llm = llm
         self.workspace = workspace
         self.conn = connect(workspace)
@@ -87,4 +91,5 @@ class NavigatorApp(App[None]):
                 )
             where = f"as JSONL to {screen.export_path().name}, beside the workspace"
             yield SystemCommand("Export my labels", where, screen.export_labels)
-            yield SystemCommand("Merge a labels export…", "another labeler’s export", screen.merge_labels)
+            if not self.served:
+                yield SystemCommand("Merge a labels export…", "another labeler’s export", screen.merge_labels)

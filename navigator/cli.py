@@ -40,9 +40,9 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "assign": ("navigator.commands.team", "Give every item of a split OVERLAP distinct labelers, balanced; the app's…"),
     "agreement": ("navigator.commands.team", "Inter-labeler agreement (Krippendorff's alpha, Jensen–Shannon…"),
     "disagreements": ("navigator.commands.team", "Items where labelers disagree most (mean pairwise Jensen–Shannon…"),
-    "serve": ("navigator.commands.team", "Serve the app to web browsers (textual-serve): each tab runs its own app…"),
+    "serve": ("navigator.commands.serve", "Serve the app to web browsers: each invited labeler signs in with their…"),
     "study": ("navigator.commands.study", "The whole analysis of a study, every figure with its n and 95 % interval…"),
-    "labelers": ("navigator.commands.labelers", "Who labels in this workspace, and who is a lead (a lead alone sees…"),
+    "labelers": ("navigator.commands.labelers", "Who labels in this workspace, who is a lead (a lead alone sees…"),
 }
 
 
@@ -77,9 +77,17 @@ class LazyGroup(click.Group):
 @click.option("--labeler", help="Who is labelling (remembered for next time).")
 @click.option("--library", "library_name", help="Library to open (default: the one used last).")
 @click.option("--ask-labeler", is_flag=True, help="Ask who is labelling even if a name is remembered (for serve).")
+@click.option("--served-as", hidden=True, help="Run as this signed-in labeler of `navigator serve`, unchangeably.")
 @click.version_option(package_name="z-navigator")
 @click.pass_context
-def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name: str | None, ask_labeler: bool) -> None:
+def main(
+    ctx: click.Context,
+    workspace: Path,
+    labeler: str | None,
+    library_name: str | None,
+    ask_labeler: bool,
+    served_as: str | None,
+) -> None:
     """Z Navigator: browse, unpack and label a large background model Z.
 
     With no command, opens the app; on first run it builds the demo workspace.
@@ -91,7 +99,11 @@ def main(ctx: click.Context, workspace: Path, labeler: str | None, library_name:
         ctx.invoke(workspace_commands.demo, workspace=workspace, open_app=False)
     from navigator.app import NavigatorApp
 
-    guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name, ask=ask_labeler)).run()
+    if served_as:
+        app = guard(lambda: NavigatorApp(workspace=workspace, labeler=served_as, library=library_name, served=True))
+    else:
+        app = guard(lambda: NavigatorApp(workspace=workspace, labeler=labeler, library=library_name, ask=ask_labeler))
+    app.run()
 
 
 # The light commands (kb and the search index only) are registered at once, as they always were.

@@ -441,3 +441,14 @@ def test_every_command_module_imports_on_its_own() -> None:
     for module in sorted({module for module, _ in LAZY_COMMANDS.values()}):
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
         assert done.returncode == 0, (module, done.stderr)
+
+
+def test_the_app_starts_without_scikit_learn_scipy_or_pandas() -> None:
+    """Every app start pays for what the app imports, and `navigator serve` starts one app per
+    labeler: the fitting libraries load when something is fitted or estimated, not before."""
+    import subprocess
+    import sys
+
+    probe = "import sys, navigator.app; print(sorted(m for m in ('sklearn', 'scipy', 'pandas') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

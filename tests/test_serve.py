@@ -1,147 +1,201 @@
-"""`navigator serve`: a real server process, a real page over HTTP, and the app's websocket driven the
-way textual-serve's browser client drives it (JSON text frames ["stdin", keys] and ["resize", size];
-the app's screen comes back as terminal output in binary frames). Each browser session asks who is
-labelling, and a label typed through the websocket lands in the workspace."""
+"""`navigator serve` against a real server process with real websocket clients, driven the way
+textual-serve's browser client drives it (JSON text frames ["stdin", keys] and ["resize", size]; the
+app's screen comes back as terminal output in binary frames).
+
+What is checked is what a crowd or a stranger could do: connect without a token (no app process
+starts, however many try), connect from another site's page, label under another's name, keep a
+revoked link, go past the ceiling on processes, or leave a session open forever."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from serve_support import Tab, open_tab, serving, small_team, token_of, wait_for_labels
 
 from kb.db import connect
-from kb.importing import StagedNode, import_staged
-from kb.items import add_items
-from kb.libraries import create_library
-from kb.records import ItemRecord
-
-ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78])")
-TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from kb.labelers import revoke_link
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
-    """(port, workspace, the server's output file) for a `navigator serve` process on a small workspace."""
-    workspace = tmp_path / "team.db"
-    conn = connect(workspace, create=True)
-    library = create_library(conn, "z")
-    import_staged(
-        conn, library, iter([StagedNode(1, "s1", None, "statement", "Chad is landlocked")]), source="t", importer="t"
-    )
-    items = [ItemRecord(id=f"q{n}", x=f"Is place {n} landlocked?", options=["yes", "no"], y="yes") for n in range(3)]
-    add_items(conn, list(enumerate(items, 1)), source="t", dstar=False)
-    conn.close()
-    port = free_port()
-    output = tmp_path / "serve.out"
-    with output.open("w") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "navigator.cli", "serve", "-w", str(workspace), "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            assert server.poll() is None, output.read_text()
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "the server did not start listening"
-            time.sleep(0.2)
-        yield port, workspace, output
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+def workspace(tmp_path: Path) -> Path:
+    return small_team(tmp_path)
 
 
-class Session:
-    """One browser tab: a websocket to the server, and the text the app has drawn so far."""
-
-    def __init__(self, socket_: aiohttp.ClientWebSocketResponse) -> None:
-        self.socket = socket_
-        self.screen = ""
-
-    async def type(self, keys: str) -> None:
-        await self.socket.send_json(["stdin", keys])
-
-    async def wait_for(self, text: str) -> None:
-        """Read frames until `text` has been drawn (escape sequences removed)."""
-        deadline = time.monotonic() + TIMEOUT
-        while text not in self.screen:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"{text!r} never appeared; last drawn: {self.screen[-500:]!r}"
-            try:
-                message = await self.socket.receive(timeout=remaining)
-            except TimeoutError:
-                continue
-            if message.type == aiohttp.WSMsgType.BINARY:
-                self.screen += ANSI.sub("", message.data.decode("utf-8", errors="replace"))
-            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                raise AssertionError(f"the app's websocket closed while waiting for {text!r}")
+async def label_once(tab: Tab, name: str, key: str) -> None:
+    await tab.wait_for(f"{name} · team.db · z")  # the workbench's status line
+    await tab.type(key)
+    await tab.type("s")
 
 
-def labels(workspace: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(workspace)
-    try:
-        return [(row[0], row[1]) for row in conn.execute("SELECT labeler, probs FROM predictions ORDER BY id")]
-    finally:
-        conn.close()
+async def status(http: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, str]:
+    async with http.get(url, headers=headers, allow_redirects=False) as answer:
+        return answer.status, (await answer.read()).decode("utf-8", errors="replace")
 
 
-async def wait_for_labels(workspace: Path, count: int) -> list[tuple[str, str]]:
-    deadline = time.monotonic() + TIMEOUT
-    while len(found := labels(workspace)) < count:
-        assert time.monotonic() < deadline, f"expected {count} labels, found {found}"
-        await asyncio.sleep(0.2)
-    return found
+async def test_a_link_signs_in_and_the_app_runs_as_that_labeler_only(workspace: Path) -> None:
+    ann = token_of(workspace, "ann")
+    with serving(workspace) as served:
+        async with aiohttp.ClientSession() as http:
+            code, page = await status(http, served.base + "/")
+            assert code == 401 and "sign in" in page and served.apps() == 0
+
+            async with http.get(f"{served.base}/login?token={ann}", allow_redirects=False) as signed:
+                assert signed.status == 303 and signed.headers["Location"] == "/"
+                cookie = signed.headers["Set-Cookie"]
+            assert f"{served.cookie}={ann}" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+            code, page = await status(http, served.base + "/", Cookie=f"{served.cookie}={ann}")
+            assert code == 200 and f"ws://127.0.0.1:{served.port}/ws" in page
+            # Offline: the page names nothing outside this server but the websocket.
+            assert re.findall(r"(?:src|href)=\"([^\"]+)\"", page) == [
+                "/static/css/xterm.css",
+                "/static/js/textual.js",
+                "/",
+                "/logout",
+            ]
+            assert "googleapis" not in page and page.count("http") == 0
+            for asset in ("/static/js/textual.js", "/static/fonts/RobotoMono-VariableFont_wght.ttf"):
+                assert (await status(http, served.base + asset))[0] == 200
+
+            # Asking to be bob changes nothing: the app runs as the token's labeler and asks no name.
+            tab = await open_tab(http, served, ann, query="&labeler=bob")
+            await label_once(tab, "ann", "1")
+            assert "Who is labelling" not in tab.screen
+            assert [who for who, _ in await wait_for_labels(workspace, 1)] == ["ann"]
+            await tab.socket.close()
+    assert "Only invited labelers get in, each with their link: ann." in served.output.read_text()
 
 
-async def test_serve_page_websocket_and_a_label_typed_in_the_browser(served: tuple[int, Path, Path]) -> None:
-    port, workspace, output = served
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(base + "/") as page:
-            assert page.status == 200
-            html = await page.text()
-        assert f"ws://127.0.0.1:{port}/ws" in html and "Z Navigator" in html
-        async with http.get(base + "/static/js/textual.js") as script:
-            assert script.status == 200
+async def test_connections_without_a_token_start_no_process_and_the_server_keeps_answering(
+    workspace: Path,
+) -> None:
+    ann = token_of(workspace, "ann")
+    with serving(workspace) as served:
+        async with aiohttp.ClientSession() as http:
 
-        for name, keys in (("ann", "1"), ("bob", "2")):
-            # Every session asks for a name, even though the workspace remembers the last labeler.
-            async with http.ws_connect(f"ws://127.0.0.1:{port}/ws?width=140&height=40") as socket_:
-                tab = Session(socket_)
-                await socket_.send_json(["resize", {"width": 140, "height": 40}])
-                await tab.wait_for("Who is labelling?")
-                await tab.type(name)
-                await tab.type("\r")
-                await tab.wait_for(f"{name} · team.db · z")  # the workbench's status line
-                await tab.type(keys)
-                await tab.type("s")
-                found = await wait_for_labels(workspace, 1 if name == "ann" else 2)
-                assert found[-1][0] == name
+            async def attempt(n: int) -> int:
+                headers = {"Origin": served.base}
+                if n % 3 == 1:
+                    headers["Cookie"] = f"{served.cookie}=not-a-token-{n}"
+                if n % 3 == 2:
+                    async with http.get(f"{served.base}/login?token=guess{n}", allow_redirects=False) as page:
+                        return page.status
+                try:
+                    async with http.ws_connect(f"ws://127.0.0.1:{served.port}/ws", headers=headers):
+                        return 101
+                except aiohttp.WSServerHandshakeError as refused:
+                    return refused.status
 
-    shown = labels(workspace)
-    assert [who for who, _ in shown] == ["ann", "bob"]
-    assert '"yes": 0.9' in shown[0][1] and '"no": 0.9' in shown[1][1]
-    said = output.read_text()
-    assert f"http://127.0.0.1:{port} to this machine only (listening on 127.0.0.1" in said
+            codes = await asyncio.gather(*(attempt(n) for n in range(200)))
+            assert set(codes) == {401} and len(codes) == 200
+            assert served.apps() == 0
+            start = time.monotonic()
+            code, _ = await status(http, served.base + "/", Cookie=f"{served.cookie}={ann}")
+            assert code == 200 and time.monotonic() - start < 2.0
+            assert served.apps() == 0  # a page load starts nothing either; only the websocket does
+
+
+async def test_a_websocket_from_another_sites_page_is_refused(workspace: Path) -> None:
+    ann = token_of(workspace, "ann")
+    with serving(workspace) as served:
+        async with aiohttp.ClientSession() as http:
+            for origin in ("http://evil.example", f"http://127.0.0.1:{served.port + 1}", "null"):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(
+                        f"ws://127.0.0.1:{served.port}/ws",
+                        headers={"Origin": origin, "Cookie": f"{served.cookie}={ann}"},
+                    )
+                assert refused.value.status == 403
+            async with http.post(
+                served.base + "/login", data={"token": ann}, headers={"Origin": "http://evil.example"}
+            ) as form:
+                assert form.status == 403
+            assert served.apps() == 0
+
+
+async def test_sessions_up_to_the_cap_label_a_second_tab_takes_over_and_the_next_labeler_gets_the_full_page(
+    workspace: Path,
+) -> None:
+    tokens = {name: token_of(workspace, name) for name in ("ann", "bob", "cy")}
+    with serving(workspace, "--max-sessions", "2") as served:
+        async with aiohttp.ClientSession() as http:
+            ann, bob = await asyncio.gather(
+                open_tab(http, served, tokens["ann"]), open_tab(http, served, tokens["bob"])
+            )
+            await asyncio.gather(label_once(ann, "ann", "1"), label_once(bob, "bob", "2"))
+            assert sorted(who for who, _ in await wait_for_labels(workspace, 2)) == ["ann", "bob"]
+            assert served.apps() == 2
+
+            code, page = await status(http, served.base + "/", Cookie=f"{served.cookie}={tokens['cy']}")
+            assert code == 503 and "All 2 places on this server are in use" in page
+            with pytest.raises(aiohttp.WSServerHandshakeError) as full:
+                await open_tab(http, served, tokens["cy"])
+            assert full.value.status == 503 and served.apps() == 2
+
+            # ann opens a second tab: the first closes (its app quits), the second goes on as ann.
+            again = await open_tab(http, served, tokens["ann"])
+            await ann.wait_closed(within=20)
+            code, reason = await status(http, served.base + "/ended", Cookie=f"{served.cookie}={tokens['ann']}")
+            assert code == 200 and "another tab" in reason
+            await again.wait_for("ann · team.db · z")
+            assert served.apps() == 2
+
+            # bob leaves, and cy finds a place.
+            await bob.socket.close()
+            deadline = time.monotonic() + 20
+            while (await status(http, served.base + "/", Cookie=f"{served.cookie}={tokens['cy']}"))[0] != 200:
+                assert time.monotonic() < deadline, "bob's place was never freed"
+                await asyncio.sleep(0.2)
+
+
+async def test_a_revoked_link_stops_at_once(workspace: Path) -> None:
+    ann = token_of(workspace, "ann")
+    with serving(workspace) as served:
+        async with aiohttp.ClientSession() as http:
+            tab = await open_tab(http, served, ann)
+            await tab.wait_for("ann · team.db · z")
+            conn = connect(workspace)
+            revoke_link(conn, "ann")
+            conn.close()
+            assert await tab.wait_closed(within=10) < 5
+            assert (await status(http, served.base + "/", Cookie=f"{served.cookie}={ann}"))[0] == 401
+            assert (await status(http, f"{served.base}/login?token={ann}"))[0] == 401
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await open_tab(http, served, ann)
+            assert refused.value.status == 401
+            deadline = time.monotonic() + 20
+            while served.apps():
+                assert time.monotonic() < deadline, "the revoked labeler's app kept running"
+                await asyncio.sleep(0.2)
+
+
+async def test_an_idle_session_closes_and_says_why(workspace: Path) -> None:
+    ann = token_of(workspace, "ann")
+    with serving(workspace, "--idle-minutes", "0.1") as served:
+        async with aiohttp.ClientSession() as http:
+            tab = await open_tab(http, served, ann)
+            await tab.wait_for("ann · team.db · z")
+            assert await tab.wait_closed(within=20) > 0
+            code, reason = await status(http, served.base + "/ended", Cookie=f"{served.cookie}={ann}")
+            assert code == 200 and "Closed after 0.1 minutes without input" in reason
+
+
+async def test_without_auth_anyone_is_asked_their_name_and_told_what_that_opens(workspace: Path) -> None:
+    with serving(workspace, "--no-auth") as served:
+        async with aiohttp.ClientSession() as http:
+            assert (await status(http, served.base + "/"))[0] == 200
+            # A page under another name that resolves to 127.0.0.1 (DNS rebinding) gets nothing.
+            assert (await status(http, served.base + "/", Host=f"evil.example:{served.port}"))[0] == 403
+            tab = await open_tab(http, served, None)
+            await tab.wait_for("Who is labelling?")
+            await tab.type("dee")
+            await tab.type("\r")
+            await label_once(tab, "dee", "1")
+            assert [who for who, _ in await wait_for_labels(workspace, 1)] == ["dee"]
+    said = served.output.read_text()
+    assert "--no-auth: anyone who can open that address can label here under any name" in said

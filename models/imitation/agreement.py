@@ -32,7 +32,6 @@ from itertools import combinations
 
 import krippendorff
 import numpy as np
-from scipy.spatial.distance import jensenshannon
 
 from kb.items import Item, gold, items_in
 from kb.labels import Prediction, current_predictions_in_library
@@ -128,6 +127,8 @@ def top_choice(probs: dict[str, float], options: Sequence[str]) -> str | None:
 def js_distance(first: dict[str, float], second: dict[str, float], options: Sequence[str]) -> float:
     p = np.array([first.get(option, 0.0) for option in options], dtype=np.float64)
     q = np.array([second.get(option, 0.0) for option in options], dtype=np.float64)
+    from scipy.spatial.distance import jensenshannon  # SciPy's spatial package costs ~0.2 s at the app's start
+
     return float(jensenshannon(p, q, base=2.0))
 
 

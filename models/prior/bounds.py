@@ -27,8 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import minimum_spanning_tree
 
 
 @dataclass(frozen=True)
@@ -105,6 +103,9 @@ def hunter(data: PairwiseCredences) -> Estimate:
     i, j, weight = hunter_weight(data)
     tree_weight = 0.0
     if len(weight):
+        from scipy.sparse import coo_matrix  # SciPy loads at the first bound, not with the app
+        from scipy.sparse.csgraph import minimum_spanning_tree
+
         graph = coo_matrix((-weight, (i, j)), shape=(data.m, data.m)).tocsr()
         tree_weight = -float(minimum_spanning_tree(graph).sum())
     low = max(0.0, 1.0 - float(np.sum(1.0 - _lower_singles(data))) + tree_weight)

@@ -29,17 +29,12 @@ would corrupt `--json` output — so this module uses SciPy's copy and keeps eve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtri
 
 from kb.errors import ZNavigatorError
-
-try:
-    from scipy.optimize._highspy import _core as highs
-except ImportError as error:  # pragma: no cover - only with a SciPy older than pyproject.toml allows
-    raise ImportError("the P(Z) LP needs SciPy 1.15.1 or newer (its bundled HiGHS bindings)") from error
 
 RC_TOL = 1e-9
 MAX_ROUNDS = 400
@@ -70,6 +65,16 @@ class Certificate:
     residual: float
     min_reduced_cost: float
     gap: float
+
+
+def _highs() -> Any:
+    """SciPy's HiGHS bindings, loaded at the first LP rather than with the app (SciPy's optimize
+    package costs ~0.3 s at import)."""
+    try:
+        from scipy.optimize._highspy import _core
+    except ImportError as error:  # pragma: no cover - only with a SciPy older than pyproject.toml allows
+        raise ImportError("the P(Z) LP needs SciPy 1.15.1 or newer (its bundled HiGHS bindings)") from error
+    return _core
 
 
 class LPFailure(ZNavigatorError, RuntimeError):
@@ -187,6 +192,8 @@ def copula_atoms(n: int, masks: NDArray[np.int64], p: NDArray[np.float64], count
     rng = np.random.default_rng(seed)
     draws = rng.standard_normal((count, n)) @ root.T
     draws /= np.sqrt(np.sum(root * root, axis=1))[None, :]
+    from scipy.special import ndtri  # SciPy loads when an LP is first solved, not with the app
+
     true_bits = draws < ndtri(single)[None, :]
     atoms = (true_bits.astype(np.int64) << np.arange(n, dtype=np.int64)).sum(axis=1)
     return np.unique(atoms)
@@ -226,6 +233,7 @@ class AtomLP:
         self.sample_count = 0
         self.duals = np.zeros(self.k + 1)
         self._rhs = p
+        highs = _highs()
         self._model = highs._Highs()
         for option, value in (("output_flag", False), ("presolve", "off"), ("simplex_strategy", 4)):
             self._model.setOptionValue(option, value)
@@ -302,7 +310,7 @@ class AtomLP:
             self._model.clearSolver()
         self._model.run()
         status = self._model.getModelStatus()
-        if status != highs.HighsModelStatus.kOptimal:
+        if status != _highs().HighsModelStatus.kOptimal:
             raise LPFailure(f"HiGHS could not solve the credence LP: {self._model.modelStatusToString(status)}")
         duals = np.asarray(self._model.getSolution().row_dual, dtype=np.float64)
         return float(self._model.getInfo().objective_function_value), duals

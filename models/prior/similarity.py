@@ -12,12 +12,13 @@ chains of near-duplicates join (single linkage) — the assumption the estimate 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 DEFAULT_THRESHOLD = 0.8
 _PRIME = np.uint64((1 << 31) - 1)
@@ -26,6 +27,10 @@ _ROWS = 2
 
 
 def _vectors(texts: Sequence[str]) -> csr_matrix:
+    # scikit-learn loads at the first estimate, not with the app, which imports this module through
+    # the score report (~0.6 s and tens of MB at every start, each served session included).
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
     hashed = HashingVectorizer(n_features=1 << 20, alternate_sign=False, norm=None).transform(texts)
     tfidf: csr_matrix = TfidfTransformer(sublinear_tf=True).fit_transform(hashed).tocsr()
     return tfidf
@@ -86,6 +91,9 @@ def cluster_texts(
     different = i != j
     i, j = i[different], j[different]
     close = cosine(vectors, i, j) >= threshold - 1e-9
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(int(close.sum())), (i[close], j[close])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return np.asarray(labels, dtype=np.int64)

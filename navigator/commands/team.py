@@ -1,14 +1,12 @@
-"""`navigator assign`, `agreement`, `disagreements` and `serve`: running a labeling team.
+"""`navigator assign`, `agreement` and `disagreements`: running a labeling team.
 
 Loaded by navigator/cli.py (LAZY_COMMANDS) only when run. The work is in kb.assignments and
-models.imitation.agreement; `serve` hands the app to textual-serve, which starts one app process per browser tab.
+models.imitation.agreement; `navigator serve` is in navigator/commands/serve.py.
 """
 
 from __future__ import annotations
 
-import shlex
 import sqlite3
-import sys
 from pathlib import Path
 
 import click
@@ -30,7 +28,6 @@ from navigator.commands.support import (
 from navigator.display import visible
 from navigator.team_text import agreement_json, agreement_lines, disagreement_json, disagreement_lines
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 splits_option = click.option(
     "--split",
     "splits",
@@ -149,43 +146,3 @@ def disagreements(
         return
     for line in disagreement_lines(found, path):
         click.echo(line)
-
-
-def app_command(workspace: Path, library_name: str | None) -> str:
-    """The shell command textual-serve runs for each browser tab: this app, asking who labels."""
-    arguments = [sys.executable, "-m", "navigator.cli", "--workspace", str(workspace.resolve()), "--ask-labeler"]
-    if library_name:
-        arguments += ["--library", library_name]
-    return shlex.join(arguments)
-
-
-@click.command()
-@workspace_option
-@library_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 for every one.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option(
-    "--public-url", help="The URL browsers use, when it is not http://HOST:PORT (another host name, a proxy)."
-)
-def serve(workspace: Path, library_name: str | None, host: str, port: int, public_url: str | None) -> None:
-    """Serve the app to web browsers (textual-serve): each tab runs its own app, which asks who is
-    labelling, and writes to this workspace. Listens on this machine only unless --host says otherwise."""
-    from textual_serve.server import Server
-
-    conn = open_workspace(workspace)  # refuse a missing or unusable workspace here, not in every tab
-    if library_name:
-        pick_library(conn, library_name)
-    conn.close()
-    url = public_url or f"http://{host}:{port}"
-    if host in LOCAL_HOSTS:
-        click.echo(f"Serving Z Navigator at {url} to this machine only (listening on {host}; --host 0.0.0.0 opens it).")
-    else:
-        click.echo(
-            f"Serving Z Navigator at {url} to every machine that can reach this one: anyone who opens it"
-            " can label in this workspace."
-        )
-        if public_url is None:
-            click.echo("Give --public-url http://THIS-MACHINE:PORT so other browsers can reach the app's websocket.")
-    Server(
-        app_command(workspace, library_name), host=host, port=port, title="Z Navigator", public_url=public_url
-    ).serve()
