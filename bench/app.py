@@ -34,8 +34,9 @@ from workspace import generate_rows  # noqa: E402  (bench/workspace.py, beside t
 
 from kb.db import connect  # noqa: E402
 from kb.demo import build_demo  # noqa: E402
-from kb.importing import NoProgress, StagedNode, import_staged  # noqa: E402
+from kb.importing import StagedNode, import_staged  # noqa: E402
 from kb.libraries import create_library  # noqa: E402
+from kb.progress import NoProgress
 from kb.tree import ancestors  # noqa: E402
 from navigator.app import NavigatorApp  # noqa: E402
 from navigator.screens.workbench import WorkbenchScreen  # noqa: E402

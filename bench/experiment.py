@@ -28,11 +28,12 @@ import numpy as np
 
 from bench.tee import tee
 from kb.db import utc_now
-from kb.demo import answer_key_path, build_demo
-from kb.importing import NoProgress
+from kb.demo import build_demo
+from kb.item_import import answer_key_path
 from kb.items import items_in
-from kb.labels import Prediction, replace_all_predictions
+from kb.labels import SIMULATED, Prediction, replace_all_predictions
 from kb.libraries import Library, get_library
+from kb.progress import NoProgress
 from models.imitation import trainer
 from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
 from models.imitation.simulated_labeler import SimulatedLabeler
@@ -122,7 +123,7 @@ def synthetic_labels(conn: sqlite3.Connection, workspace: Path, library: Library
                     None,
                     "",
                     now,
-                    "simulated",
+                    SIMULATED,
                 )
             )
         labeler += 1

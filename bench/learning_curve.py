@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.tee import tee
-from kb.demo import answer_key_path, build_demo
-from kb.importing import NoProgress
-from kb.items import items_in, read_answer_key
+from kb.demo import build_demo
+from kb.item_import import answer_key_path, read_answer_key
+from kb.items import items_in
 from kb.labels import replace_all_predictions
 from kb.libraries import Library, get_library
+from kb.progress import NoProgress
 from models.imitation import trainer
 from models.imitation.evaluation import LOG_LOSS_FLOOR
 from models.imitation.item_order import RANDOM_EVERY, iid_sample, order_items

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from bench.tee import tee
-from kb.demo import answer_key_path, build_demo
-from kb.importing import NoProgress
-from kb.items import items_in, read_answer_key
+from kb.demo import build_demo
+from kb.item_import import answer_key_path, read_answer_key
+from kb.items import items_in
 from kb.libraries import get_library
+from kb.progress import NoProgress
 from models.imitation import trainer
 from models.imitation.retrieval import Retriever, View
 from models.imitation.simulated_labeler import SimulatedLabeler

@@ -62,7 +62,8 @@ from bench.workspace import (
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
 from kb.libraries import Library, create_library
-from kb.search import PATH_SEPARATOR, SearchIndex, SearchResult
+from kb.search import SearchIndex, SearchResult
+from kb.tree import PATH_SEPARATOR
 
 BUDGET_P95_MS = {"realistic": 50.0, "dense": 500.0}
 ONE_SHOT_BUDGET = (1.0, 500.0)  # seconds, MB
@@ -370,8 +371,8 @@ def help_times(runs: int = 5) -> tuple[list[float], list[float]]:
 
 def demo_table(workdir: Path) -> list[str]:
     from kb.demo import build_demo
-    from kb.importing import NoProgress
     from kb.libraries import find_library
+    from kb.progress import NoProgress
     from models.imitation.retrieval_quality import demo_retrieval, retrieval_lines
 
     workspace = workdir / "demo.db"

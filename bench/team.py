@@ -27,16 +27,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.tee import tee
-from kb.assignments import assign, items_for
+from kb.assignments import assign
 from kb.db import connect
-from kb.demo import answer_key_path, build_demo
-from kb.importing import NoProgress
-from kb.items import items_in, read_answer_key
+from kb.demo import build_demo
+from kb.item_import import answer_key_path, read_answer_key
+from kb.items import items_in
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library, get_library
+from kb.progress import NoProgress
 from models.imitation import trainer
 from models.imitation.agreement import agreement, skill_weights
 from models.imitation.evaluation import Score, score
+from models.imitation.item_order import labeler_queue
 from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 from navigator.team_text import agreement_lines
 
@@ -64,7 +66,7 @@ def run_team(conn: sqlite3.Connection, workspace: Path, library: Library, draw: 
     for index, (name, noise) in enumerate(NOISE.items(), start=1):
         for split in ("validation", "train"):  # one labeler per run: `label` closes its search index
             labeler = SimulatedLabeler(conn, workspace, library, name, noise=noise, seed=10 * draw + index)
-            labeler.label(items_for(conn, labeler.name, items_in(conn, (split,))))
+            labeler.label(labeler_queue(conn, library, labeler.name, (split,), order="given").items)
     return time.perf_counter() - started
 
 

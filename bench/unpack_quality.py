@@ -35,15 +35,15 @@ import numpy as np
 
 from bench.tee import tee
 from kb.demo import build_demo
-from kb.importing import NoProgress
 from kb.labels import model_credences
 from kb.libraries import get_library
+from kb.progress import NoProgress
 from kb.review import provenance
 from kb.tree import Node, node_by_uid
 from models.llm.calibration import auc
+from models.llm.calibration_run import calibrate
 from models.llm.grounding import figures, names
 from models.llm.model import LoadOptions
-from models.llm.model_calibration import calibrate
 from models.llm.model_process import ModelProcess
 from models.llm.node_text import context_path, node_text
 from models.llm.unpack import UnpackFailed, unpack

@@ -44,8 +44,9 @@ from typing import Any
 import kb
 from kb.db import connect
 from kb.formats.jsonl import read_jsonl_nodes
-from kb.importing import NoProgress, import_staged
+from kb.importing import import_staged
 from kb.libraries import Library, create_library
+from kb.progress import NoProgress
 from kb.tree import ancestors, children, node_by_uid
 
 # (id, parent, title, body, kind): one JSONL line, and one row of the anchor table.
@@ -237,7 +238,7 @@ def time_each(calls: Iterable[Callable[[], object]]) -> list[float]:
 
 
 class PhaseClock:
-    """A `kb.importing.Progress` that notes when each phase starts, to split import time."""
+    """A `kb.progress.Progress` that notes when each phase starts, to split import time."""
 
     def __init__(self) -> None:
         self.starts: list[tuple[str, float]] = []
@@ -258,7 +259,7 @@ class PhaseClock:
 
 
 class LogProgress:
-    """A `kb.importing.Progress` that logs every tenth of the way with the rate so far."""
+    """A `kb.progress.Progress` that logs every tenth of the way with the rate so far."""
 
     def __init__(self) -> None:
         self.phase, self.total, self.done, self.next_log, self.began = "", 0, 0, 0, 0.0

@@ -217,11 +217,17 @@ def all_plans(conn: sqlite3.Connection) -> list[Plan]:
     return [_plan(conn, row) for row in rows]
 
 
-def plan_in_force(conn: sqlite3.Connection, split: str) -> Plan | None:
-    row = conn.execute(
+def _row_in_force(conn: sqlite3.Connection, split: str) -> sqlite3.Row | None:
+    """The one rule for which plan is in force: the newest by creation time, uid breaking a tie."""
+    row: sqlite3.Row | None = conn.execute(
         f"SELECT {_PLAN_COLUMNS} FROM assignment_plans WHERE split = ? ORDER BY created_at DESC, uid DESC LIMIT 1",
         (split,),
     ).fetchone()
+    return row
+
+
+def plan_in_force(conn: sqlite3.Connection, split: str) -> Plan | None:
+    row = _row_in_force(conn, split)
     return _plan(conn, row) if row else None
 
 
@@ -233,17 +239,16 @@ def items_for(conn: sqlite3.Connection, labeler: str, items: Sequence[Item]) -> 
     """
     hidden: set[int] = set()
     for split in sorted({item.split for item in items}):
-        row = conn.execute(
-            "SELECT id, labelers FROM assignment_plans WHERE split = ? ORDER BY created_at DESC, uid DESC LIMIT 1",
-            (split,),
-        ).fetchone()
+        row = _row_in_force(conn, split)
         if row is None or labeler not in json.loads(row["labelers"]):
             continue
-        covered = {r[0] for r in conn.execute("SELECT DISTINCT item_id FROM assignments WHERE plan_id = ?", (row[0],))}
+        covered = {
+            r[0] for r in conn.execute("SELECT DISTINCT item_id FROM assignments WHERE plan_id = ?", (row["id"],))
+        }
         mine = {
             r[0]
             for r in conn.execute(
-                "SELECT item_id FROM assignments WHERE plan_id = ? AND labeler = ?", (row[0], labeler)
+                "SELECT item_id FROM assignments WHERE plan_id = ? AND labeler = ?", (row["id"], labeler)
             )
         }
         hidden |= covered - mine

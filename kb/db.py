@@ -10,16 +10,37 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from kb.errors import ZNavigatorError
 
 BUSY_TIMEOUT_MS = 10_000
+SQL_CHUNK = 500  # values bound per IN (…) list: SQLite caps bound parameters (999 before 3.32)
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def in_chunks(values: Iterable[T], size: int = SQL_CHUNK) -> Iterator[list[T]]:
+    """Values to bind in an `IN (…)` list, at most SQL_CHUNK at a time, in the order given."""
+    chunk: list[T] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def marks(count: int) -> str:
+    """`?, ?, …` for an `IN (…)` list of `count` bound values."""
+    return ",".join("?" * count)
 
 
 class WorkspaceError(ZNavigatorError):

@@ -28,9 +28,10 @@ from typing import Any
 
 from kb.db import connect
 from kb.formats.factbook import clean_html, country_files, country_name, read_factbook
-from kb.importing import Progress, import_staged
-from kb.items import ItemsReport, add_items
+from kb.importing import import_staged
+from kb.item_import import ItemsReport, add_items, answer_key_path
 from kb.libraries import create_library, find_library
+from kb.progress import Progress
 from kb.records import ItemRecord
 from kb.search import SearchIndex
 
@@ -195,10 +196,6 @@ def demo_items(countries: list[Country]) -> tuple[list[ItemRecord], list[ItemRec
             )
             (d_star if country.region in HELD_OUT_REGIONS else d).append(record)
     return d, d_star
-
-
-def answer_key_path(workspace: Path) -> Path:
-    return workspace.with_name(workspace.name + ".answers.jsonl")
 
 
 def build_demo(

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from kb.db import latest_version, schema_version
-from kb.labels import labels_citing_missing_nodes
+from kb.labels import DamagedLabel, damaged_labels, labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
 from kb.schema import schema_drift
 from kb.search import SearchError, SearchIndex
@@ -24,6 +24,16 @@ from kb.tree import nodes_without_parent
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 SHOWN_EXAMPLES = 3
+SHOWN_ROWS = 50  # row ids named in a damaged column's fix
+
+# What a damaged stored column (kb.labels.damaged_labels) does to its labels; an export refuses every one.
+_DAMAGE_EFFECTS = {
+    "cited": "the app, training and agreement read these labels as citing nothing",
+    "trail": "the app and training read these labels as having no reading trail",
+    "probs": "their probabilities are not a distribution; readers stop at any that is not a JSON object",
+    "statements": "readers stop at these credences: without their statements they have no meaning",
+}
+_LISTS = ("cited", "trail")  # a list a label can do without, so '[]' keeps the rest of it
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,7 @@ def check_orphans(conn: sqlite3.Connection) -> list[Finding]:
                 "labels (`navigator export`) and merge them into a freshly imported workspace",
             )
         )
+    findings += check_damaged_labels(conn)
     cited = labels_citing_missing_nodes(conn)
     if cited:
         labels = sorted({str(row[0]) for row in cited})
@@ -180,8 +191,47 @@ def check_orphans(conn: sqlite3.Connection) -> list[Finding]:
             )
         )
     if not findings:
-        findings.append(Finding("orphans", OK, "every node has its parent and every cited node exists"))
+        findings.append(
+            Finding("orphans", OK, "every node has its parent, every cited node exists and every label can be read")
+        )
     return findings
+
+
+def check_damaged_labels(conn: sqlite3.Connection) -> list[Finding]:
+    """One error per damaged label column (`damaged <table>.<column>`), nothing when every label can be read.
+
+    The readers pass over a damaged citation list or trail as empty, so nothing else in the app
+    would show it; `navigator export` refuses the file until each is dealt with. Part of the
+    orphans check (labels that point at nothing, or cannot be read at all), whose ok covers both.
+    """
+    grouped: dict[tuple[str, str], list[DamagedLabel]] = {}
+    for label in damaged_labels(conn):
+        grouped.setdefault((label.table, label.column), []).append(label)
+    return [_damaged_finding(table, column, rows) for (table, column), rows in grouped.items()]
+
+
+def _damaged_finding(table: str, column: str, rows: list[DamagedLabel]) -> Finding:
+    shown = "; ".join(f"row {row.row_id} ({row.uid}): {column} {row.problem}" for row in rows[:SHOWN_EXAMPLES])
+    if len(rows) > SHOWN_EXAMPLES:
+        shown += f"; and {len(rows) - SHOWN_EXAMPLES} more"
+    ids = ", ".join(str(row.row_id) for row in rows[:SHOWN_ROWS])
+    beyond = f" (the first {SHOWN_ROWS} of {len(rows)} rows)" if len(rows) > SHOWN_ROWS else ""
+    restore = "restore the newest WORKSPACE.backup-* copy"
+    if column in _LISTS:
+        fix = (
+            f"{restore}; or set each list to the node uids it should hold, '[]' for none, e.g. "
+            f"`sqlite3 WORKSPACE \"UPDATE {table} SET {column} = '[]' WHERE id IN ({ids})\"`{beyond}"
+        )
+    else:
+        fix = f"{restore}: the value cannot be rebuilt from this file (rows {ids}{beyond})"
+    counted = f"1 {table} row holds" if len(rows) == 1 else f"{len(rows)} {table} rows hold"
+    return Finding(
+        f"damaged {table}.{column}",
+        ERROR,
+        f"{counted} a {column} that cannot be read ({_DAMAGE_EFFECTS[column]}; "
+        f"`navigator export` refuses to carry them): {shown}",
+        fix,
+    )
 
 
 def examine(workspace: Path, *, quick: bool = False, then: Sequence[Callable[[], Finding]] = ()) -> list[Finding]:

@@ -1,4 +1,4 @@
-"""Export and merge of labels: how labelers' work travels between workspaces.
+"""The export's records: what a labels export holds and in which order (kb/merge.py applies them).
 
 An export is JSONL, one record a line (models in kb.records, JSON Schemas in
 kb/schemas). It holds every prediction and credence row, including superseded
@@ -16,11 +16,16 @@ and merging a plan that is already there changes nothing. An adjudication
 (kb.labels) is a prediction record with `adjudication: true`.
 
 A merge (kb.merge) reads these records back.
+
+A label whose stored values cannot be read (kb.labels `damaged_labels`) stops the export before
+anything is written: carried on, a damaged citation list would arrive as `"cited": []`, a label
+that looks whole.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -33,11 +38,13 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from kb.assignments import Plan, all_plans
-from kb.db import WorkspaceError
+from kb.db import WorkspaceError, in_chunks, marks
 from kb.labels import (
-    Credence,
+    CredenceLabel,
+    DamagedLabelError,
     Prediction,
     credence_history,
+    damaged_labels,
     prediction_history,
 )
 from kb.libraries import Library, list_libraries
@@ -55,6 +62,7 @@ from kb.records import (
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SHOWN_DAMAGED = 3  # damaged label rows named in an export's refusal (the doctor lists them all)
 
 # Who made a node is not a column. Provenance says it: `labeler`, or `edited_by` for a human edit
 # (kb.review), or `llm_call`, the logged LLM call (models.llm.unpack, models.llm.ask) that names its labeler.
@@ -103,6 +111,7 @@ def collect_export(conn: sqlite3.Connection, *, labeler: str | None = None) -> l
     Separate from writing so a caller can fail before it opens (and truncates) the output file.
     """
     with _snapshot(conn):
+        _refuse_damaged_labels(conn, labeler)
         predictions = prediction_history(conn, labeler=labeler)
         credences = credence_history(conn, labeler=labeler)  # model credences stay in their workspace
         libraries = {library.id: library for library in list_libraries(conn)}
@@ -125,13 +134,40 @@ def collect_export(conn: sqlite3.Connection, *, labeler: str | None = None) -> l
     return records
 
 
+def _refuse_damaged_labels(conn: sqlite3.Connection, labeler: str | None) -> None:
+    """Raise DamagedLabelError naming the file and the first damaged rows the export would carry.
+
+    A reader takes a damaged citation list as none, so exported it would arrive elsewhere as
+    `"cited": []`, a label that looks whole; a researcher who trusts an export wants it refused
+    instead, before any output is opened, so nothing at all is written.
+    """
+    damaged = damaged_labels(conn, labeler=labeler, people_only=True)
+    if not damaged:
+        return
+    shown = "; ".join(str(label) for label in damaged[:SHOWN_DAMAGED])
+    more = f"; and {len(damaged) - SHOWN_DAMAGED} more" if len(damaged) > SHOWN_DAMAGED else ""
+    workspace = _workspace_file(conn)
+    raise DamagedLabelError(
+        f"cannot export {workspace or 'the workspace'}: {shown}{more}",
+        "nothing was written; `navigator doctor"
+        + (f" --workspace {shlex.quote(workspace)}" if workspace else "")
+        + "` lists every damaged label and what to do",
+    )
+
+
+def _workspace_file(conn: sqlite3.Connection) -> str:
+    """The file behind `conn` ("" in memory), so an error names the workspace it is about."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return str(row[2] or "")
+    return ""
+
+
 def rows_by_uid(conn: sqlite3.Connection, sql: str, uids: set[str]) -> list[sqlite3.Row]:
-    """`sql` with its `IN ({})` filled for every uid, 500 at a time (SQLite's parameter limit)."""
-    names = sorted(uids)
+    """`sql` with its `IN ({})` filled for every uid, a chunk at a time (kb.db.in_chunks)."""
     rows: list[sqlite3.Row] = []
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
-        rows += conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+    for chunk in in_chunks(sorted(uids)):
+        rows += conn.execute(sql.format(marks(len(chunk))), chunk).fetchall()
     return rows
 
 
@@ -144,7 +180,7 @@ def write_export(records: list[ExportRecord], out: TextIO) -> ExportReport:
 
 
 def _exported_nodes(
-    conn: sqlite3.Connection, predictions: list[Prediction], credences: list[Credence], labeler: str | None
+    conn: sqlite3.Connection, predictions: list[Prediction], credences: list[CredenceLabel], labeler: str | None
 ) -> list[sqlite3.Row]:
     """Non-imported nodes the labeler made or the labels name, closed under non-imported
     parents and edited originals so that each one can be placed by a merge."""
@@ -223,7 +259,7 @@ def node_fields(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _label_fields(kind: str, label: Prediction | Credence, library: Library) -> dict[str, Any]:
+def _label_fields(kind: str, label: Prediction | CredenceLabel, library: Library) -> dict[str, Any]:
     return {
         **_base(kind, label.uid, label.labeler, label.created_at),
         "library": library.uid,
@@ -247,7 +283,7 @@ def _prediction_fields(prediction: Prediction, item_uid: str, library: Library) 
     }
 
 
-def _credence_fields(credence: Credence, library: Library) -> dict[str, Any]:
+def _credence_fields(credence: CredenceLabel, library: Library) -> dict[str, Any]:
     return {
         **_label_fields("credence", credence, library),
         "scope": credence.scope,

@@ -4,19 +4,17 @@ The CLI (`navigator export --out`) and the app's "Export my labels" both write a
 export to a file a labeler may already have sent or be about to merge, so a full
 disk or a crash halfway must never leave a truncated export in its place. The
 records are collected first (a workspace error fails before any file is touched),
-written to a fresh file in the same folder (so the rename stays on one file
-system), flushed to disk, and renamed over the target; on any failure the fresh
-file is removed and the target is left as it was. A link is followed to the file it names;
-a pipe or a device cannot be replaced, so an export to one is written straight through.
+then written through kb/atomic_file.py (a fresh file beside the target, flushed to
+disk, renamed over it). A link is followed to the file it names; a pipe or a
+device cannot be replaced, so an export to one is written straight through.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import sqlite3
 from pathlib import Path
 
+from kb.atomic_file import StagedFile
 from kb.db import WorkspaceError
 from kb.exchange import ExportReport, collect_export, write_export
 from kb.records import ExportRecord
@@ -31,18 +29,13 @@ def export_to_path(conn: sqlite3.Connection, path: Path, *, labeler: str | None 
     target = path.resolve()  # a link is followed, as writing to it always did: the file it names is replaced
     if target.exists() and not target.is_file():  # a pipe or a device (`--out /dev/stdout`, `>(gzip …)`)
         return _write_through(records, target, path)
-    # A name no other export picks, opened with "x": created with the usual permissions, never shared.
-    staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with staged.open("x", encoding="utf-8", newline="\n") as handle:
-            report = write_export(records, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staged, target)
+        with StagedFile(target) as staged:
+            with staged.writer() as handle:
+                report = write_export(records, handle)
+            staged.commit()
     except OSError as error:
         raise WorkspaceError(f"cannot write {path}: {error.strerror or error}") from error
-    finally:
-        staged.unlink(missing_ok=True)
     return report
 
 

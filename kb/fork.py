@@ -23,7 +23,7 @@ import sqlite3
 import uuid
 
 from kb.db import WorkspaceError, transaction, utc_now
-from kb.libraries import Library, library_by_id
+from kb.libraries import Library, check_new_name, library_by_id
 
 _NODE_COLUMNS = (
     "uid, library_id, parent_id, position, depth, kind, title, body, origin, review, replaces_id,"
@@ -33,13 +33,10 @@ _NODE_COLUMNS = (
 
 def fork_library(conn: sqlite3.Connection, source: Library, name: str, *, description: str | None = None) -> Library:
     """Copy `source` whole into a new library `name` whose parent is `source`; all or nothing."""
-    if not name.strip():
-        raise WorkspaceError("a fork needs a non-empty name")
     now = utc_now()
     uid = f"lib_{uuid.uuid4().hex}"
     with transaction(conn):
-        if conn.execute("SELECT 1 FROM libraries WHERE name = ?", (name,)).fetchone():
-            raise WorkspaceError(f"a library named {name!r} already exists")
+        check_new_name(conn, name, "a fork")
         if not conn.execute("SELECT 1 FROM libraries WHERE id = ?", (source.id,)).fetchone():
             raise WorkspaceError(f"no library {source.name!r} to fork")
         # Parents and replaced nodes are copied in the same statement; check references at COMMIT.

@@ -15,11 +15,11 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from kb.db import transaction, utc_now
-from kb.errors import Cancelled, ZNavigatorError
+from kb.errors import ZNavigatorError
 from kb.libraries import Library
+from kb.progress import ImportCancelled, NoProgress, Progress
 from kb.tree import grow_ancestors
 
 STAGE_BATCH = 5_000
@@ -52,29 +52,6 @@ class ImportProblem(ZNavigatorError):
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
         return f"{where}: {self.field}: {self.reason}"
-
-
-class ImportCancelled(Cancelled):
-    """The user cancelled; nothing was written."""
-
-
-class Progress(Protocol):
-    def start(self, phase: str, total: int | None) -> None: ...
-    def advance(self, amount: int) -> None: ...
-    @property
-    def cancelled(self) -> bool: ...
-
-
-class NoProgress:
-    def start(self, phase: str, total: int | None) -> None:
-        pass
-
-    def advance(self, amount: int) -> None:
-        pass
-
-    @property
-    def cancelled(self) -> bool:
-        return False
 
 
 @dataclass

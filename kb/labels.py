@@ -11,7 +11,12 @@ is the only module that reads or writes `predictions`, `credences` and `credence
 app, the trainer, F(Z), P(Z), agreement, evaluation, the doctor and export read current labels
 (or the whole history) through it, and the app, a merge and the benchmarks write through it.
 
-Longer than most modules (about 600 lines) on purpose: a grep for the label tables must find
+A label's JSON columns are read by one parser each (`_uid_list`, `_probs`), which tells a value
+that is empty (`[]`) from one that is damaged. A reader passes over a damaged citation list or
+trail (as none) but stops at damaged probabilities or statements, which have no safe reading;
+`damaged_labels` names every damaged row, so the export refuses it and `navigator doctor` finds it.
+
+Longer than most modules (about 700 lines) on purpose: a grep for the label tables must find
 one file, so their readers, writers and the current-label rule stay together.
 """
 
@@ -25,7 +30,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kb.db import transaction, utc_now
+from kb.db import WorkspaceError, in_chunks, marks, transaction, utc_now
 from kb.errors import ZNavigatorError
 from kb.items import Item
 from kb.tree import Node
@@ -36,6 +41,7 @@ MODEL_SOURCE_PREFIX = "model:"
 
 # M_Z's own credences (source `model:<name>`) share the credences table under their own labeler and
 # source; a range rather than LIKE, so SQLite can use the index on (library_id, source).
+HUMAN, SIMULATED = "human", "simulated"  # a label's source: a person, or the simulated labeler
 MODEL_CREDENCES = "(source >= 'model:' AND source < 'model;')"
 HUMAN_CREDENCES = f"NOT {MODEL_CREDENCES}"  # people's (or a simulated labeler's): what human-facing readers keep
 
@@ -44,12 +50,34 @@ _PREDICTION_COLUMNS = (
     "uid, item_id, library_id, labeler, source, probs, cited, trail, seconds, note, supersedes, retracted,"
     " adjudication, created_at"
 )
-_IN_CHUNK = 500  # ids bound per IN (…) list
 _CREDENCE_COLUMNS = "uid, library_id, labeler, source, statements, p, seconds, note, supersedes, retracted, created_at"
 
 
 class LabelError(ZNavigatorError, ValueError):
     """A label that cannot be stored as given; nothing was written."""
+
+
+class DamagedLabelError(WorkspaceError, ValueError):
+    """A stored label that cannot be read or exported as it is; `navigator doctor` lists every one."""
+
+
+@dataclass(frozen=True)
+class DamagedLabel:
+    """One stored value of a label row that cannot be read as what its column holds.
+
+    A reader carries on past a damaged citation list or trail (the label still says what the
+    labeler believed), so the export and the doctor ask for these by name (`damaged_labels`)
+    instead of meeting an empty list that looks like a label citing nothing.
+    """
+
+    table: str
+    row_id: int
+    uid: str
+    column: str
+    problem: str  # what is wrong, e.g. "is not JSON (Expecting value: line 1 column 2 (char 1)): '[oops'"
+
+    def __str__(self) -> str:
+        return f"{self.table} row {self.row_id} ({self.uid}): {self.column} {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +99,7 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class Credence:
+class CredenceLabel:
     uid: str
     library_id: int
     labeler: str
@@ -133,6 +161,11 @@ def checked_distribution(probs: dict[str, Any], options: Sequence[str]) -> dict[
     return checked
 
 
+def is_simulated(source: str) -> bool:
+    """The one test for a simulated labeler's label: every report names those as simulated."""
+    return source == SIMULATED
+
+
 def is_model_source(source: str) -> bool:
     return source.startswith(MODEL_SOURCE_PREFIX)
 
@@ -144,26 +177,88 @@ def statements_key(uids: Sequence[str]) -> str:
 # -- rows to values ------------------------------------------------------------------------
 
 
-def _uids(text: str | None) -> list[str]:
-    """A JSON list of node uids as stored with a label; anything else reads as none."""
-    if not text or text == "[]":
-        return []
+_SHOWN_TEXT = 60  # characters of a damaged value quoted in a problem
+
+
+def _quoted(text: str) -> str:
+    return repr(text if len(text) <= _SHOWN_TEXT else text[: _SHOWN_TEXT - 1] + "…")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON list"
+    if isinstance(value, str):
+        return "a JSON string"
+    if isinstance(value, bool) or value is None:
+        return f"JSON {json.dumps(value)}"
+    return "a JSON number"
+
+
+def _parsed(text: object) -> tuple[Any, str | None]:
+    """The stored JSON text's value, or what keeps it from being one."""
+    if not isinstance(text, str):  # SQLite keeps whatever a raw UPDATE put there
+        return None, f"is stored as {'NULL' if text is None else type(text).__name__}, not JSON text"
     try:
-        value = json.loads(text)
-    except ValueError:
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        return json.loads(text), None
+    except (ValueError, RecursionError) as error:
+        return None, f"is not JSON ({error}): {_quoted(text)}"
+
+
+def _uid_list(text: object) -> tuple[list[str], str | None]:
+    """The one reading of a stored list of node uids (`cited`, `trail`, a credence's `statements`):
+    the uids, and what is wrong with the stored text (None when nothing is).
+
+    `[]` is a label citing nothing; text that is not a JSON list of uids is damage, which a reader
+    may pass over (the uids it could read) but the export and the doctor must report.
+    """
+    if text == "[]":
+        return [], None
+    value, problem = _parsed(text)
+    if problem is not None:
+        return [], problem
+    if not isinstance(value, list):
+        return [], f"is {_json_kind(value)}, not a list of node uids: {_quoted(str(text))}"
+    uids = [entry for entry in value if isinstance(entry, str) and entry]
+    if len(uids) != len(value):
+        stray = next(entry for entry in value if not (isinstance(entry, str) and entry))
+        strays = len(value) - len(uids)
+        return uids, f"holds {strays} entries that are not node uids (e.g. {json.dumps(stray)}): {_quoted(str(text))}"
+    return uids, None
+
+
+def _probs(text: object) -> tuple[dict[str, Any] | None, str | None]:
+    """The one reading of a prediction's stored `probs`: the object (None when there is none to read)
+    and what is wrong with it. Whether it is a distribution is `checked_distribution`'s rule,
+    which `damaged_labels` applies; a reader only needs the object."""
+    value, problem = _parsed(text)
+    if problem is not None:
+        return None, problem
+    if not isinstance(value, dict):
+        return None, f"is {_json_kind(value)}, not an object of probabilities: {_quoted(str(text))}"
+    return value, None
+
+
+def _unreadable(uid: str, column: str, problem: str) -> DamagedLabelError:
+    """What a reader raises for a value it cannot do without (a prediction's probs, a credence's statements)."""
+    hint = "`navigator doctor` lists every damaged label and what to do"
+    return DamagedLabelError(f"cannot read the label {uid}: {column} {problem}", hint)
 
 
 def _prediction(row: sqlite3.Row) -> Prediction:
+    """A damaged `cited` or `trail` reads as the uids it holds (usually none): see `damaged_labels`."""
+    probs, problem = _probs(row["probs"])
+    if probs is None:
+        raise _unreadable(row["uid"], "probs", problem or "")
     return Prediction(
         row["uid"],
         row["item_id"],
         row["library_id"],
         row["labeler"],
-        json.loads(row["probs"]),
-        _uids(row["cited"]),
-        _uids(row["trail"]),
+        probs,
+        _uid_list(row["cited"])[0],
+        _uid_list(row["trail"])[0],
         row["seconds"],
         row["note"],
         row["created_at"],
@@ -174,12 +269,20 @@ def _prediction(row: sqlite3.Row) -> Prediction:
     )
 
 
-def _credence(row: sqlite3.Row) -> Credence:
-    return Credence(
+def _statements(row: sqlite3.Row) -> list[str]:
+    """A credence's statements, or an error: read as none, a damaged list would turn into a credence on the library."""
+    uids, problem = _uid_list(row["statements"])
+    if problem is not None:
+        raise _unreadable(row["uid"], "statements", problem)
+    return uids
+
+
+def _credence(row: sqlite3.Row) -> CredenceLabel:
+    return CredenceLabel(
         row["uid"],
         row["library_id"],
         row["labeler"],
-        tuple(json.loads(row["statements"])),
+        tuple(_statements(row)),
         row["p"],
         row["created_at"],
         row["source"],
@@ -219,10 +322,9 @@ def current_predictions_in_library(
     if item_ids is None:
         batches = [conn.execute(sql + " ORDER BY id", args)]
     else:  # in chunks: SQLite binds at most 32 766 parameters; items are disjoint across chunks
-        wanted = sorted(set(item_ids))
         batches = [
-            conn.execute(sql + f" AND item_id IN ({','.join('?' * len(chunk))}) ORDER BY id", [*args, *chunk])
-            for chunk in (wanted[start : start + _IN_CHUNK] for start in range(0, len(wanted), _IN_CHUNK))
+            conn.execute(sql + f" AND item_id IN ({marks(len(chunk))}) ORDER BY id", [*args, *chunk])
+            for chunk in in_chunks(sorted(set(item_ids)))
         ]
     current: dict[tuple[int, str], sqlite3.Row] = {}
     for rows in batches:
@@ -248,7 +350,7 @@ def current_credences_in_library(
     statements: Sequence[str] | None = None,
     people_only: bool = True,
     rating_order: bool = False,
-) -> list[Credence]:
+) -> list[CredenceLabel]:
     """Current credences in one library (every labeler's, or one's), ordered by labeler then statements,
     or (`rating_order`) in the order each statement set was first rated, which the exact check's
     tie-break reads as oldest first.
@@ -293,14 +395,12 @@ def model_credences(
         args.append(source)
     if node_uids is None:
         return _model_rows(conn, f"SELECT {columns} FROM credences WHERE {where}", args)
-    wanted = sorted(set(node_uids))
     found: dict[str, ModelCredence] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start : start + _IN_CHUNK]
+    for chunk in in_chunks(sorted(set(node_uids))):
         # CROSS JOIN keeps credence_nodes (indexed by node) as the outer loop.
         sql = (
             f"SELECT {columns} FROM credence_nodes CROSS JOIN credences ON credences.id = credence_nodes.credence_id"
-            f" WHERE credence_nodes.node_uid IN ({','.join('?' * len(chunk))}) AND {where}"
+            f" WHERE credence_nodes.node_uid IN ({marks(len(chunk))}) AND {where}"
         )
         found.update(_model_rows(conn, sql, [*chunk, *args]))
     return found
@@ -309,7 +409,7 @@ def model_credences(
 def _model_rows(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> dict[str, ModelCredence]:
     found: dict[str, ModelCredence] = {}
     for row in conn.execute(sql + " ORDER BY credences.id", tuple(args)):
-        statements = json.loads(row["statements"])
+        statements = _statements(row)
         if len(statements) != 1:
             continue
         found[statements[0]] = ModelCredence(
@@ -361,7 +461,7 @@ def prediction_history(conn: sqlite3.Connection, *, labeler: str | None = None) 
     return [_prediction(row) for row in rows]
 
 
-def credence_history(conn: sqlite3.Connection, *, labeler: str | None = None) -> list[Credence]:
+def credence_history(conn: sqlite3.Connection, *, labeler: str | None = None) -> list[CredenceLabel]:
     """Every credence row people gave (of one labeler, or everyone's), current or not, in id order.
 
     Model credences stay in the workspace that judged them: they are not a labeler's work to carry.
@@ -378,7 +478,7 @@ def prediction_by_uid(conn: sqlite3.Connection, uid: str) -> Prediction | None:
     return _prediction(row) if row is not None else None
 
 
-def credence_by_uid(conn: sqlite3.Connection, uid: str) -> Credence | None:
+def credence_by_uid(conn: sqlite3.Connection, uid: str) -> CredenceLabel | None:
     row = conn.execute(f"SELECT {_CREDENCE_COLUMNS} FROM credences WHERE uid = ?", (uid,)).fetchone()
     return _credence(row) if row is not None else None
 
@@ -396,6 +496,43 @@ def labels_citing_missing_nodes(conn: sqlite3.Connection) -> list[tuple[str, str
         " WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.library_id = c.library_id AND n.uid = cn.node_uid)"
     ).fetchall()
     return [(str(row[0]), str(row[1])) for row in rows]
+
+
+def damaged_labels(
+    conn: sqlite3.Connection, *, labeler: str | None = None, people_only: bool = False
+) -> list[DamagedLabel]:
+    """Every label row (of one labeler, or everyone's) with a stored value that cannot be read as
+    what its column holds, predictions then credences, each in id order: what `navigator doctor`
+    reports and what stops an export.
+
+    Read with the readers' own parsers, so "damaged" means exactly what they pass over or stop at;
+    `probs` must also be a distribution (`checked_distribution`, the rule a new label is held to).
+    `people_only` leaves model credences out, as the export does.
+    """
+    where, args = ("WHERE labeler = ?", (labeler,)) if labeler is not None else ("", ())
+    found: list[DamagedLabel] = []
+    for row_id, uid, stored_probs, cited, trail in conn.execute(
+        f"SELECT id, uid, probs, cited, trail FROM predictions {where} ORDER BY id", args
+    ):
+        probs, problem = _probs(stored_probs)
+        if probs is not None:
+            try:
+                checked_distribution(probs, list(probs))
+            except LabelError as error:
+                problem = f"is not a distribution ({error.message}): {_quoted(str(stored_probs))}"
+        if problem is not None:
+            found.append(DamagedLabel("predictions", int(row_id), str(uid), "probs", problem))
+        for column, stored in (("cited", cited), ("trail", trail)):
+            problem = _uid_list(stored)[1]
+            if problem is not None:
+                found.append(DamagedLabel("predictions", int(row_id), str(uid), column, problem))
+    conditions = [*(["labeler = ?"] if labeler is not None else []), *([HUMAN_CREDENCES] if people_only else [])]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    for row_id, uid, statements in conn.execute(f"SELECT id, uid, statements FROM credences {where} ORDER BY id", args):
+        problem = _uid_list(statements)[1]
+        if problem is not None:
+            found.append(DamagedLabel("credences", int(row_id), str(uid), "statements", problem))
+    return found
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -431,7 +568,9 @@ def insert_predictions(conn: sqlite3.Connection, predictions: Iterable[Predictio
     )
 
 
-def insert_credence(conn: sqlite3.Connection, credence: Credence, *, provenance: dict[str, Any] | None = None) -> None:
+def insert_credence(
+    conn: sqlite3.Connection, credence: CredenceLabel, *, provenance: dict[str, Any] | None = None
+) -> None:
     """Write one credence row exactly as given, with its statement links, in the caller's transaction.
 
     The one INSERT into `credences` (the app's labels, model credences, a merge). `provenance`
@@ -541,7 +680,7 @@ class LabelStore:
         seconds: float | None = None,
         note: str = "",
         provenance: dict[str, Any] | None = None,
-    ) -> Credence:
+    ) -> CredenceLabel:
         """P(all `statements` true); no statements means P(the whole library is true).
 
         `provenance` says what produced a credence that is not a person's (a model's name, raw
@@ -553,7 +692,7 @@ class LabelStore:
             raise LabelError(f"a credence covers at most {MAX_CONJUNCTION} statements, got {len(uids)}")
         if any(node.library_id != library_id for node in statements):
             raise LabelError("every statement of a credence must belong to its library")
-        credence = Credence(
+        credence = CredenceLabel(
             f"cred_{uuid.uuid4().hex}", library_id, self.labeler, uids, value, utc_now(), self.source, seconds, note
         )
         with transaction(self.conn):
@@ -569,7 +708,7 @@ class LabelStore:
             insert_credence(self.conn, credence, provenance=provenance)
         return credence
 
-    def current_credences(self, library_id: int) -> dict[tuple[str, ...], Credence]:
+    def current_credences(self, library_id: int) -> dict[tuple[str, ...], CredenceLabel]:
         """statement uids (sorted; () for the library) → this labeler's current credence."""
         current = current_credences_in_library(
             self.conn, library_id, labeler=self.labeler, people_only=False, rating_order=True

@@ -55,14 +55,20 @@ def library_by_id(conn: sqlite3.Connection, library_id: int) -> Library:
     return _library(row)
 
 
-def create_library(conn: sqlite3.Connection, name: str, *, description: str = "", uid: str | None = None) -> Library:
+def check_new_name(conn: sqlite3.Connection, name: str, what: str = "a library") -> None:
+    """The one rule for a new library's name (created or forked): not blank, not taken. Call it inside
+    the transaction that inserts the library, so no one takes the name in between."""
     if not name.strip():
-        raise WorkspaceError("a library needs a non-empty name")
+        raise WorkspaceError(f"{what} needs a non-empty name")
+    if conn.execute("SELECT 1 FROM libraries WHERE name = ?", (name,)).fetchone():
+        raise WorkspaceError(f"a library named {name!r} already exists")
+
+
+def create_library(conn: sqlite3.Connection, name: str, *, description: str = "", uid: str | None = None) -> Library:
     now = utc_now()
     uid = uid or f"lib_{uuid.uuid4().hex}"
     with transaction(conn):
-        if conn.execute("SELECT 1 FROM libraries WHERE name = ?", (name,)).fetchone():
-            raise WorkspaceError(f"a library named {name!r} already exists")
+        check_new_name(conn, name)
         library_id = conn.execute(
             "INSERT INTO libraries (uid, name, description, created_at) VALUES (?, ?, ?, ?)",
             (uid, name, description, now),

@@ -39,9 +39,9 @@ from kb.assignments import Plan, plan_by_uid, store_plan
 from kb.db import WorkspaceError, transaction
 from kb.exchange import NODE_SQL, node_fields, rows_by_uid
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
-from kb.importing import ImportProblem, NoProgress
+from kb.importing import ImportProblem
 from kb.labels import (
-    Credence,
+    CredenceLabel,
     LabelError,
     Prediction,
     checked_distribution,
@@ -51,6 +51,7 @@ from kb.labels import (
     prediction_by_uid,
 )
 from kb.libraries import Library, library_by_id
+from kb.progress import NoProgress
 from kb.records import (
     EXPORT_MODELS,
     EXPORT_TYPES,
@@ -492,7 +493,7 @@ class _Planner:
 
     def _insert_credence(self, place: _Place, record: CredenceExport) -> None:
         assert place.library is not None
-        label = Credence(
+        label = CredenceLabel(
             record.id,
             place.library.id,
             record.labeler,

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from kb.db import WorkspaceError, transaction, utc_now
-from kb.tree import _COLUMNS, NewNode, Node, _node, append_nodes, node_by_id
+from kb.tree import _COLUMNS, VISIBLE, NewNode, Node, _node, append_nodes, node_by_id
 
 REVIEWS = ("none", "accepted", "rejected")
 
@@ -59,19 +59,6 @@ def replace_node(
     return created
 
 
-def replaced_by(conn: sqlite3.Connection, node_id: int) -> Node | None:
-    """The newest edit that replaced this node, if any."""
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM nodes WHERE replaces_id = ? ORDER BY id DESC LIMIT 1", (node_id,)
-    ).fetchone()
-    return _node(row) if row else None
-
-
-def replaces_id(conn: sqlite3.Connection, node_id: int) -> int | None:
-    row = conn.execute("SELECT replaces_id FROM nodes WHERE id = ?", (node_id,)).fetchone()
-    return int(row[0]) if row and row[0] is not None else None
-
-
 def provenance(conn: sqlite3.Connection, node_id: int) -> dict[str, Any]:
     row = conn.execute("SELECT provenance FROM nodes WHERE id = ?", (node_id,)).fetchone()
     if row is None:
@@ -91,7 +78,7 @@ def generated_children(
     where = "n.parent_id = ? AND n.kind = ? AND (n.origin = 'llm' OR EXISTS (SELECT 1 FROM nodes o"
     where += " WHERE o.id = n.replaces_id AND o.origin = 'llm'))"
     if not include_rejected:
-        where += " AND n.review != 'rejected'"
+        where += f" AND n.{VISIBLE}"
     columns = ", ".join("n." + column.strip() for column in _COLUMNS.split(","))
     rows = conn.execute(f"SELECT {columns} FROM nodes n WHERE {where} ORDER BY n.position", (parent_id, kind))
     return [_node(row) for row in rows]
@@ -102,8 +89,7 @@ def generated_nodes(conn: sqlite3.Connection, library_id: int, under_id: int | N
     columns = ", ".join("n." + column.strip() for column in _COLUMNS.split(","))
     if under_id is None:
         rows = conn.execute(
-            f"SELECT {columns} FROM nodes n WHERE n.library_id = ? AND n.origin = 'llm' AND n.review != 'rejected'"
-            " ORDER BY n.id",
+            f"SELECT {columns} FROM nodes n WHERE n.library_id = ? AND n.origin = 'llm' AND n.{VISIBLE} ORDER BY n.id",
             (library_id,),
         )
     else:
@@ -111,7 +97,7 @@ def generated_nodes(conn: sqlite3.Connection, library_id: int, under_id: int | N
             "WITH RECURSIVE below(id) AS (SELECT id FROM nodes WHERE id = ?"
             " UNION ALL SELECT c.id FROM nodes c JOIN below ON c.parent_id = below.id)"
             f" SELECT {columns} FROM nodes n JOIN below ON below.id = n.id"
-            " WHERE n.library_id = ? AND n.origin = 'llm' AND n.review != 'rejected' ORDER BY n.id",
+            f" WHERE n.library_id = ? AND n.origin = 'llm' AND n.{VISIBLE} ORDER BY n.id",
             (under_id, library_id),
         )
     return [_node(row) for row in rows]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kb.db import WorkspaceError, transaction, utc_now
+from kb.db import WorkspaceError, in_chunks, marks, transaction, utc_now
 
 DEFAULT_PAGE = 200
+PATH_SEPARATOR = " › "  # between the titles of a node's path, wherever a path is shown or searched
+VISIBLE = "review != 'rejected'"  # the one rule: a node is shown, searched and counted unless rejected
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def children(
     """One page of children in order; pass the last position seen to get the next page."""
     where = "parent_id = ? AND position > ?"
     if not include_rejected:
-        where += " AND review != 'rejected'"
+        where += f" AND {VISIBLE}"
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM nodes WHERE {where} ORDER BY position LIMIT ?",
         (parent_id, -1 if after_position is None else after_position, limit),
@@ -119,7 +121,7 @@ def titles_at_depth(conn: sqlite3.Connection, library_id: int, depth: int) -> li
     One pass over the library: for callers that look many names up at one level (the trainer
     finds the subject a question names among a library's countries, say) and keep the result."""
     rows = conn.execute(
-        "SELECT id, title FROM nodes WHERE library_id = ? AND depth = ? AND review != 'rejected' ORDER BY id",
+        f"SELECT id, title FROM nodes WHERE library_id = ? AND depth = ? AND {VISIBLE} ORDER BY id",
         (library_id, depth),
     )
     return [(int(row[0]), str(row[1])) for row in rows]
@@ -127,6 +129,62 @@ def titles_at_depth(conn: sqlite3.Connection, library_id: int, depth: int) -> li
 
 def path_titles(conn: sqlite3.Connection, node_id: int) -> list[str]:
     return [node.title for node in ancestors(conn, node_id)]
+
+
+def node_path(conn: sqlite3.Connection, node_id: int) -> str:
+    """The titles from below the root down to the node, as every surface shows a path."""
+    return PATH_SEPARATOR.join(path_titles(conn, node_id)[1:])
+
+
+def visible_uids(conn: sqlite3.Connection, library_id: int, uids: Iterable[str]) -> set[str]:
+    """Which of these uids name a node of the library that is not rejected."""
+    found: set[str] = set()
+    for chunk in in_chunks(sorted(set(uids))):
+        sql = f"SELECT uid FROM nodes WHERE library_id = ? AND {VISIBLE} AND uid IN ({marks(len(chunk))})"
+        found.update(row[0] for row in conn.execute(sql, (library_id, *chunk)))
+    return found
+
+
+def node_texts(conn: sqlite3.Connection, library_id: int, uids: Iterable[str]) -> dict[str, str]:
+    """uid → "title\nbody" (stripped) for the nodes of a library these uids name."""
+    texts: dict[str, str] = {}
+    for chunk in in_chunks(sorted(set(uids))):
+        sql = f"SELECT uid, title, body FROM nodes WHERE library_id = ? AND uid IN ({marks(len(chunk))})"
+        for uid, title, body in conn.execute(sql, (library_id, *chunk)):
+            texts[uid] = f"{title}\n{body}".strip()
+    return texts
+
+
+def statement_texts(conn: sqlite3.Connection, library_id: int, root_id: int) -> dict[str, str]:
+    """uid → "path › title: body" for every statement of a library, i.e. every node that makes a claim.
+
+    A statement is a node other than the root that is visible, not replaced by an edit, and either
+    is of kind 'statement' or 'elaboration' (M_Z's own) or carries text in its body (a heading alone
+    claims nothing). One recursive query builds all paths, so 10^5 nodes take about a second.
+    """
+    rows = conn.execute(
+        f"""
+        WITH RECURSIVE walk(id, path) AS (
+            SELECT id, '' FROM nodes WHERE id = :root
+            UNION ALL
+            SELECT n.id, CASE WHEN walk.path = '' THEN n.title ELSE walk.path || :sep || n.title END
+            FROM nodes n JOIN walk ON n.parent_id = walk.id
+        )
+        SELECT n.id, n.uid, walk.path, n.body FROM walk JOIN nodes n ON n.id = walk.id
+        WHERE n.parent_id IS NOT NULL AND n.{VISIBLE}
+          AND (n.kind IN ('statement', 'elaboration') OR n.body != '')
+        """,
+        {"root": root_id, "sep": PATH_SEPARATOR},
+    ).fetchall()
+    # replaces_id has no index: one scan of the library for the replaced ids beats a subquery per node.
+    replaced = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT replaces_id FROM nodes WHERE library_id = ? AND replaces_id IS NOT NULL AND {VISIBLE}",
+            (library_id,),
+        )
+    }
+    return {row[1]: f"{row[2]}: {row[3]}" if row[3] else row[2] for row in rows if row[0] not in replaced}
 
 
 def sibling(conn: sqlite3.Connection, node: Node, step: int) -> Node | None:
@@ -279,3 +337,16 @@ def nodes_without_parent(conn: sqlite3.Connection) -> list[str]:
 def library_node_count(conn: sqlite3.Connection, library_id: int) -> int:
     """Every node row of a library, its root included (counted, not read from the stored sizes)."""
     return int(conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (library_id,)).fetchone()[0])
+
+
+def content_rows(conn: sqlite3.Connection, library_id: int) -> Iterator[tuple[str, str, str, str, str]]:
+    """(uid, parent's uid — '' under the root, kind, title, body) of every node below the root, in uid
+    order: what a library says, with none of the ids a fresh workspace draws anew (a study hashes it)."""
+    rows = conn.execute(
+        "SELECT n.uid, CASE WHEN p.parent_id IS NULL THEN '' ELSE p.uid END, n.kind, n.title, n.body"
+        " FROM nodes n JOIN nodes p ON p.id = n.parent_id"
+        " WHERE n.library_id = ? AND n.parent_id IS NOT NULL ORDER BY n.uid",
+        (library_id,),
+    )
+    for row in rows:
+        yield (row[0], row[1], row[2], row[3], row[4])

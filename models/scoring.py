@@ -11,6 +11,11 @@ same numbers wherever they are shown:
   to 2 (certain and wrong).
 
 Probabilities are read as given (a missing option is 0); ties are judged within TIE_TOLERANCE.
+
+The same rules hold where the answer to match is itself a distribution (a labeler's label, which the
+trainer's report compares the model with): `score_rows` splits a tie on both sides, takes log loss
+as cross-entropy and Brier as the squared distance, and gives exactly `score_answer` on a one-hot
+row. F(Z)'s log P(gold) (`log_score`) floors at the same LOG_FLOOR.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
 
 LOG_FLOOR = 1e-6
 TIE_TOLERANCE = 1e-9
@@ -42,3 +50,29 @@ def score_answer(probs: Mapping[str, float], gold: str, options: Sequence[str] |
     log_loss = -math.log(max(values[gold], LOG_FLOOR))
     brier = sum((p - (1.0 if option == gold else 0.0)) ** 2 for option, p in values.items())
     return ItemScore(correct, log_loss, brier)
+
+
+def log_score(p: float) -> float:
+    """ln P(gold), floored at LOG_FLOOR: the log loss's negative, for sums such as F(Z)."""
+    return math.log(max(float(p), LOG_FLOOR))
+
+
+@dataclass(frozen=True)
+class RowScores:
+    correct: NDArray[np.float64]
+    log_loss: NDArray[np.float64]
+    brier: NDArray[np.float64]
+
+
+def score_rows(predicted: NDArray[np.float64], targets: NDArray[np.float64]) -> RowScores:
+    """Each row of `predicted` against the same row of `targets` (distributions over the same options).
+
+    `correct` is the chance that the predicted top choice is the target's top choice when each tie is
+    broken by a fair coin: |both tied sets| / (|predicted's| · |target's|)."""
+    tied_predicted = np.isclose(predicted, predicted.max(axis=1, keepdims=True), rtol=0.0, atol=TIE_TOLERANCE)
+    tied_target = np.isclose(targets, targets.max(axis=1, keepdims=True), rtol=0.0, atol=TIE_TOLERANCE)
+    shared = (tied_predicted & tied_target).sum(axis=1)
+    correct = shared / (tied_predicted.sum(axis=1) * tied_target.sum(axis=1))
+    log_loss = -(targets * np.log(np.maximum(predicted, LOG_FLOOR))).sum(axis=1)
+    brier = ((predicted - targets) ** 2).sum(axis=1)
+    return RowScores(correct.astype(np.float64), log_loss.astype(np.float64), brier.astype(np.float64))

@@ -14,7 +14,7 @@ from kb.db import connect
 from kb.libraries import Library, find_library, list_libraries
 from kb.sessions import last_labeler, load_state, save_state
 from models.llm.model import LLM
-from navigator.generation import Generation
+from navigator.model_worker import ModelWorker
 from navigator.screens.prompt import PromptScreen
 from navigator.screens.workbench import WorkbenchScreen
 
@@ -45,7 +45,7 @@ class NavigatorApp(App[None]):
         self.conn = connect(workspace)
         self.labeler = labeler or (None if ask else last_labeler(self.conn))
         self.library_name = library
-        self.generation: Generation | None = None
+        self.generation: ModelWorker | None = None
 
     def on_mount(self) -> None:
         if self.labeler:
@@ -64,7 +64,7 @@ class NavigatorApp(App[None]):
             return
         save_state(self.conn, labeler, library=library.name)
         self.sub_title = f"{labeler} · {library.name}"
-        self.generation = Generation(self.workspace, library, labeler, self.llm)
+        self.generation = ModelWorker(self.workspace, library, labeler, self.llm)
         self.push_screen(WorkbenchScreen(self.conn, self.workspace, library, labeler, self.generation))
 
     def on_unmount(self) -> None:

@@ -1,7 +1,8 @@
 """The `navigator` command line: a thin layer over kb/ and models/.
 
-Every command takes --workspace (or NAVIGATOR_WORKSPACE), exits non-zero with
-a one-line reason on failure, and offers --json where a script would want it.
+Every command that reads or writes a workspace takes --workspace (or NAVIGATOR_WORKSPACE; `llm
+status` checks only the model and takes none), exits non-zero with a one-line reason on failure,
+and offers --json where a script would want it.
 Text from the workspace is printed as plain text, never as markup.
 """
 
@@ -28,7 +29,6 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("navigator.commands.exchange", "Merge exports (from `navigator export`) into this workspace."),
     "prior": ("navigator.commands.prior", "What credences imply about P(Z): exact interval, bounds, point estimates…"),
     "score": ("navigator.commands.score", "Rank the libraries by F(Z) = Σ log P(y|x,Z) over D (train items with…"),
-    "fork": ("navigator.commands.score", "Copy library SOURCE whole into a new library NEW_NAME (same node ids…"),
     "train": ("navigator.commands.train", "Fit the imitation model on the current prediction labels and save it…"),
     "predict": ("navigator.commands.train", "Predict every D*_prediction item with the latest model; JSONL, one…"),
     "evaluate": ("navigator.commands.train", "Accuracy and log loss on D*_prediction: imitation model vs naive…"),
@@ -106,7 +106,7 @@ def main(
     app.run()
 
 
-# The light commands (kb and the search index only) are registered at once, as they always were.
+# The light commands (kb only; the search index loads inside the commands that use it) are registered at once.
 for _command in (
     workspace_commands.init,
     workspace_commands.import_,
@@ -117,6 +117,7 @@ for _command in (
     workspace_commands.stats,
     workspace_commands.index,
     workspace_commands.demo,
+    workspace_commands.fork,
 ):
     main.add_command(_command)
 

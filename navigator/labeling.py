@@ -11,13 +11,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from kb.assignments import items_for
-from kb.items import Item, items_in
+from kb.items import Item
 from kb.labels import LabelStore, Retraction
 from kb.libraries import Library
 from kb.sessions import save_state
 from kb.tree import Node, node_by_uid
-from models.imitation.item_order import order_items
+from models.imitation.item_order import labeler_queue
 from models.prior.credence_checks import visible_conflicts
 from models.prior.exact import Credence as ExactCredence
 from navigator.task import Draft
@@ -32,8 +31,7 @@ class Labeling:
         self.library = library
         self.labeler = labeler
         self.labels = LabelStore(conn, labeler)
-        # Assignment filters (kb.assignments), then the queue order (models.imitation.item_order) orders.
-        self.ordering = order_items(conn, library, items_for(conn, labeler, items_in(conn, QUEUE_SPLITS)))
+        self.ordering = labeler_queue(conn, library, labeler, QUEUE_SPLITS)
         self.queue: list[Item] = self.ordering.items
         self.done: set[int] = set(self.labels.current_predictions(library.id))
         self.adjudicating = False  # the draft is the lead's ruling on a disagreement (kb.labels: adjudication)

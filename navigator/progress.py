@@ -1,4 +1,4 @@
-"""A terminal progress bar for the `kb.importing.Progress` protocol."""
+"""A terminal progress bar for the `kb.progress.Progress` protocol."""
 
 from __future__ import annotations
 

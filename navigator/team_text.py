@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kb.labels import Prediction
+from kb.labels import Prediction, is_simulated
 from models.imitation.agreement import Agreement, AgreementReport, Disagreement, LabelerScore
 from navigator.display import visible
 
@@ -19,7 +19,7 @@ def number(value: float | None, digits: int = 3) -> str:
 
 def labeler_name(name: str, source: str) -> str:
     """Simulated labelers are always named as such."""
-    return f"{name} (SIMULATED)" if source == "simulated" else name
+    return f"{name} (SIMULATED)" if is_simulated(source) else name
 
 
 def agreement_lines(report: AgreementReport) -> list[str]:

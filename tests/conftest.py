@@ -120,7 +120,7 @@ def check_tree(conn: sqlite3.Connection) -> Callable[[], None]:
 def demo_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The real demo workspace, built once per test run (about a minute): (path, what the build did)."""
     from kb.demo import build_demo
-    from kb.importing import NoProgress
+    from kb.progress import NoProgress
 
     workspace = tmp_path_factory.mktemp("demo-master") / "demo.db"
     built, done = build_demo(workspace, lambda _: NoProgress(), index_procs=2)

@@ -18,7 +18,7 @@ import pytest
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items
+from kb.item_import import add_items
 from kb.libraries import create_library
 from kb.records import ItemRecord
 
@@ -73,7 +73,8 @@ def start_driver(
 IMPORTER = """
 import sys
 from kb.db import connect
-from kb.importing import NoProgress, StagedNode, import_staged
+from kb.importing import StagedNode, import_staged
+from kb.progress import NoProgress
 from kb.libraries import get_or_create_library
 
 class Announce(NoProgress):

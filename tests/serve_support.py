@@ -20,7 +20,7 @@ import aiohttp
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items
+from kb.item_import import add_items
 from kb.labelers import add_labeler, issue_link
 from kb.libraries import create_library
 from kb.records import ItemRecord

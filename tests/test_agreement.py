@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from kb.assignments import assign
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid, items_in
+from kb.item_import import add_items
+from kb.items import item_by_uid, items_in
 from kb.labels import LabelStore, current_predictions_in_library
 from kb.libraries import Library, create_library, get_library
 from kb.records import ItemRecord
@@ -146,13 +147,13 @@ def test_labelers_against_train_gold(conn: sqlite3.Connection, small: Library) -
     label(conn, small, "ann", "t0", 0.9)
     label(conn, small, "ann", "t1", 0.6)
     label(conn, small, "simulated:bob", "t0", 0.2)
-    label(conn, small, "simulated:bob", "t1", 0.0)  # clamped at 1e-4 as F(Z) clamps
+    label(conn, small, "simulated:bob", "t1", 0.0)  # floored at models.scoring.LOG_FLOOR, as F(Z) is
     label(conn, small, "cy", held(conn)[0], 0.5)  # no train labels: not ranked
     scores = {score.labeler: score for score in agreement(conn, small).labelers}
     ann, bob, cy = scores["ann"], scores["simulated:bob"], scores["cy"]
     assert (ann.rank, bob.rank, cy.rank) == (1, 2, None)
     assert ann.log_score == pytest.approx((math.log(0.9) + math.log(0.6)) / 2) and ann.n_train == 2
-    assert bob.log_score == pytest.approx((math.log(0.2) + math.log(1e-4)) / 2)
+    assert bob.log_score == pytest.approx((math.log(0.2) + math.log(1e-6)) / 2)
     assert (ann.accuracy, bob.accuracy) == (1.0, 0.0)
     assert ann.brier == pytest.approx(((0.1**2) * 2 + (0.4**2) * 2) / 2)
     assert bob.simulated and bob.source == "simulated" and not ann.simulated
@@ -258,3 +259,38 @@ def test_skill_weights_and_how_the_trainer_uses_them(conn: sqlite3.Connection, s
     )
     assert weighted.label_rows.tolist() == plain.label_rows.tolist()  # CV still scores against the labels as given
     assert data_hash(labels, small, 1, 5) != data_hash(labels, small, 1, 5, weights)
+
+
+def test_a_tied_label_is_scored_the_same_by_agreement_evaluate_and_the_trainers_report(
+    conn: sqlite3.Connection, small: Library
+) -> None:
+    """models.scoring is the one rule: a tied top choice earns its share (here 1/2) and log P(gold)
+    has one floor, whether the agreement screen, `navigator evaluate` or the trainer's report asks."""
+    import numpy as np
+
+    from models.imitation.evaluation import score
+    from models.imitation.trainer import label_metrics
+    from models.scoring import LOG_FLOOR
+
+    for uid, p in (("t0", 0.5), ("t1", 0.0)):  # a tie with gold among the tied; a certain miss
+        label(conn, small, "ann", uid, p)
+    mine = next(entry for entry in agreement(conn, small).labelers if entry.labeler == "ann")
+    assert mine.n_train == 2
+    assert mine.accuracy == pytest.approx(0.25)
+    assert mine.log_score == pytest.approx((math.log(0.5) + math.log(LOG_FLOOR)) / 2)
+
+    evaluated = score(
+        "ann",
+        "human labeler",
+        "train",
+        {"t0": two_way(0.5), "t1": two_way(0.0)},
+        {"t0": "yes", "t1": "yes"},
+        {"t0": "land", "t1": "land"},
+    )
+    assert evaluated.accuracy == pytest.approx(mine.accuracy)
+    assert evaluated.log_loss == pytest.approx(-(mine.log_score or 0.0))
+
+    # The trainer's report compares the model with labels: a tied row scores the same share either way.
+    reported = label_metrics(np.array([[0.5, 0.5], [0.0, 1.0]]), np.array([[1.0, 0.0], [1.0, 0.0]]))
+    assert reported["top_choice_agreement"] == pytest.approx(mine.accuracy)
+    assert reported["cross_entropy"] == pytest.approx(-(mine.log_score or 0.0))

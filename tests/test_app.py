@@ -11,7 +11,7 @@ from textual.widgets import Input, Static
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items
+from kb.item_import import add_items
 from kb.libraries import create_library
 from kb.records import ItemRecord
 from navigator.app import NavigatorApp

@@ -26,7 +26,8 @@ from kb.assignments import (
 from kb.db import connect, migrate, schema_version
 from kb.exchange import export_labels
 from kb.importing import ImportProblem, StagedNode, import_staged
-from kb.items import add_items, items_in
+from kb.item_import import add_items
+from kb.items import items_in
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library, find_library
 from kb.merge import merge_files

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from kb.db import connect
 from kb.exchange import export_labels
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid
+from kb.item_import import add_items
+from kb.items import item_by_uid
 from kb.labels import (
     LabelStore,
     current_credences_in_library,

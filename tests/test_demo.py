@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from kb.db import connect
-from kb.demo import HELD_OUT_REGIONS, answer_key_path, build_demo
-from kb.importing import NoProgress
-from kb.items import read_answer_key
+from kb.demo import HELD_OUT_REGIONS, build_demo
+from kb.item_import import answer_key_path, read_answer_key
 from kb.libraries import get_library
+from kb.progress import NoProgress
 from kb.search import SearchIndex
 from kb.tree import node_by_uid
 from navigator.app import NavigatorApp

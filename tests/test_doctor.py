@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from reliability_support import make_labeling_workspace
 
-import models.llm.doctor as doctor_module
+import models.llm.model_check as doctor_module
 from kb.db import connect, latest_version, migrate
 from kb.importing import StagedNode, import_staged
 from kb.items import item_by_uid

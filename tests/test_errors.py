@@ -57,7 +57,7 @@ def test_a_cancellation_is_not_an_error() -> None:
 
 def test_errors_that_were_value_errors_still_are() -> None:
     from kb.labels import LabelError
-    from kb.search_query import QuerySyntaxError
+    from kb.search.query import QuerySyntaxError
     from models.prior.credence_imitation import ImitationRefused
     from models.prior.exact import TooManyStatements
 

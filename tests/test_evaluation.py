@@ -17,9 +17,10 @@ from click.testing import CliRunner
 from kb.db import connect
 from kb.items import items_in
 from kb.libraries import get_library
+from models.imitation.errors import TrainerError
 from models.imitation.evaluation import EvaluationReport, evaluate, iid_check, score, two_sample_test
 from models.imitation.simulated_labeler import SimulatedLabeler
-from models.imitation.trainer import TrainerError, train
+from models.imitation.trainer import train
 
 
 def test_score_matches_hand_computed_accuracy_and_log_loss() -> None:

@@ -23,11 +23,13 @@ from click.testing import CliRunner
 from kb.db import connect
 from kb.exchange import SCHEMA_DIR, export_labels, schema_documents, schema_text, shipped_schema
 from kb.formats.jsonl import read_jsonl_nodes
-from kb.importing import ImportProblem, NoProgress, import_staged
-from kb.items import add_items, item_by_uid
+from kb.importing import ImportProblem, import_staged
+from kb.item_import import add_items
+from kb.items import item_by_uid
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library, find_library
 from kb.merge import merge_files, read_export
+from kb.progress import NoProgress
 from kb.records import EXPORT_MODELS, ItemRecord
 from kb.search import SearchIndex
 from kb.tree import Node, add_children, node_by_uid

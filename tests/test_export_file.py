@@ -16,7 +16,8 @@ from kb.db import WorkspaceError, connect
 from kb.exchange import export_labels
 from kb.export_file import export_to_path
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid
+from kb.item_import import add_items
+from kb.items import item_by_uid
 from kb.labels import LabelStore
 from kb.libraries import create_library
 from kb.records import ItemRecord
@@ -70,7 +71,7 @@ def test_a_failed_write_keeps_the_old_export_and_leaves_no_temp_file(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("kb.export_file.os.fsync", disk_full)
+    monkeypatch.setattr("kb.atomic_file.os.fsync", disk_full)
     with pytest.raises(WorkspaceError) as raised:
         export_to_path(labelled, out, labeler="ann")
     assert str(raised.value) == f"cannot write {out}: No space left on device"

@@ -31,11 +31,13 @@ from kb.db import WorkspaceError, connect
 from kb.doctor import check_orphans
 from kb.exchange import collect_export, write_export
 from kb.formats.jsonl import read_jsonl_nodes
-from kb.importing import ImportProblem, NoProgress, StagedNode, import_staged
-from kb.items import add_items, import_items, item_by_uid
+from kb.importing import ImportProblem, StagedNode, import_staged
+from kb.item_import import add_items, import_items
+from kb.items import item_by_uid
 from kb.labels import LabelError, LabelStore
 from kb.libraries import create_library, list_libraries
 from kb.merge import merge_files
+from kb.progress import NoProgress
 from kb.records import ItemRecord
 from kb.tree import add_child, node_by_uid
 

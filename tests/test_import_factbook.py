@@ -12,8 +12,9 @@ import pytest
 
 from kb.db import connect
 from kb.formats.factbook import REGION_NAMES, clean_html, country_files, read_factbook
-from kb.importing import ImportProblem, ImportReport, NoProgress, import_staged
+from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.libraries import Library, create_library
+from kb.progress import NoProgress
 from kb.tree import children, node_by_uid
 
 TAG = re.compile(r"<[a-zA-Z/!][^>]*>")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from kb.formats.jsonl import read_jsonl_nodes
-from kb.importing import ImportCancelled, ImportProblem, ImportReport, NoProgress, import_staged
+from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.libraries import Library, create_library
+from kb.progress import ImportCancelled, NoProgress
 from kb.tree import children
 
 BOOK = [

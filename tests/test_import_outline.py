@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from kb.formats.outline import TITLE_LIMIT, read_markdown_folder, read_outline_file
-from kb.importing import ImportProblem, ImportReport, NoProgress, import_staged
+from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.libraries import Library, create_library
+from kb.progress import NoProgress
 from kb.tree import Node, children
 
 ALPHA = """\

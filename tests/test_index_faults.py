@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, Static
 
 from kb.db import connect
@@ -140,3 +142,57 @@ def test_commands_write_only_the_workspace_its_siblings_and_the_paths_named(tmp_
     assert sorted(p.name for p in elsewhere.iterdir()) == sorted([*before_inputs, "export.jsonl"])
     allowed = {"w.db", "w.db-wal", "w.db-shm", "w.db.index", "w.db.answers.jsonl"}
     assert {p.name for p in home.iterdir()} <= allowed
+
+
+def test_nodes_added_while_the_index_cannot_follow_are_kept_and_every_surface_says_how_to_catch_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One policy (kb.search.index_new_nodes) for every caller that adds nodes: the nodes are saved,
+    the command succeeds, and it says the index is behind and what brings it up to date. Here another
+    process holds the index's write lock past the wait."""
+    from click.testing import CliRunner
+
+    import kb.search
+    from kb.search import index_new_nodes
+    from kb.search.safe_unpickle import INDEX_NAME, whoosh_index
+    from navigator.cli import main
+    from navigator.palette_exchange import merge_export
+
+    workspace = library_of(tmp_path / "w.db", 30)
+    conn = connect(workspace)
+    library = get_library(conn, "z")
+    SearchIndex(conn, workspace, library).rebuild()
+    monkeypatch.setattr(kb.search, "WRITE_LOCK_SECONDS", 0.2)
+    lock = whoosh_index().open_dir(str(index_dir(workspace, library)), indexname=INDEX_NAME).lock("WRITELOCK")
+    assert lock.acquire(blocking=False)
+
+    parent = node_by_uid(conn, "s0", library.id)
+    assert parent is not None
+    add_children(conn, parent, [("a freshly added quasar", "", "statement")], origin="human")
+    update = index_new_nodes(conn, workspace, library)
+    assert update.indexed == 0 and update.problem and "navigator index --library z" in str(update.warning)
+
+    notes = tmp_path / "more.md"
+    notes.write_text("# More\n\nA pulsar spins fast.\n")
+    result = CliRunner().invoke(main, ["import", str(notes), "--library", "z", "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    assert "warning: the new nodes are saved, but the search index of 'z' is behind" in result.stderr
+    assert conn.execute("SELECT COUNT(*) FROM nodes WHERE title LIKE '%pulsar%'").fetchone()[0] == 1
+
+    exported = tmp_path / "nodes.jsonl"
+    other = tmp_path / "copy.db"
+    with sqlite3.connect(other) as copy:
+        conn.backup(copy)
+    copied = connect(other)
+    add_children(copied, node_by_uid(copied, "s1", library.id), [("a merged nebula", "", "statement")], origin="human")  # type: ignore[arg-type]
+    copied.close()
+    assert CliRunner().invoke(main, ["export", "-o", str(exported), "-w", str(other)]).exit_code == 0
+    message, merged = merge_export(workspace, exported)  # the app's palette
+    assert merged and "the search index of 'z' is behind" in message, message
+
+    lock.release()
+    fixed = CliRunner().invoke(main, ["index", "--library", "z", "-w", str(workspace)])
+    assert fixed.exit_code == 0, fixed.output
+    found = SearchIndex(conn, workspace, library).search("quasar pulsar")
+    assert {hit.title for hit in found.hits} >= {"a freshly added quasar", "A pulsar spins fast."}
+    assert [hit.title for hit in SearchIndex(conn, workspace, library).search("nebula").hits] == ["a merged nebula"]

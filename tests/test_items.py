@@ -11,7 +11,8 @@ import pytest
 
 from kb.db import WorkspaceError, connect
 from kb.importing import ImportProblem
-from kb.items import assign_splits, import_items, item_counts, read_answer_key
+from kb.item_import import assign_splits, import_items, read_answer_key
+from kb.items import item_counts
 
 
 def item(number: int, y: str | None = "yes", **extra: object) -> dict[str, object]:

@@ -9,7 +9,8 @@ import pytest
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid
+from kb.item_import import add_items
+from kb.items import item_by_uid
 from kb.labels import LabelError, LabelStore, current_predictions_in_library
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord

@@ -11,7 +11,8 @@ from textual.app import App
 from textual.widgets import DataTable, Static
 
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid
+from kb.item_import import add_items
+from kb.items import item_by_uid
 from kb.labels import LabelStore
 from kb.libraries import Library
 from kb.records import ItemRecord

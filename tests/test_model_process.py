@@ -333,7 +333,7 @@ def test_doctor_runs_the_model_and_names_the_repack_choice(workspace: Path) -> N
 
 
 def test_doctor_warns_when_llama_cpp_python_is_not_the_tested_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.llm.doctor as doctor_module
+    import models.llm.model_check as doctor_module
 
     real = doctor_module.metadata.version
     monkeypatch.setattr(

@@ -12,13 +12,16 @@ from click.testing import CliRunner
 
 from kb.fork import fork_library
 from kb.importing import StagedNode, import_staged
-from kb.items import Item, add_items, item_by_uid
+from kb.item_import import add_items
+from kb.items import Item, item_by_uid
 from kb.labels import LabelStore
 from kb.libraries import Library, get_library
 from kb.records import ItemRecord
 from kb.tree import node_by_uid
-from models.imitation.score import EPSILON, ImitationUnavailable, likelihood, prior, score_libraries
-from navigator.commands.score import fork, score
+from models.imitation.score import ImitationUnavailable, likelihood, prior, score_libraries
+from models.scoring import LOG_FLOOR
+from navigator.commands.score import score
+from navigator.commands.workspace import fork
 
 
 def _setup(conn: sqlite3.Connection, library: Library, statements: int = 3) -> None:
@@ -71,7 +74,7 @@ def test_likelihood_pools_labels_clamps_and_imitates_the_rest(
     part = likelihood(conn, workspace, library, predict=fake_predict)
     assert (part.n_items, part.n_labelled, part.n_imitated, part.n_missing) == (3, 2, 1, 0)
     assert (part.n_labels, part.n_labelers, part.n_simulated_labels) == (3, 2, 0)
-    assert part.log_labelled == pytest.approx(math.log(0.7) + math.log(EPSILON))  # mean of 0.8, 0.6; 0 clamped
+    assert part.log_labelled == pytest.approx(math.log(0.7) + math.log(LOG_FLOOR))  # mean of 0.8, 0.6; 0 clamped
     assert part.log_imitated == pytest.approx(math.log(0.5))
 
 
@@ -98,7 +101,7 @@ def test_ranking_forks_share_credences_and_an_unavailable_model_blocks_the_rank(
     best, other = scores
     assert best.prior.n_shared == 2 and best.prior.point_log == pytest.approx(math.log(0.64))
     assert best.f == pytest.approx(2 * math.log(0.9) + math.log(0.1) + math.log(0.64))  # i2's gold is 'no'
-    assert other.f == pytest.approx(math.log(0.7) + math.log(EPSILON) + math.log(0.5) + math.log(0.64))
+    assert other.f == pytest.approx(math.log(0.7) + math.log(LOG_FLOOR) + math.log(0.5) + math.log(0.64))
     # A statement rejected in the fork no longer carries the source's credence there.
     conn.execute("UPDATE nodes SET review = 'rejected' WHERE library_id = ? AND uid = 's2'", (forked.id,))
     assert prior(conn, get_library(conn, "fork")).point_log == pytest.approx(math.log(0.8))
@@ -179,4 +182,4 @@ def test_against_the_real_trainer(conn: sqlite3.Connection, workspace: Path, lib
     assert (scored.likelihood.n_labelled, scored.likelihood.n_imitated, scored.likelihood.n_missing) == (12, 2, 0)
     assert scored.likelihood.n_simulated_labels == 12
     assert scored.likelihood.log_labelled == pytest.approx(12 * math.log(0.9))
-    assert -2 * math.log(EPSILON) > -scored.likelihood.log_imitated > 0
+    assert -2 * math.log(LOG_FLOOR) > -scored.likelihood.log_imitated > 0

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kb.formats.jsonl import read_jsonl_nodes
-from kb.importing import NoProgress, import_staged
+from kb.importing import import_staged
 from kb.libraries import Library, create_library
-from kb.search import PATH_SEPARATOR, SearchError, SearchIndex
-from kb.tree import add_children, node_by_uid
+from kb.progress import NoProgress
+from kb.search import SearchError, SearchIndex
+from kb.tree import PATH_SEPARATOR, add_children, node_by_uid
 
 NODES = [
     {"id": "geo", "title": "Geography"},
@@ -257,7 +258,7 @@ def _page(result) -> list[tuple[str, float, tuple[str, ...]]]:
 def test_results_never_depend_on_segment_layout(tmp_path: Path) -> None:
     """Grown one small update at a time (with merges), or rebuilt whole: the same hits, in the
     same order, with the same scores; ties go to the lower node id."""
-    from kb.search_build import LEVEL_WIDTH
+    from kb.search.build import LEVEL_WIDTH
     from kb.tree import add_children, node_by_uid
 
     workspace, conn, library = _river_library(tmp_path, 300)
@@ -316,7 +317,7 @@ def test_an_index_from_an_older_release_is_named_on_search_and_rebuilt_on_update
     """Indexes written by whoosh's own writer (releases before this format) are not misread."""
     from whoosh import index as whoosh_index
 
-    from kb.search_text import schema
+    from kb.search.text import schema
 
     small.directory.mkdir(parents=True)
     old = whoosh_index.create_in(str(small.directory), schema(), indexname="MAIN")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kb.search_query import _parser_for, plain_words, plan
-from kb.search_text import schema
+from kb.search.query import _parser_for, plain_words, plan
+from kb.search.text import schema
 
 SCHEMA = schema()
 WORDS = st.sampled_from(

@@ -18,7 +18,7 @@ from whoosh.qparser import MultifieldParser, OrGroup
 from kb.importing import StagedNode, import_staged
 from kb.libraries import Library
 from kb.search import SearchIndex
-from kb.search_text import FIELDS
+from kb.search.text import FIELDS
 
 VOCABULARY = [
     "river",

@@ -1,5 +1,5 @@
 """A search index from elsewhere cannot run code: whoosh's pickles are read by a restricted
-unpickler that rebuilds only what an index is made of (kb/search_pickle.py)."""
+unpickler that rebuilds only what an index is made of (kb/search/safe_unpickle.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from kb.importing import StagedNode, import_staged
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
-from kb.search_pickle import UnsafeIndex, safe_loads
+from kb.search.safe_unpickle import UnsafeIndex, safe_loads
 
 
 class Planted:
@@ -93,10 +93,19 @@ def test_the_doctor_reports_a_planted_index_without_running_it(indexed: SearchIn
 
 
 def test_the_restricted_unpickler_refuses_callables_and_reads_an_index_schema() -> None:
-    from kb.search_text import schema
+    from kb.search.text import schema
 
     with pytest.raises(UnsafeIndex, match="posix.system|os.system"):
         safe_loads(pickle.dumps(Planted(Path("/nonexistent")), 2))
     with pytest.raises(UnsafeIndex):
         safe_loads(pickle.dumps(eval, 2))
     assert safe_loads(pickle.dumps(schema(), 2)).names() == schema().names()
+
+
+def test_an_index_written_before_search_became_a_package_still_opens() -> None:
+    """Earlier releases pickled the codec's classes as kb.search_codec.*; they resolve to kb.search.codec."""
+    from kb.search.codec import ArraySegment
+
+    assert safe_loads(b"ckb.search_codec\nArraySegment\n.") is ArraySegment
+    with pytest.raises(UnsafeIndex):
+        safe_loads(b"ckb.search_rank\nrank\n.")

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kb.search_build import _SegmentBuilder
-from kb.search_text import FIELDS, SPELLING, TOKEN, query_terms, whoosh_terms
+from kb.search.build import _SegmentBuilder
+from kb.search.text import FIELDS, SPELLING, TOKEN, query_terms, whoosh_terms
 
 WORDS = st.sampled_from(
     ["The", "of", "Algeria", "landlocked", "İstanbul", "U.S.", "1,285,216", "km", "a", "I", "co-operation",

@@ -11,8 +11,8 @@ import click
 from click.testing import CliRunner
 
 from kb.db import connect
-from kb.demo import answer_key_path
-from kb.items import gold, items_in, read_answer_key
+from kb.item_import import answer_key_path, read_answer_key
+from kb.items import gold, items_in
 from kb.libraries import get_library
 from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 

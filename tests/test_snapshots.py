@@ -14,7 +14,8 @@ from textual.pilot import Pilot
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid
+from kb.item_import import add_items
+from kb.items import item_by_uid
 from kb.labelers import add_labeler
 from kb.labels import LabelStore
 from kb.libraries import create_library

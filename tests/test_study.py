@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from kb.db import connect
 from kb.exchange import export_labels
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, items_in, read_answer_key
+from kb.item_import import add_items, read_answer_key
+from kb.items import items_in
 from kb.labelers import add_labeler
 from kb.labels import LabelStore
 from kb.libraries import create_library

@@ -14,7 +14,8 @@ from kb.assignments import assign
 from kb.db import connect
 from kb.exchange import export_labels
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, item_by_uid, items_in
+from kb.item_import import add_items
+from kb.items import item_by_uid, items_in
 from kb.labelers import add_labeler
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library

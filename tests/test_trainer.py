@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
-from kb.items import add_items, items_in
+from kb.item_import import add_items
+from kb.items import items_in
 from kb.labels import LabelStore
 from kb.libraries import Library, create_library
 from kb.records import ItemRecord
@@ -87,7 +88,7 @@ def test_label_metrics_match_hand_computed_values() -> None:
     targets = np.array([[1.0, 0.0], [0.5, 0.5]])
     metrics = label_metrics(predicted, targets)
     assert metrics["cross_entropy"] == pytest.approx((-math.log(0.8) - 0.5 * math.log(0.4) - 0.5 * math.log(0.6)) / 2)
-    assert metrics["top_choice_agreement"] == pytest.approx(0.5)  # the tie in row 2 counts as its first option
+    assert metrics["top_choice_agreement"] == pytest.approx(0.75)  # the target's tie in row 2 earns half
     assert metrics["brier"] == pytest.approx((0.04 + 0.04 + 0.01 + 0.01) / 2)
     # confidences 0.8 and 0.6 fall in different bins: |0.8 − 1| and |0.6 − 0.5|, each weighted 1/2
     assert metrics["ece"] == pytest.approx(0.15)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kb.errors import ZNavigatorError
-from kb.importing import ImportProblem, Progress, StagedNode
+from kb.importing import ImportProblem, StagedNode
+from kb.progress import Progress
 
 FORMATS = ("markdown", "jsonl", "text", "factbook")
 

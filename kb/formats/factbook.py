@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from kb.formats.outline import title_and_body
-from kb.importing import ImportProblem, Progress, StagedNode
+from kb.importing import ImportProblem, StagedNode
+from kb.progress import Progress
 
 REGION_NAMES = {
     "africa": "Africa",

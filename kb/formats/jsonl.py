@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kb.importing import ImportProblem, Progress, StagedNode
+from kb.importing import ImportProblem, StagedNode
+from kb.progress import Progress
 from kb.records import NodeRecord
 
 

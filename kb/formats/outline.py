@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.importing import ImportProblem, Progress, StagedNode
+from kb.importing import ImportProblem, StagedNode
+from kb.progress import Progress
 
 TITLE_LIMIT = 200
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

@@ -12,8 +12,9 @@ of label rows), per task and overall, each figure with the sample it rests on:
 - **Mean pairwise Jensen–Shannon distance** (base 2, so 0 = identical, 1 = disjoint) between
   the probability vectors of every pair of labelers on every item they both labelled: it sees
   disagreement in confidence that top choices hide.
-- **Each labeler against gold** on train items: mean log score ln P(gold) (clamped at 1e-4,
-  as F(Z) clamps), accuracy of the top choice, Brier score, and the expected calibration
+- **Each labeler against gold** on train items, by models.scoring's rules (the ones `navigator
+  evaluate`, the study and the trainer's report use): mean log score ln P(gold) (floored at
+  1e-6, as F(Z) is), accuracy (a tied top choice earns its share), Brier score, and the expected calibration
   error over every stated probability in ten bins (the same bins as the metrics screen's
   calibration plot). Labelers are ranked by log score.
 
@@ -34,10 +35,10 @@ import krippendorff
 import numpy as np
 
 from kb.items import Item, gold, items_in
-from kb.labels import Prediction, current_predictions_in_library
+from kb.labels import HUMAN, SIMULATED, Prediction, current_predictions_in_library, is_simulated
 from kb.libraries import Library
-from models.imitation.score import EPSILON
 from models.reliability import ReliabilityBin, calibration_error, reliability
+from models.scoring import score_answer
 
 LABELLED_SPLITS = ("train", "validation")
 OVERALL = "(all tasks)"
@@ -88,7 +89,7 @@ class LabelerScore:
 
     @property
     def simulated(self) -> bool:
-        return self.source == "simulated"
+        return is_simulated(self.source)
 
 
 @dataclass(frozen=True)
@@ -221,22 +222,25 @@ def _labeler_scores(
         by_labeler.setdefault(label.labeler, []).append(label)
     scores = []
     for labeler, own in sorted(by_labeler.items()):
-        logs, hits, briers = [], [], []
+        logs: list[float] = []
+        hits: list[float] = []
+        briers: list[float] = []
         stated: list[tuple[float, bool]] = []
         for label in own:
             answer = golds.get(label.item_id)
             if answer is None:
                 continue
             options = items[label.item_id].options
-            logs.append(math.log(max(EPSILON, label.probs.get(answer, 0.0))))
-            hits.append(top_choice(label.probs, options) == answer)
-            briers.append(sum((label.probs.get(o, 0.0) - (o == answer)) ** 2 for o in options))
+            scored = score_answer(label.probs, answer, options)  # the one rule: a tie earns its share
+            logs.append(-scored.log_loss)
+            hits.append(scored.correct)
+            briers.append(scored.brier)
             stated += [(label.probs.get(o, 0.0), o == answer) for o in options]
         bins = reliability([p for p, _ in stated], [float(gold) for _, gold in stated])
         scores.append(
             LabelerScore(
                 labeler=labeler,
-                source="simulated" if any(label.source == "simulated" for label in own) else "human",
+                source=SIMULATED if any(is_simulated(label.source) for label in own) else HUMAN,
                 n_labels=len(own),
                 n_train=len(logs),
                 log_score=float(np.mean(logs)) if logs else None,

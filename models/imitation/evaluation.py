@@ -31,16 +31,17 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, permutation_test_score
 
-from kb.items import Item, gold, items_in, read_answer_key
-from kb.labels import current_predictions_in_library, prediction_labelers
+from kb.item_import import read_answer_key
+from kb.items import Item, gold, items_in
+from kb.labels import current_predictions_in_library, is_simulated, prediction_labelers
 from kb.libraries import Library
+from models.imitation.errors import TrainerError
 from models.imitation.learners import get_learner
 from models.imitation.reading_plan import ReadingPlan
 from models.imitation.trainer import (
     FEATURES_VERSION,
     FittedModel,
     Retriever,
-    TrainerError,
     fit_task,
     load_model,
     one_thread,
@@ -295,6 +296,6 @@ def _labeler_answers(conn: sqlite3.Connection, library: Library, validation_item
     for labeler, source in prediction_labelers(conn, library.id):
         probs = current.get(labeler, {})
         if probs:
-            kind = "simulated labeler" if source == "simulated" else "human labeler"
+            kind = "simulated labeler" if is_simulated(source) else "human labeler"
             systems.append(SystemAnswers(f"{kind} {labeler}", kind, "validation", probs, labeler))
     return systems

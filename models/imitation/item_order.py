@@ -34,11 +34,12 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kb.items import Item
+from kb.assignments import items_for
+from kb.items import Item, items_in
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library
+from models.imitation.errors import TrainerError
 from models.imitation.model_store import latest_validation_predictions
-from models.imitation.retrieval import TrainerError
 
 ORDERS = ("auto", "given", "random", "uncertain")
 RANDOM_EVERY = 3
@@ -170,3 +171,18 @@ def order_items(
         )
     slots = iter(reordered)
     return Ordering([next(slots) if item.split == ORDERED_SPLIT else item for item in items], how)
+
+
+def labeler_queue(
+    conn: sqlite3.Connection,
+    library: Library,
+    labeler: str,
+    splits: Sequence[str],
+    *,
+    order: str = "auto",
+    seed: int = 0,
+) -> Ordering:
+    """The one way a labeler's queue is built, for the app, `navigator simulate` and the benches: the
+    items of `splits`, those the plan in force gives to others left out (kb.assignments.items_for),
+    then ordered (`order_items`)."""
+    return order_items(conn, library, items_for(conn, labeler, items_in(conn, tuple(splits))), order=order, seed=seed)

@@ -33,8 +33,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from models.imitation.conditional_logit import ConditionalLogit
+from models.imitation.errors import TrainerError
 from models.imitation.reader_features import ReaderFeatures, reader_features
-from models.imitation.retrieval import TrainerError, View
+from models.imitation.retrieval import View
 
 FloatArray = NDArray[np.float64]
 Arrays = dict[str, NDArray[Any]]

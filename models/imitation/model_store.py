@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kb.db import transaction
+from models.imitation.errors import TrainerError
 from models.imitation.reading_plan import ReadingPlan, plan_as_json, plan_from_json
-from models.imitation.retrieval import TrainerError
 
 if TYPE_CHECKING:
     from models.imitation.learners import TaskModel

@@ -17,17 +17,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kb.assignments import assign, items_for
+from kb.assignments import assign
 from kb.db import connect
-from kb.demo import DEMO_LIBRARY, answer_key_path, build_demo
+from kb.demo import DEMO_LIBRARY, build_demo
 from kb.errors import ZNavigatorError
 from kb.formats import detect_format, read_nodes
-from kb.importing import NoProgress, Progress, import_staged
-from kb.items import import_items, items_in
+from kb.importing import import_staged
+from kb.item_import import answer_key_path, import_items
 from kb.libraries import get_library, library_for_import
 from kb.merge import merge_files
+from kb.progress import NoProgress, Progress
 from kb.search import SearchIndex
 from models.bootstrap import RESAMPLES
+from models.imitation.item_order import labeler_queue
 from models.imitation.learners import DEFAULT_LEARNER
 from models.imitation.simulated_labeler import SimulatedLabeler
 from models.imitation.study import run_study
@@ -175,7 +177,6 @@ def _simulate(conn: Any, workspace: Path, library: Any, protocol: Protocol) -> N
     names = protocol.labelers.simulated
     if not names:
         return
-    validation = items_in(conn, ("validation",))
     labelers = [
         SimulatedLabeler(conn, workspace, library, name, noise=protocol.labelers.noise, seed=index + 1)
         for index, name in enumerate(names)
@@ -188,4 +189,4 @@ def _simulate(conn: Any, workspace: Path, library: Any, protocol: Protocol) -> N
             seed=protocol.labelers.assignment_seed,
         )
     for labeler in labelers:
-        labeler.label(items_for(conn, labeler.name, validation) if len(labelers) > 1 else validation)
+        labeler.label(labeler_queue(conn, library, labeler.name, ("validation",), order="given").items)

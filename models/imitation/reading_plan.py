@@ -24,13 +24,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kb.tree import Node, ancestors, children, node_by_uid
+from kb.tree import PATH_SEPARATOR, Node, ancestors, children, node_by_uid
 
 FIELDS_PER_TASK = 3
 MIN_FIELD_SHARE = 0.1  # a field read for fewer than this share of a task's citations is noise
 MAX_STEPS = 6
 MAX_CHILDREN_SCANNED = 2_000
-SEPARATOR = " › "
+SEPARATOR = PATH_SEPARATOR
 _DIGITS = re.compile(r"\d+")
 _WORDS = re.compile(r"\w+")
 

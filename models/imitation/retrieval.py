@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.db import WorkspaceError
 from kb.items import Item
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
 from kb.tree import Node, ancestors, children, node_by_id, titles_at_depth
+from models.imitation.errors import TrainerError
 from models.imitation.reading_plan import SEPARATOR, Field, ReadingPlan, masked, name_key, names_subject, walk
 
 RETRIEVED_NODES = 5  # measured on the demo: 10, 20 and 40 hits gave a worse CV cross-entropy (bench notes in README)
@@ -34,10 +34,6 @@ BODY_CHARS = 400
 CHILDREN_READ = 3
 MAX_NAME_WORDS = 8
 _CACHE_LIMIT = 50_000
-
-
-class TrainerError(WorkspaceError):
-    """Training or prediction cannot go ahead; the message says what to do."""
 
 
 def task_key(item: Item) -> str:

@@ -5,8 +5,8 @@ made *with this library* are pooled linearly — P(gold) is the mean over labele
 each put on gold — because a mixture of people is what "a human with Z" is when several answered.
 Items nobody labelled with this library take the imitation model's probability (models.imitation.trainer,
 trained on that library's labels). Labels from the simulated labeler count as labels but are counted
-apart. Every probability is clamped to at least EPSILON before the log, so one confident mistake
-costs log(1e-4) ≈ -9.2 rather than -∞. If an item has neither a label nor an imitation, the sum is
+apart. Every log P is floored as models.scoring floors it (at 1e-6, as every report does), so one
+confident mistake costs ln(1e-6) ≈ -13.8 rather than -∞. If an item has neither a label nor an imitation, the sum is
 incomplete and the library is not ranked: comparing sums over different item sets is meaningless.
 
 Prior. Credences come from the library and from its fork relatives on statements this library still
@@ -35,17 +35,18 @@ from pathlib import Path
 
 from kb.errors import ZNavigatorError
 from kb.fork import fork_family
-from kb.items import Item, items_in
-from kb.labels import current_predictions_in_library, model_credences
+from kb.items import Item, items_in, train_gold
+from kb.labels import current_predictions_in_library, is_simulated, model_credences
 from kb.libraries import Library, list_libraries
+from kb.tree import visible_uids
 from models.prior.bounds import Estimate, independence
 from models.prior.credence_imitation import ImitationRefused, imitate, library_statements
 from models.prior.engine import choose_engine
 from models.prior.exact import Credence
 from models.prior.report import load_workspace_credences
 from models.reliability import BINS, ReliabilityBin, reliability
+from models.scoring import log_score
 
-EPSILON = 1e-4
 EXACT_LIMIT = 100  # more rated statements than this: scalable bounds instead of the LP
 POINT_NAME = "independence, clipped into the interval"
 
@@ -167,7 +168,7 @@ def _default_predict(
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
     try:
-        from models.imitation.trainer import TrainerError
+        from models.imitation.errors import TrainerError
     except ImportError:
         return (ImitationUnavailable, ImportError)
     return (ImitationUnavailable, TrainerError)
@@ -183,20 +184,16 @@ def current_predictions(
     return found
 
 
-def _gold(conn: sqlite3.Connection) -> dict[int, str]:
-    return {row[0]: row[1] for row in conn.execute("SELECT id, y FROM items WHERE split = 'train' AND y IS NOT NULL")}
-
-
 def likelihood(
     conn: sqlite3.Connection,
     workspace: Path,
     library: Library,
     *,
     predict: Predict | None = None,
-    epsilon: float = EPSILON,
 ) -> Likelihood:
-    """Σ_i log max(ε, P(y_i | x_i, Z)) over D: pooled labels first, the imitation model for the rest."""
-    gold = _gold(conn)
+    """Σ_i log P(y_i | x_i, Z) over D (floored by models.scoring.log_score): pooled labels first, the
+    imitation model for the rest."""
+    gold = train_gold(conn)
     items = [item for item in items_in(conn, ("train",)) if item.id in gold]
     labels = current_predictions(conn, library.id)
     log_labelled = log_imitated = 0.0
@@ -209,9 +206,9 @@ def likelihood(
             unlabelled.append(item)
             continue
         pooled = sum(probs.get(gold[item.id], 0.0) for _, probs in given.values()) / len(given)
-        log_labelled += math.log(max(epsilon, pooled))
+        log_labelled += log_score(pooled)
         n_labels += len(given)
-        n_simulated += sum(1 for source, _ in given.values() if source == "simulated")
+        n_simulated += sum(1 for source, _ in given.values() if is_simulated(source))
         labelers.update(given)
     n_imitated, note = 0, ""
     if unlabelled:
@@ -223,7 +220,7 @@ def likelihood(
             probs = predicted.get(item.uid)
             if probs is None:
                 continue
-            log_imitated += math.log(max(epsilon, float(probs.get(gold[item.id], 0.0))))
+            log_imitated += log_score(probs.get(gold[item.id], 0.0))
             n_imitated += 1
     return Likelihood(
         n_items=len(items),
@@ -239,22 +236,6 @@ def likelihood(
     )
 
 
-def _present(conn: sqlite3.Connection, library_id: int, uids: set[str]) -> set[str]:
-    names = sorted(uids)
-    found: set[str] = set()
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
-        found.update(
-            row[0]
-            for row in conn.execute(
-                f"SELECT uid FROM nodes WHERE library_id = ? AND review != 'rejected'"
-                f" AND uid IN ({','.join('?' * len(chunk))})",
-                (library_id, *chunk),
-            )
-        )
-    return found
-
-
 def labeler_credences(
     conn: sqlite3.Connection, library: Library
 ) -> tuple[dict[str, dict[frozenset[str], tuple[float, bool]]], list[float]]:
@@ -265,7 +246,7 @@ def labeler_credences(
         shared = relative.id != library.id
         stored = load_workspace_credences(conn, relative.id)
         mentioned = {s for entry in stored for c in entry.credences for s in c.statements}
-        present = _present(conn, library.id, mentioned) if shared else mentioned
+        present = visible_uids(conn, library.id, mentioned) if shared else mentioned
         for entry in stored:
             if not shared and entry.library_credence is not None:
                 direct.append(entry.library_credence)
@@ -412,12 +393,11 @@ def score_libraries(
     predict: Predict | None = None,
     use_imitated_credences: bool = False,
     use_model_credences: bool = False,
-    epsilon: float = EPSILON,
 ) -> list[LibraryScore]:
     """Score every library (or those given) and rank the ones whose F(Z) is defined, best first."""
     scored = []
     for library in libraries if libraries is not None else list_libraries(conn):
-        part = likelihood(conn, workspace, library, predict=predict, epsilon=epsilon)
+        part = likelihood(conn, workspace, library, predict=predict)
         prior_part = prior(
             conn, library, use_imitated_credences=use_imitated_credences, use_model_credences=use_model_credences
         )
@@ -443,7 +423,7 @@ def calibration(conn: sqlite3.Connection, library: Library, labeler: str, *, bin
     """The labeler's reliability on D: every probability they put on an option of a train item (their current
     labels made with this library), binned, against whether that option was gold. Every option counts, not
     only the top one, so a well-calibrated labeler's points lie on the diagonal at every level of confidence."""
-    gold = _gold(conn)
+    gold = train_gold(conn)
     stated: list[float] = []
     right: list[float] = []
     for item_id, given in current_predictions(conn, library.id).items():

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from kb.demo import full_member
 from kb.items import Item
-from kb.labels import LabelStore
+from kb.labels import SIMULATED, LabelStore
 from kb.libraries import Library
 from kb.search import SearchError, SearchIndex
-from kb.tree import Node, children, node_by_id
+from kb.tree import PATH_SEPARATOR, Node, children, node_by_id
 
 SIMULATED_PREFIX = "simulated:"
 DEFAULT_CONFIDENCE = 0.95
@@ -109,7 +109,7 @@ class SimulatedLabeler:
         self.seed = seed
         self.confidence = confidence
         self.search = SearchIndex(conn, workspace, library)
-        self.store = LabelStore(conn, self.name, source="simulated")
+        self.store = LabelStore(conn, self.name, source=SIMULATED)
 
     # -- reading the library like a person ----------------------------------------
 
@@ -164,7 +164,7 @@ class SimulatedLabeler:
             trail.append(node.uid)
         assert node is not None
         answer = _interpret(item, node.body, match)
-        note = "read " + " › ".join(t for t in (section_title, field_title, sub_title) if t)
+        note = "read " + PATH_SEPARATOR.join(t for t in (section_title, field_title, sub_title) if t)
         return Reading(answer, tuple(trail), (node.uid,) if answer else (), note)
 
     # -- answering ----------------------------------------------------------------

@@ -28,10 +28,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kb.items import Item, gold, items_in, read_answer_key
+from kb.item_import import read_answer_key
+from kb.items import Item, gold, items_in
 from kb.labelers import leads
-from kb.labels import current_predictions_in_library, prediction_history, prediction_labelers
+from kb.labels import (
+    HUMAN,
+    SIMULATED,
+    current_predictions_in_library,
+    is_simulated,
+    prediction_history,
+    prediction_labelers,
+)
 from kb.libraries import Library, list_libraries
+from kb.tree import content_rows
 from models.bootstrap import RESAMPLES, Estimate, mean_interval, paired_difference
 from models.imitation import trainer
 from models.imitation.agreement import agreement
@@ -113,7 +122,7 @@ def _results(
             split: sum(item.split == split for item in items.values())
             for split in ("train", "validation", "prediction")
         },
-        labelers={name: "simulated" if source == "simulated" else "human" for name, source in labelers.items()},
+        labelers={name: SIMULATED if is_simulated(source) else HUMAN for name, source in labelers.items()},
         systems=systems,
         differences=differences,
         shortcuts=_shortcuts(conn, items, found, seed, resamples),
@@ -278,7 +287,7 @@ def _calibration(found: Predictions, items: dict[str, Item], labelers: dict[str,
         tables.append(
             Calibration(
                 who=answer.labeler or "imitation model",
-                simulated=None if answer.labeler is None else labelers.get(answer.labeler) == "simulated",
+                simulated=None if answer.labeler is None else is_simulated(labelers.get(answer.labeler, "")),
                 items=f"D*_{answer.split}",
                 n_items=len(scored),
                 n_probabilities=len(stated),
@@ -359,12 +368,7 @@ def _hashes(
     key, and what the model was fitted from (all of these, the learner and the seed) — content, never ids a
     fresh workspace would draw anew, so the same study built twice names the same inputs."""
     nodes = hashlib.sha256()
-    for row in conn.execute(
-        "SELECT n.uid, CASE WHEN p.parent_id IS NULL THEN '' ELSE p.uid END, n.kind, n.title, n.body"
-        " FROM nodes n JOIN nodes p ON p.id = n.parent_id"
-        " WHERE n.library_id = ? AND n.parent_id IS NOT NULL ORDER BY n.uid",
-        (library.id,),
-    ):
+    for row in content_rows(conn, library.id):
         nodes.update(json.dumps(list(row), ensure_ascii=False).encode("utf-8"))
     by_id = {item.id: item.uid for item in items.values()}
     labels = sorted(

@@ -46,11 +46,13 @@ from kb.db import utc_now
 from kb.items import Item, items_in
 from kb.labels import current_predictions_in_library
 from kb.libraries import Library
+from models.imitation.errors import TrainerError
 from models.imitation.learners import DEFAULT_LEARNER, SMOOTHING, Learner, TaskModel, fit_task, get_learner
 from models.imitation.model_store import FittedModel, latest_metrics, latest_model_row, load_model_bytes, store_model
 from models.imitation.reading_plan import ReadingPlan, describe, learn_plan
-from models.imitation.retrieval import RETRIEVED_NODES, Retriever, TrainerError, View, clear_cache, task_key
+from models.imitation.retrieval import RETRIEVED_NODES, Retriever, View, clear_cache, task_key
 from models.reliability import expected_calibration_error
+from models.scoring import score_rows
 
 __all__ = [
     "SMOOTHING",
@@ -77,7 +79,8 @@ class TrainReport:
     """What `train` fitted and how well it imitates the labelers, all by k-fold CV over items.
 
     cross_entropy: mean over labels of −Σ q log p (q the labeler's distribution, p the model's);
-    top_choice_agreement: share of labels whose top option is the model's top option;
+    top_choice_agreement: share of labels whose top option is the model's top option (a tie on
+        either side earns its share, by models.scoring's rule);
     brier: mean over labels of Σ (p − q)²; ece: expected calibration error of the model's
     top choice against the probability the labeler gave that option (10 equal bins).
     """
@@ -133,13 +136,15 @@ def one_thread() -> Any:
 
 def label_metrics(predicted: FloatArray, targets: FloatArray) -> dict[str, float]:
     """Per-label metrics averaged over labels; rows of both arrays are distributions."""
-    clipped = np.clip(predicted, 1e-12, 1.0)
-    cross_entropy = float(np.mean(-(targets * np.log(clipped)).sum(axis=1)))
+    scored = score_rows(predicted, targets)  # models.scoring's rules: a tie earns its share, one log floor
     top = predicted.argmax(axis=1)
-    agreement = float(np.mean(top == targets.argmax(axis=1)))
-    brier = float(np.mean(((predicted - targets) ** 2).sum(axis=1)))
     ece = expected_calibration_error(predicted.max(axis=1), targets[np.arange(len(targets)), top])
-    return {"cross_entropy": cross_entropy, "top_choice_agreement": agreement, "brier": brier, "ece": ece}
+    return {
+        "cross_entropy": float(np.mean(scored.log_loss)),
+        "top_choice_agreement": float(np.mean(scored.correct)),
+        "brier": float(np.mean(scored.brier)),
+        "ece": ece,
+    }
 
 
 @dataclass
@@ -202,7 +207,7 @@ def _cross_validate(
                 curve_sizes[fraction] += int(labels_per_item[chosen].sum())
         for fraction in LEARNING_CURVE_FRACTIONS:
             rows = out_of_fold[fraction][task.label_item]
-            curve_losses[fraction].append(-(task.label_rows * np.log(np.clip(rows, 1e-12, 1.0))).sum(axis=1))
+            curve_losses[fraction].append(score_rows(rows, task.label_rows).log_loss)
         predicted.append(out_of_fold[1.0][task.label_item])
         targets.append(task.label_rows)
     metrics = _pooled_metrics(predicted, targets)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -32,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kb.atomic_file import write_atomically
 from models.llm.model import ModelIdentity
 from models.llm.model_file import cache_dir
 
@@ -167,11 +167,7 @@ def save_calibration(calibration: Calibration, directory: Path | None = None) ->
     folder = directory or user_calibration_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{calibration.key}.json"
-    staged = target.with_name(target.name + ".tmp")
-    staged.write_text(
-        json.dumps({"format": FORMAT, **asdict(calibration)}, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    os.replace(staged, target)
+    write_atomically(target, json.dumps({"format": FORMAT, **asdict(calibration)}, indent=2, sort_keys=True) + "\n")
     return target
 
 

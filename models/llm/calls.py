@@ -1,9 +1,11 @@
-"""The call log: every LLM call, whatever its outcome, is a row in `llm_calls`.
+"""The call log: every generation the model makes for a node (unpack, ask, their retries) and every
+judgement behind a model credence is a row in `llm_calls`, whatever its outcome.
 
-This is the only module that writes or reads that table, so what a log row
-means (and which outcomes exist) is decided in one place. A row is written
-when a call ends — ok, failed or cancelled — so the log also shows the work
-that produced nothing.
+This is the only module that writes that table and the only one in models/ that reads it, so what a
+log row means (and which outcomes exist) is decided in one place; kb cannot import models, so two kb
+readers name it in SQL (the export's node creator in kb/exchange.py, the count in kb/stats.py). A row
+is written when a call ends — ok, failed or cancelled — so the log also shows the work that produced
+nothing. The model's health probes (`llm status`, `doctor`) are not logged: they make nothing.
 """
 
 from __future__ import annotations
@@ -155,11 +157,6 @@ def recent_calls(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [_record(row) for row in conn.execute(sql, args)]
-
-
-def call_by_uid(conn: sqlite3.Connection, uid: str) -> CallRecord | None:
-    row = conn.execute(_SELECT + " WHERE c.uid = ?", (uid,)).fetchone()
-    return _record(row) if row else None
 
 
 def count_calls(conn: sqlite3.Connection, *, node_id: int | None = None, outcome: Outcome | None = None) -> int:

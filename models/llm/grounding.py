@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kb.tree import PATH_SEPARATOR
+
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _NEGATIONS = frozenset({"not", "no", "never", "none", "neither", "nor", "without", "cannot"})
@@ -282,4 +284,4 @@ def parts(title: str, body: str, k: int) -> list[Part]:
 
 def evidence_text(context: str, title: str, chosen: Sequence[Part]) -> str:
     """What a statement may draw on: the breadcrumbs, the node's title, and the parts it restates."""
-    return " › ".join(filter(None, [context, title])) + ": " + " ".join(part.text for part in chosen)
+    return PATH_SEPARATOR.join(filter(None, [context, title])) + ": " + " ".join(part.text for part in chosen)

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kb.importing import NoProgress, Progress
 from kb.labels import MODEL_SOURCE_PREFIX, LabelStore, ModelCredence, model_credences
 from kb.libraries import Library
+from kb.progress import NoProgress, Progress
 from kb.review import generated_nodes
 from kb.tree import Node, node_by_id, node_by_uid
 from models.llm.calibration import Calibration, find_calibration, probability

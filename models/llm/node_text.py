@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from kb.tree import Node, ancestors
+from kb.tree import PATH_SEPARATOR, Node, ancestors
 
 FENCE_OPEN, FENCE_CLOSE = "<<<", ">>>"
 MAX_DATA_CHARS = 1200
@@ -37,8 +37,8 @@ def node_text(node: Node) -> str:
 def context_path(conn: sqlite3.Connection, node: Node) -> str:
     """Ancestor titles (without the library root and the node), nearest last, trimmed from the far end."""
     trail = [quote_data(n.title, 80) for n in ancestors(conn, node.id)[1:-1]]
-    path = " › ".join(trail)
+    path = PATH_SEPARATOR.join(trail)
     while len(path) > MAX_CONTEXT_CHARS and len(trail) > 1:
         trail = trail[1:]
-        path = "… › " + " › ".join(trail)
+        path = "…" + PATH_SEPARATOR + PATH_SEPARATOR.join(trail)
     return path or "(top level)"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kb.formats.factbook import REGION_NAMES, clean_html, country_files, country_name
+from kb.tree import PATH_SEPARATOR
 from models.llm.judge import EXAMPLE_COUNTRIES
 
 SKIPPED_REGIONS = ("world", "antarctica")
@@ -51,7 +52,8 @@ class Fact:
 
     @property
     def source(self) -> str:
-        return " › ".join([REGION_NAMES.get(self.region, self.region), self.country, *self.path]) + f": {self.text}"
+        path = PATH_SEPARATOR.join([REGION_NAMES.get(self.region, self.region), self.country, *self.path])
+        return f"{path}: {self.text}"
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def truth_statements(n: int, seed: int = 0) -> list[TruthStatement]:
         by_country.setdefault(fact.country, []).append(fact)
     result: list[TruthStatement] = []
     for index, fact in enumerate(chosen):
-        field = " › ".join(fact.path)
+        field = PATH_SEPARATOR.join(fact.path)
         if index % 2 == 0:
             result.append(TruthStatement(fact.source, fact.sentence, True, TRUE, fact.country, field))
             continue

@@ -28,7 +28,7 @@ from typing import TypedDict, Unpack
 
 from kb.db import WorkspaceError
 from kb.errors import ZNavigatorError
-from kb.importing import NoProgress, Progress
+from kb.progress import NoProgress, Progress
 from kb.review import generated_children, provenance
 from kb.tree import Node
 from models.llm.calls import CallOutcome, mark_failed
@@ -76,10 +76,6 @@ UnpackEvent = TokenEvent | RetryEvent | DoneEvent
 def stored_children(conn: sqlite3.Connection, node: Node, *, elaborate: bool = False) -> list[Node]:
     """The generated children of one mode a reader should see (not rejected; edits included)."""
     return generated_children(conn, node.id, kind=kind_for(elaborate))
-
-
-def is_unpacked(conn: sqlite3.Connection, node: Node, *, elaborate: bool = False) -> bool:
-    return bool(stored_children(conn, node, elaborate=elaborate))
 
 
 def _previous_sets(conn: sqlite3.Connection, node: Node, kind: str) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kb.tree import Node, ancestors
+from kb.tree import PATH_SEPARATOR, Node, ancestors
 from models.llm.calls import CallOutcome, record_checks
 from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, run_call
 from models.llm.grounding import Part, content_words, names
@@ -148,7 +148,7 @@ def _quoted(built: GroundedRequest, node: Node, covered: set[int], *, room: int)
     """The parts no kept statement restates, quoted with their breadcrumbs (a lone part would copy the node)."""
     if len(built.parts) < 2:
         return []
-    subject = " › ".join(filter(None, [built.context if built.context != "(top level)" else "", node.title]))
+    subject = PATH_SEPARATOR.join(filter(None, [built.context if built.context != "(top level)" else "", node.title]))
     quoted: list[Statement] = []
     for index, part in enumerate(built.parts):
         if index in covered or len(quoted) >= room:

@@ -35,12 +35,12 @@ from kb.errors import ZNavigatorError
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 from kb.libraries import Library
+from kb.tree import statement_texts
 
 MIN_CREDENCES = 5
 DEFAULT_K = 10
 DEFAULT_SHRINK = 0.5
 LOGIT_CLIP = 0.01  # ratings of 0 or 1 become 0.01 / 0.99 before taking logits
-PATH_SEPARATOR = " › "
 _QUERY_BATCH = 4_096
 
 
@@ -182,33 +182,5 @@ def leave_one_out(
 
 
 def library_statements(conn: sqlite3.Connection, library: Library) -> dict[str, str]:
-    """uid → "path › title: body" for every statement of the library, i.e. every node that makes a claim.
-
-    A statement is a node other than the root that is not rejected, not replaced by an edit, and
-    either is of kind 'statement' or 'elaboration' (M_Z's own) or carries text in its body (a heading
-    alone claims nothing).
-    One recursive query builds all paths, so a library of 10^5 nodes takes about a second.
-    """
-    rows = conn.execute(
-        """
-        WITH RECURSIVE walk(id, path) AS (
-            SELECT id, '' FROM nodes WHERE id = :root
-            UNION ALL
-            SELECT n.id, CASE WHEN walk.path = '' THEN n.title ELSE walk.path || :sep || n.title END
-            FROM nodes n JOIN walk ON n.parent_id = walk.id
-        )
-        SELECT n.id, n.uid, walk.path, n.body FROM walk JOIN nodes n ON n.id = walk.id
-        WHERE n.parent_id IS NOT NULL AND n.review != 'rejected'
-          AND (n.kind IN ('statement', 'elaboration') OR n.body != '')
-        """,
-        {"root": library.root_id, "sep": PATH_SEPARATOR},
-    ).fetchall()
-    # replaces_id has no index: one scan of the library for the replaced ids beats a subquery per node.
-    replaced = {
-        row[0]
-        for row in conn.execute(
-            "SELECT replaces_id FROM nodes WHERE library_id = ? AND replaces_id IS NOT NULL AND review != 'rejected'",
-            (library.id,),
-        )
-    }
-    return {row[1]: f"{row[2]}: {row[3]}" if row[3] else row[2] for row in rows if row[0] not in replaced}
+    """uid → "path › title: body" for every statement of the library (kb.tree.statement_texts)."""
+    return statement_texts(conn, library.id, library.root_id)

@@ -23,8 +23,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kb.formats.jsonl import first_validation_problem, read_jsonl_lines
-from kb.importing import ImportProblem, NoProgress
+from kb.importing import ImportProblem
 from kb.labels import current_credences_in_library
+from kb.progress import NoProgress
+from kb.tree import node_texts
 from models.prior.bounds import Estimate, clustered, independence
 from models.prior.engine import choose_engine
 from models.prior.exact import COHERENCE_TOL, Coherence, Credence, Interval
@@ -98,21 +100,9 @@ def load_workspace_credences(
             continue
         entry.credences.append(Credence(frozenset(credence.statements), float(credence.p), label=credence.uid))
     for who, entry in by_labeler.items():
-        names = sorted({s for c in entry.credences for s in c.statements})
-        by_labeler[who] = StoredCredences(who, entry.credences, entry.library_credence, _texts(conn, library_id, names))
+        texts = node_texts(conn, library_id, {s for c in entry.credences for s in c.statements})
+        by_labeler[who] = StoredCredences(who, entry.credences, entry.library_credence, texts)
     return [by_labeler[who] for who in sorted(by_labeler)]
-
-
-def _texts(conn: sqlite3.Connection, library_id: int, uids: Sequence[str]) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for start in range(0, len(uids), 500):
-        chunk = list(uids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT uid, title, body FROM nodes WHERE library_id = ? AND uid IN ({marks})", (library_id, *chunk)
-        ):
-            texts[row["uid"]] = f"{row['title']}\n{row['body']}".strip()
-    return texts
 
 
 @dataclass(frozen=True)

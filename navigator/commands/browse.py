@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from kb.search import SearchIndex
-from kb.tree import Node, ancestors, children, resolve_node
+from kb.tree import PATH_SEPARATOR, Node, ancestors, children, resolve_node
 from navigator.commands.support import (
     emit_json,
     guard,
@@ -33,6 +32,8 @@ def search(workspace: Path, query: str, library_name: str | None, limit: int, as
 
     Nodes with all the words come first, then those with most of them; each hit says which
     words it has. The same query gives the same hits every time."""
+    from kb.search import SearchIndex  # whoosh and numpy load only when searching
+
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
     result = guard(lambda: SearchIndex(conn, workspace, library).search(query, limit=limit))
@@ -115,7 +116,7 @@ def show(workspace: Path, node: str, library_name: str | None, as_json: bool) ->
             {**_node_json(found), "path": [n.title for n in trail], "first_children": [_node_json(kid) for kid in kids]}
         )
         return
-    click.echo(visible(" › ".join(n.title for n in trail)))
+    click.echo(visible(PATH_SEPARATOR.join(n.title for n in trail)))
     click.echo(visible(f"[{found.kind}, {found.origin}] {found.title}"))
     if found.body:
         click.echo(visible(found.body))

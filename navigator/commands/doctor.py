@@ -1,4 +1,4 @@
-"""`navigator doctor`: print what kb.doctor and models.llm.doctor find, each with what to do.
+"""`navigator doctor`: print what kb.doctor and models.llm.model_check find, each with what to do.
 
 The exit status is non-zero when any finding needs action, so scripts and CI can call it.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from kb.doctor import ERROR, OK, WARNING
-from models.llm.doctor import examine
 from models.llm.model import LoadOptions
+from models.llm.model_check import examine_with_model
 from models.llm.model_file import MODEL_ENV
 from models.llm.repack import RepackMode
 from navigator.commands.llm_support import repack_option
@@ -38,7 +38,7 @@ def doctor(workspace: Path, model: Path | None, repack: RepackMode | None, quick
     The model is run for a few tokens in its own process, as unpack runs it. Read-only: nothing
     is upgraded, repaired or rebuilt. Exits 1 when a finding needs action.
     """
-    findings = examine(workspace, model=model, options=LoadOptions(repack=repack), quick=quick)
+    findings = examine_with_model(workspace, model=model, options=LoadOptions(repack=repack), quick=quick)
     needs_action = [finding for finding in findings if finding.needs_action]
     if as_json:
         emit_json(

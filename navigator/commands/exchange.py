@@ -6,9 +6,7 @@ kb.exchange (the records), kb.export_file (an export written to a path) and kb.m
 
 from __future__ import annotations
 
-import json
 import sys
-from functools import partial
 from pathlib import Path
 
 import click
@@ -18,8 +16,8 @@ from kb.exchange import export_labels
 from kb.export_file import export_to_path
 from kb.merge import merge_files
 from kb.records import EXPORT_TYPES
-from kb.search import SearchIndex
-from navigator.commands.support import guard, json_option, workspace_option
+from kb.search import IndexUpdate
+from navigator.commands.support import emit_json, guard, index_new_nodes, json_option, workspace_option
 from navigator.progress import TerminalProgress
 
 
@@ -60,15 +58,19 @@ def merge(workspace: Path, files: tuple[Path, ...], no_index: bool, as_json: boo
     """
     conn = guard(lambda: connect(workspace))
     report = guard(lambda: merge_files(conn, list(files)))
-    indexed: dict[str, int] = {}
+    updates: list[IndexUpdate] = []
     if not no_index and report.libraries:
         with TerminalProgress(enabled=not as_json) as progress:
-            for library in report.libraries:
-                search = SearchIndex(conn, workspace, library)
-                indexed[library.name] = guard(partial(search.update, progress))
+            updates = [index_new_nodes(conn, workspace, library, progress) for library in report.libraries]
+    indexed = {update.library: update.indexed for update in updates}
     if as_json:
-        payload = {"added": report.added, "already_present": report.present, "indexed": indexed}
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        payload = {
+            "added": report.added,
+            "already_present": report.present,
+            "indexed": indexed,
+            "index_behind": {update.library: update.problem for update in updates if update.problem},
+        }
+        emit_json(payload)
         return
     for kind in EXPORT_TYPES:
         click.echo(f"{kind}s: {report.added[kind]} added, {report.present[kind]} already present")

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from kb.libraries import library_by_id
 from kb.review import provenance, replace_node, set_review
 from kb.tree import Node, resolve_node
 from models.llm.ask import ask_stream
@@ -25,13 +26,14 @@ from models.llm.model_credences import CreditReport
 from models.llm.model_process import ProbeResult, probe_model
 from models.llm.repack import RepackMode
 from models.llm.unpack import GROUNDED_TEMPERATURE, plan_calls, unpack_tree
-from models.llm.unpack_batch import UnpackedNode, index_and_read_back, index_library_of, model_p
+from models.llm.unpack_batch import UnpackedNode, model_p, read_back
 from models.llm.unpack_text import DEFAULT_K
 from navigator.commands.llm_support import load_options, model_options, model_process
 from navigator.commands.support import (
     Failure,
     emit_json,
     guard,
+    index_new_nodes,
     json_option,
     library_option,
     open_workspace,
@@ -144,12 +146,9 @@ def unpack(
             )
         except KeyboardInterrupt:
             raise Failure("interrupted; finished nodes are kept, run the same command again to resume") from None
-        done = guard(
-            lambda: index_and_read_back(
-                conn, workspace, start, report, index=not no_index, progress=progress, elaborate=elaborate
-            )
-        )
-    _print_unpacked(conn, done, as_json)
+        indexed = _index_library_of(conn, workspace, start, progress) if report.created and not no_index else 0
+        done = guard(lambda: read_back(conn, start, report, elaborate=elaborate))
+    _print_unpacked(conn, done, indexed, as_json)
     if done.report.stopped is not None:
         raise Failure(describe_error(done.report.stopped))
     failed = done.report.failed
@@ -164,7 +163,12 @@ def _print_plan(start: Node, planned: int, depth: int, k: int, as_json: bool) ->
         click.echo(f"would make {planned} model call{'s' if planned != 1 else ''} (depth {depth}, k {k})")
 
 
-def _print_unpacked(conn: sqlite3.Connection, done: UnpackedNode, as_json: bool) -> None:
+def _index_library_of(conn: sqlite3.Connection, workspace: Path, node: Node, progress: Any = None) -> int:
+    """How many new nodes of `node`'s library the index took in (a warning, if it could not)."""
+    return index_new_nodes(conn, workspace, library_by_id(conn, node.library_id), progress).indexed
+
+
+def _print_unpacked(conn: sqlite3.Connection, done: UnpackedNode, indexed: int, as_json: bool) -> None:
     report, start = done.report, done.node
     if as_json:
         emit_json(
@@ -173,7 +177,7 @@ def _print_unpacked(conn: sqlite3.Connection, done: UnpackedNode, as_json: bool)
                 "calls": report.calls,
                 "cached": report.cached,
                 "created": report.created,
-                "indexed": done.indexed,
+                "indexed": indexed,
                 "failed": [{"node": uid, "error": message} for uid, message in report.failed],
                 "cancelled": report.cancelled,
                 "stopped": describe_error(report.stopped) if report.stopped is not None else None,
@@ -246,7 +250,7 @@ def ask(
             answer = guard(run)
     except KeyboardInterrupt:
         raise Failure("interrupted; nothing was written") from None
-    indexed = guard(lambda: index_library_of(conn, workspace, target, TerminalProgress(enabled=False)))
+    indexed = _index_library_of(conn, workspace, target)
     p = model_p(conn, [answer]).get(answer.uid)
     if as_json:
         payload = {"node": target.uid, "question": question, "answer": _child_json(conn, answer, p), "indexed": indexed}
@@ -401,7 +405,7 @@ def edit(workspace: Path, node: str, text: str, library_name: str | None, labele
     conn = open_workspace(workspace)
     target = _node(conn, node, library_name)
     new: Node = guard(lambda: replace_node(conn, target, title=text, labeler=labeler))
-    guard(lambda: index_library_of(conn, workspace, new, TerminalProgress(enabled=False)))
+    _index_library_of(conn, workspace, new)
     click.echo(f"{new.uid} replaces {target.uid}")
 
 

@@ -8,14 +8,13 @@ existed, or by a batch that was cancelled while judging). Every figure is printe
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kb.tree import resolve_node
-from models.llm.model_calibration import DEFAULT_N, CalibrationReport, calibrate
+from models.llm.calibration_run import DEFAULT_N, CalibrationReport, calibrate
 from models.llm.model_credences import FLIP_TOLERANCE, ModelCheck, credit_missing, forget_calibrations
 from models.llm.repack import RepackMode
 from navigator.commands.llm_support import load_options, model_process
@@ -52,8 +51,8 @@ def _report_json(report: CalibrationReport, saved: Path | None) -> dict[str, Any
         "auc": report.auc,
         "auc_judgement": report.auc_judgement,
         "auc_support": report.auc_support,
-        "reliability": [asdict(row) for row in report.reliability],
-        "by_kind": [asdict(kind) for kind in report.by_kind],
+        "reliability": report.reliability,  # dataclasses: emit_json gives each its fields
+        "by_kind": report.by_kind,
         "calibration": {"method": calibration.method, "a": calibration.a, "b": calibration.b},
         "saved_to": str(saved) if saved else None,
         "seconds": round(report.seconds, 2),

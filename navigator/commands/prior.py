@@ -9,7 +9,6 @@ models.prior.report and prints.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,15 @@ from models.prior.bounds import Estimate
 from models.prior.exact import Credence
 from models.prior.report import PriorReport, load_workspace_credences, prior_report, read_credences
 from models.prior.similarity import DEFAULT_THRESHOLD
-from navigator.commands.support import Failure, guard, json_option, library_option, pick_library, workspace_option
+from navigator.commands.support import (
+    Failure,
+    emit_json,
+    guard,
+    json_option,
+    library_option,
+    pick_library,
+    workspace_option,
+)
 
 
 def _credence_json(credence: Credence) -> dict[str, Any]:
@@ -46,6 +53,7 @@ def _estimate_json(estimate: Estimate) -> dict[str, Any]:
 
 
 def _report_json(report: PriorReport, credences: list[Credence]) -> dict[str, Any]:
+    """A distance that could not be computed (NaN) or a log10 of 0 (-inf) prints as null (emit_json's rule)."""
     mentioned = {s for c in credences for s in c.statements}
     coherence = report.coherence
     shown: dict[str, Any] = {
@@ -59,14 +67,14 @@ def _report_json(report: PriorReport, credences: list[Credence]) -> dict[str, An
         "estimates": [_estimate_json(estimate) for estimate in report.estimates],
     }
     if not coherence.coherent:
-        shown["distance"] = None if math.isnan(coherence.distance) else coherence.distance
+        shown["distance"] = coherence.distance
         shown["conflict"] = [_credence_json(c) for c in coherence.conflict]
         shown["conflict_is_smallest"] = coherence.conflict_is_smallest
         shown["nearest"] = [_credence_json(c) for c in coherence.nearest] if coherence.nearest else None
     return shown
 
 
-def _number(value: float) -> str:
+def _p_text(value: float) -> str:
     return f"{value:.4f}"
 
 
@@ -74,7 +82,7 @@ def _print_report(report: PriorReport, credences: list[Credence], indent: str = 
     coherence = report.coherence
     click.echo(
         f"{indent}P(all of {len(report.query)} statements true) from {len(credences)} credences: "
-        f"[{_number(report.interval.lower)}, {_number(report.interval.upper)}] ({report.method})"
+        f"[{_p_text(report.interval.lower)}, {_p_text(report.interval.upper)}] ({report.method})"
     )
     if coherence.coherent:
         click.echo(f"{indent}coherent: some distribution matches every credence")
@@ -96,11 +104,11 @@ def _print_report(report: PriorReport, credences: list[Credence], indent: str = 
         notes = [estimate.note] if estimate.note else []
         if estimate.kind == "point":
             exponent = estimate.log10 if estimate.log10 is not None else -math.inf
-            shown = _number(estimate.lower) if estimate.lower > 0 or exponent == -math.inf else f"10^{exponent:.1f}"
+            shown = _p_text(estimate.lower) if estimate.lower > 0 or exponent == -math.inf else f"10^{exponent:.1f}"
             if not report.interval.contains(estimate.lower):
                 notes.append("outside the assumption-free interval: the credences contradict this assumption")
         else:
-            shown = f"[{_number(estimate.lower)}, {_number(estimate.upper)}]"
+            shown = f"[{_p_text(estimate.lower)}, {_p_text(estimate.upper)}]"
         click.echo(f"{indent}  {estimate.name:<24} {shown:<18} assumes: {estimate.assumption}")
         for note in notes:
             click.echo(f"{indent}  {'':<24} {'':<18} {note}")
@@ -119,7 +127,7 @@ def _from_file(path: Path, query: list[str] | None, threshold: float, as_json: b
     credences: list[Credence] = guard(lambda: read_credences(path))
     report = prior_report(credences, query, threshold=threshold)
     if as_json:
-        click.echo(json.dumps({"source": str(path), **_report_json(report, credences)}, ensure_ascii=False, indent=2))
+        emit_json({"source": path, **_report_json(report, credences)})
         return
     _print_report(report, credences)
 
@@ -154,14 +162,14 @@ def _from_workspace(
                 shown["p_z_upper"] = report.interval.upper
             labelers.append(shown)
         payload = {"library": library.name, "library_nodes": size, "labelers": labelers}
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        emit_json(payload)
         return
     for entry, report in results:
         click.echo(f"labeler {entry.labeler} — library {library.name!r} ({size:,} nodes)")
         if report is not None:
             _print_report(report, entry.credences, indent="  ")
             click.echo(
-                f"  P(Z) ≤ {_number(report.interval.upper)}: Z includes the {len(report.query)} rated statements; "
+                f"  P(Z) ≤ {_p_text(report.interval.upper)}: Z includes the {len(report.query)} rated statements; "
                 f"the other {max(size - len(report.query), 0):,} nodes have no credences, so P(Z)'s lower bound is 0"
             )
         if entry.library_credence is not None:
@@ -236,6 +244,6 @@ def _model_check(workspace: Path, library_name: str | None, threshold: float, li
     library = pick_library(conn, library_name)
     check = model_check(conn, library, limit=max(0, limit), threshold=threshold)
     if as_json:
-        click.echo(json.dumps({"library": library.name, **model_check_json(check)}, ensure_ascii=False, indent=2))
+        emit_json({"library": library.name, **model_check_json(check)})
         return
     print_model_check(check, library.name)

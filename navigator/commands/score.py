@@ -7,32 +7,26 @@ this module only prints, and every number it prints carries the count it rests o
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kb.fork import fork_library
-from kb.libraries import get_library, list_libraries
-from kb.tree import library_node_count
-from models.imitation.score import EPSILON, LibraryScore, score_libraries
+from models.imitation.score import LibraryScore, score_libraries
+from models.scoring import LOG_FLOOR
 from navigator.commands.support import emit_json, guard, json_option, open_workspace, workspace_option
 
 
-def _finite(value: float | None) -> float | None:
-    """JSON has no infinities: -inf (probability 0) becomes null beside the probability itself."""
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _score_json(entry: LibraryScore) -> dict[str, Any]:
+    """One library's F(Z) with the counts it rests on. A log of probability 0 (-inf) prints as null,
+    beside the probability itself (emit_json's one rule for numbers that are not finite)."""
     part, prior = entry.likelihood, entry.prior
     low, high = prior.log_interval
     return {
         "library": entry.library.name,
         "parent": entry.library.parent_id,
         "rank": entry.rank,
-        "f": _finite(entry.f),
+        "f": entry.f,
         "reason": entry.reason or None,
         "likelihood": {
             "log_sum": part.total,
@@ -45,17 +39,17 @@ def _score_json(entry: LibraryScore) -> dict[str, Any]:
             "n_simulated_labels": part.n_simulated_labels,
             "log_labelled": part.log_labelled,
             "log_imitated": part.log_imitated,
-            "epsilon": EPSILON,
+            "log_floor": LOG_FLOOR,
             "pooling": "mean over labelers of P(gold)",
             "note": part.note or None,
         },
         "prior": {
             "p_lower": prior.lower,
             "p_upper": prior.upper,
-            "log_lower": _finite(low),
-            "log_upper": _finite(high),
+            "log_lower": low,
+            "log_upper": high,
             "method": prior.method,
-            "point_log": _finite(prior.point_log),
+            "point_log": prior.point_log,
             "point": prior.point_name,
             "coherent": prior.coherent,
             "n_statements": prior.n_statements,
@@ -72,7 +66,7 @@ def _score_json(entry: LibraryScore) -> dict[str, Any]:
     }
 
 
-def _number(value: float | None) -> str:
+def _log_text(value: float | None) -> str:
     if value is None:
         return "undefined"
     return "-inf" if value == -math.inf else f"{value:.4g}"
@@ -82,18 +76,18 @@ def _print_score(entry: LibraryScore) -> None:
     part, prior = entry.likelihood, entry.prior
     head = f"#{entry.rank}" if entry.rank else "unranked"
     click.echo(
-        f"{head}  {entry.library.name}  F(Z) = {_number(entry.f)}" + (f"  ({entry.reason})" if entry.reason else "")
+        f"{head}  {entry.library.name}  F(Z) = {_log_text(entry.f)}" + (f"  ({entry.reason})" if entry.reason else "")
     )
     click.echo(
-        f"    Σ log P(y|x,Z) = {_number(part.total)} over n={part.n_items} items: {part.n_labelled} from "
+        f"    Σ log P(y|x,Z) = {_log_text(part.total)} over n={part.n_items} items: {part.n_labelled} from "
         f"{part.n_labels} labels by {part.n_labelers} labelers ({part.n_simulated_labels} simulated labels; "
-        f"{_number(part.log_labelled)}), {part.n_imitated} imitated ({_number(part.log_imitated)}), "
-        f"{part.n_missing} missing; P clamped at ≥ {EPSILON:g}"
+        f"{_log_text(part.log_labelled)}), {part.n_imitated} imitated ({_log_text(part.log_imitated)}), "
+        f"{part.n_missing} missing; P clamped at ≥ {LOG_FLOOR:g}"
     )
     if part.note and part.note not in entry.reason:
         click.echo(f"    {part.note}")
     click.echo(
-        f"    log P(Z) = {_number(prior.point_log)} ({prior.point_name}); "
+        f"    log P(Z) = {_log_text(prior.point_log)} ({prior.point_name}); "
         f"P(Z) ∈ [{prior.lower:.4g}, {prior.upper:.4g}] "
         f"({prior.method}{'' if prior.coherent else ', on the nearest coherent credences'}) from n={prior.n_credences} "
         f"credences by {prior.n_labelers} labelers ({prior.n_shared} shared from fork relatives) on {prior.n_rated} of "
@@ -142,37 +136,9 @@ def score(workspace: Path, as_json: bool, use_imitated_credences: bool, use_mode
     finally:
         conn.close()
     if as_json:
-        emit_json({"epsilon": EPSILON, "libraries": [_score_json(entry) for entry in scores]})
+        emit_json({"log_floor": LOG_FLOOR, "libraries": [_score_json(entry) for entry in scores]})
         return
     if not scores:
         click.echo("no libraries in this workspace")
     for entry in scores:
         _print_score(entry)
-
-
-@click.command()
-@workspace_option
-@click.argument("source")
-@click.argument("new_name")
-@json_option
-def fork(workspace: Path, source: str, new_name: str, as_json: bool) -> None:
-    """Copy library SOURCE whole into a new library NEW_NAME (same node ids, its own tree).
-
-    Credences on statements the two share apply to both; predictions stay with SOURCE. Build the
-    fork's search index with `navigator index --library NEW_NAME` before training on it.
-    """
-    conn = open_workspace(workspace)
-    try:
-        library = guard(lambda: get_library(conn, source))
-        started = time.perf_counter()
-        made = guard(lambda: fork_library(conn, library, new_name))
-        seconds = time.perf_counter() - started
-        nodes = library_node_count(conn, made.id)
-        names = [lib.name for lib in list_libraries(conn)]
-    finally:
-        conn.close()
-    if as_json:
-        emit_json({"library": made.name, "uid": made.uid, "parent": library.name, "nodes": nodes, "seconds": seconds})
-        return
-    click.echo(f"forked {library.name!r} into {made.name!r}: {nodes:,} nodes in {seconds:.2f} s")
-    click.echo(f"libraries: {', '.join(names)}; index it with `navigator index --library {made.name}`")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from kb.demo import answer_key_path
+from kb.item_import import answer_key_path
 from models.bootstrap import RESAMPLES
 from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
 from models.imitation.study_records import StudyResults
@@ -34,7 +34,7 @@ def _show(results: StudyResults, out: Path | None, as_json: bool) -> None:
 
     written = write_report(results, out) if out is not None else []
     if as_json:
-        emit_json(results.model_dump(mode="json"))
+        emit_json(results)
         return
     click.echo(
         visible(f"study of library {results.library}: " + ", ".join(f"{k} {v}" for k, v in results.items.items()))

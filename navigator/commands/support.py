@@ -7,11 +7,10 @@ while cli.py imports them: no import cycle.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from platformdirs import user_data_path
@@ -20,6 +19,10 @@ from kb.db import connect
 from kb.errors import Cancelled, ZNavigatorError
 from kb.libraries import Library, get_library, list_libraries
 from navigator.display import describe_error
+from navigator.json_output import json_text
+
+if TYPE_CHECKING:
+    from kb.search import IndexUpdate
 
 
 def default_workspace() -> Path:
@@ -82,4 +85,19 @@ def pick_library(conn: sqlite3.Connection, name: str | None) -> Library:
 
 
 def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+    """Print a command's --json output: the one encoder (navigator.json_output), where NaN, +inf
+    and -inf are null at any depth and dataclasses, pydantic models and paths are taken as they are."""
+    click.echo(json_text(value))
+
+
+def index_new_nodes(
+    conn: sqlite3.Connection, workspace: Path, library: Library, progress: Any = None, *, procs: int = 1
+) -> IndexUpdate:
+    """Bring a library's index up to date after a command added nodes (kb.search.index_new_nodes: an
+    index that cannot follow is a warning on stderr, never the command's failure; a cancel still is)."""
+    from kb.search import index_new_nodes as bring_up_to_date  # whoosh and numpy load only when indexing
+
+    update: IndexUpdate = guard(lambda: bring_up_to_date(conn, workspace, library, progress, procs=procs))
+    if update.warning is not None:
+        click.echo(f"warning: {update.warning}", err=True)
+    return update

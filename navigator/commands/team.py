@@ -14,7 +14,7 @@ import click
 from kb.assignments import Plan
 from kb.assignments import assign as make_plan
 from kb.items import SPLITS
-from kb.tree import ancestors, node_by_uid
+from kb.tree import node_by_uid, node_path
 from navigator.commands.support import (
     Failure,
     emit_json,
@@ -111,9 +111,9 @@ def agreement(
         click.echo(line)
 
 
-def node_path(conn: sqlite3.Connection, library_id: int, uid: str) -> str:
+def cited_path(conn: sqlite3.Connection, library_id: int, uid: str) -> str:
     node = node_by_uid(conn, uid, library_id)
-    return " › ".join(n.title for n in ancestors(conn, node.id)[1:]) if node else f"{uid} (not in this library)"
+    return node_path(conn, node.id) if node else f"{uid} (not in this library)"
 
 
 @click.command()
@@ -136,7 +136,7 @@ def disagreements(
     found = guard(lambda: find(conn, library, splits=splits or LABELLED_SPLITS, task=task, limit=limit))
 
     def path(uid: str) -> str:
-        return node_path(conn, library.id, uid)
+        return cited_path(conn, library.id, uid)
 
     if as_json:
         emit_json({"library": library.name, "items": [disagreement_json(entry, path) for entry in found]})

@@ -6,16 +6,14 @@ default and JSON with --json; failures are one line on stderr, exit status 1.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kb.assignments import items_for
 from kb.db import utc_now
 from kb.items import SPLITS, items_in
+from kb.labels import SIMULATED
 from models.imitation.evaluation import EvaluationReport, iid_check
 from models.imitation.item_order import ORDERS
 from models.imitation.learners import DEFAULT_LEARNER, LEARNERS
@@ -30,6 +28,7 @@ from navigator.commands.support import (
     pick_library,
     workspace_option,
 )
+from navigator.json_output import json_lines
 from navigator.tables import evaluation_table
 
 PREDICTION_SCHEMA_VERSION = 1
@@ -141,7 +140,7 @@ def predict(workspace: Path, library_name: str | None, out: Path | None, split: 
     ]
     if split == "prediction":
         _warn_if_not_iid(guard(lambda: iid_check(conn, workspace, library, plan=fitted.plan)))
-    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    text = json_lines(records)
     if out is None:
         click.echo(text, nl=False)
     else:
@@ -160,11 +159,8 @@ def _warn_if_not_iid(iid: Any) -> None:
         click.secho("!" * 78, fg="red", err=True)
 
 
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 def _evaluation_json(report: EvaluationReport) -> dict[str, Any]:
+    """A score over no items is NaN, and null in the output (emit_json's one rule)."""
     return {
         "answers": report.answers,
         "model_version": report.model_version,
@@ -174,8 +170,8 @@ def _evaluation_json(report: EvaluationReport) -> dict[str, Any]:
                 "kind": s.kind,
                 "split": s.split,
                 "n": s.n,
-                "accuracy": _number(s.accuracy),
-                "log_loss": _number(s.log_loss),
+                "accuracy": s.accuracy,
+                "log_loss": s.log_loss,
                 "per_task": {task: {"n": n, "accuracy": acc} for task, (n, acc) in s.per_task.items()},
             }
             for s in report.scores
@@ -250,15 +246,14 @@ def simulate(
     as_json: bool,
 ) -> None:
     """A SIMULATED labeler answers the demo questions by reading the library, and records its labels."""
-    from models.imitation.item_order import order_items
+    from models.imitation.item_order import labeler_queue
     from models.imitation.simulated_labeler import SimulatedLabeler, simulated_name
 
     conn = open_workspace(workspace)
     library = pick_library(conn, library_name)
-    items = items_for(conn, simulated_name(labeler), items_in(conn, (split,)))
-    if not items:
+    ordering = guard(lambda: labeler_queue(conn, library, simulated_name(labeler), (split,), order=order))
+    if not ordering.items:
         raise Failure(f"no {split} items in this workspace for {simulated_name(labeler)}")
-    ordering = guard(lambda: order_items(conn, library, items, order=order))
     simulated = SimulatedLabeler(conn, workspace, library, labeler, noise=noise, seed=seed)
     queue = ordering.items
     if limit is not None:
@@ -269,7 +264,7 @@ def simulate(
         emit_json(
             {
                 "labeler": report.labeler,
-                "source": "simulated",
+                "source": SIMULATED,
                 "split": split,
                 "order": ordering.how,
                 "labelled": report.labelled,

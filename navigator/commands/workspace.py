@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,16 @@ from typing import Any
 import click
 
 from kb.db import connect, schema_version
+from kb.fork import fork_library
 from kb.formats import FORMATS, detect_format, read_nodes
 from kb.importing import ImportProblem, ImportReport, import_staged
-from kb.libraries import Library, library_for_import, list_libraries
-from kb.search import SearchIndex
+from kb.libraries import Library, get_library, library_for_import, list_libraries
+from kb.tree import library_node_count
 from navigator.commands.support import (
     Failure,
     emit_json,
     guard,
+    index_new_nodes,
     json_option,
     library_option,
     open_workspace,
@@ -42,7 +45,7 @@ def init(workspace: Path) -> None:
 
 
 def _import_items(*args: Any, **kwargs: Any) -> Any:
-    from kb.items import import_items
+    from kb.item_import import import_items
 
     return import_items(*args, **kwargs)
 
@@ -93,8 +96,7 @@ def import_(
         library, report = guard(run)
         indexed = 0
         if not no_index and report.added:
-            search = SearchIndex(conn, workspace, library)
-            indexed = guard(lambda: search.update(progress, procs=_index_procs(report.added)))
+            indexed = index_new_nodes(conn, workspace, library, progress, procs=_index_procs(report.added)).indexed
     _report_problems(report.problems, report.skipped)
     if as_json:
         emit_json(
@@ -150,7 +152,7 @@ def items_import(
     as_json: bool,
 ) -> None:
     """Import task items from JSONL: {"id", "x", "options", "y"?}."""
-    from kb.demo import answer_key_path
+    from kb.item_import import answer_key_path
 
     conn = guard(lambda: connect(workspace, create=True))
     with TerminalProgress(enabled=not as_json) as progress:
@@ -194,7 +196,7 @@ def stats(workspace: Path, as_json: bool) -> None:
     conn = open_workspace(workspace)
     result = workspace_stats(conn, workspace)
     if as_json:
-        emit_json(result.model_dump())
+        emit_json(result)
         return
     click.echo(f"workspace {result.workspace} (schema {result.schema_version})")
     for lib in result.libraries:
@@ -219,6 +221,8 @@ def index(workspace: Path, library_name: str | None, rebuild: bool, procs: int |
     done = {}
     with TerminalProgress(enabled=not as_json) as progress:
         for library in libraries:
+            from kb.search import SearchIndex  # whoosh and numpy load only when indexing
+
             search = SearchIndex(conn, workspace, library)
             workers = procs or _index_procs(search.pending() if not rebuild else 10**9)
             action = search.rebuild if rebuild else search.update
@@ -250,3 +254,31 @@ def demo(workspace: Path, open_app: bool, seed: int) -> None:
         from navigator.app import NavigatorApp
 
         NavigatorApp(workspace=workspace, labeler=None).run()
+
+
+@click.command()
+@workspace_option
+@click.argument("source")
+@click.argument("new_name")
+@json_option
+def fork(workspace: Path, source: str, new_name: str, as_json: bool) -> None:
+    """Copy library SOURCE whole into a new library NEW_NAME (same node ids, its own tree).
+
+    Credences on statements the two share apply to both; predictions stay with SOURCE. Build the
+    fork's search index with `navigator index --library NEW_NAME` before training on it.
+    """
+    conn = open_workspace(workspace)
+    try:
+        library = guard(lambda: get_library(conn, source))
+        started = time.perf_counter()
+        made = guard(lambda: fork_library(conn, library, new_name))
+        seconds = time.perf_counter() - started
+        nodes = library_node_count(conn, made.id)
+        names = [lib.name for lib in list_libraries(conn)]
+    finally:
+        conn.close()
+    if as_json:
+        emit_json({"library": made.name, "uid": made.uid, "parent": library.name, "nodes": nodes, "seconds": seconds})
+        return
+    click.echo(f"forked {library.name!r} into {made.name!r}: {nodes:,} nodes in {seconds:.2f} s")
+    click.echo(f"libraries: {', '.join(names)}; index it with `navigator index --library {made.name}`")

@@ -29,14 +29,13 @@ from textual.worker import get_current_worker
 from kb.db import connect
 from kb.items import Item
 from kb.libraries import Library
-from kb.tree import ancestors, node_by_uid
+from kb.tree import PATH_SEPARATOR, node_by_uid, node_path
 from models.imitation.agreement import Disagreement, disagreements
 from navigator.display import visible
 from navigator.team_text import labeler_name
 
 LIMIT = 200
 BAR_WIDTH = 16
-PATH_SEPARATOR = " › "
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ class DisagreementsScreen(Screen[Choice | None]):
                 for label in entry.labels:
                     for uid in label.cited:
                         node = node_by_uid(conn, uid, self.library.id)
-                        path = PATH_SEPARATOR.join(n.title for n in ancestors(conn, node.id)[1:]) if node else uid
+                        path = node_path(conn, node.id) if node else uid
                         cited.append(Citation(label.labeler, uid, node.id if node else None, path))
         finally:
             conn.close()

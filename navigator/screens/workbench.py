@@ -29,10 +29,10 @@ from kb.libraries import Library
 from kb.sessions import bookmarks, load_state, save_state, toggle_bookmark
 from kb.tree import Node, ancestors, node_by_id, node_by_uid
 from navigator.display import describe_error, visible
-from navigator.generation import Generation
 from navigator.history import History
-from navigator.label_exchange import export_mine, export_path, merge_export
 from navigator.labeling import MAX_MARKED, Labeling
+from navigator.model_worker import ModelWorker
+from navigator.palette_exchange import export_mine, export_path, merge_export
 from navigator.screens.disagreements import Choice, DisagreementsScreen
 from navigator.screens.help import HelpScreen
 from navigator.screens.metrics import MetricsScreen
@@ -85,7 +85,7 @@ class WorkbenchScreen(Screen[None]):
     ]
 
     def __init__(
-        self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str, generation: Generation
+        self, conn: sqlite3.Connection, workspace: Path, library: Library, labeler: str, generation: ModelWorker
     ) -> None:
         super().__init__()
         self.conn = conn

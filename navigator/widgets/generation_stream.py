@@ -1,6 +1,6 @@
 """What the local LLM writes about the open node, shown token by token, and the worker that runs the call.
 
-The call itself (navigator.generation) runs in a thread worker with its own
+The call itself (navigator.model_worker) runs in a thread worker with its own
 workspace connection; tokens and notes hop back to the UI thread. The widget
 says what happened with messages: Rate while tokens arrive (for the status line)
 and Finished when the call ends (the screen then shows new children in the tree).
@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from kb.errors import Cancelled, ZNavigatorError
 from navigator.display import describe_error, visible
-from navigator.generation import Generation, Outcome
+from navigator.model_worker import ModelWorker, Outcome
 
 TokenSink = Callable[[str, float], None]
 NoteSink = Callable[[str], None]
@@ -25,7 +25,7 @@ Call = Callable[[TokenSink, NoteSink], Outcome]
 
 
 class GenerationStream(Static):
-    """One model call at a time (Generation.running); Esc sets Generation.cancel."""
+    """One model call at a time (ModelWorker.running); Esc sets ModelWorker.cancel."""
 
     class Rate(Message):
         """A token arrived; the model is writing this fast."""
@@ -42,7 +42,7 @@ class GenerationStream(Static):
             self.message = message
             self.outcome = outcome
 
-    def __init__(self, generation: Generation, **kwargs: str) -> None:
+    def __init__(self, generation: ModelWorker, **kwargs: str) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.generation = generation
         self.streamed = Text()

@@ -19,16 +19,15 @@ from textual.widgets import Static
 
 from kb.labels import model_credences
 from kb.review import provenance
-from kb.search import PATH_SEPARATOR
-from kb.tree import Node, ancestors, node_by_uid
+from kb.tree import PATH_SEPARATOR, Node, ancestors, node_by_uid
 from models.llm.unpack import ELABORATION_KIND
 from navigator.display import visible
-from navigator.generation import Generation
+from navigator.model_worker import ModelWorker
 from navigator.widgets.generation_stream import GenerationStream
 
 
 class NodePane(VerticalScroll):
-    def __init__(self, conn: sqlite3.Connection, library_id: int, generation: Generation, **kwargs: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, library_id: int, generation: ModelWorker, **kwargs: str) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.conn = conn
         self.library_id = library_id

@@ -4,8 +4,8 @@ Nodes are append-only, so an index is a list of segments, each holding the nodes
 one id range, and an update writes one new segment for the nodes added since the
 last. A segment is built in three steps: read the nodes in id order and split their
 text into raw tokens (one `findall` per field), turn the tokens of a batch into
-term numbers and positions with numpy (`kb.search_text.TermCoder`), and at the end
-sort every field's postings by term once and write them (`kb.search_codec`).
+term numbers and positions with numpy (`kb.search.text.TermCoder`), and at the end
+sort every field's postings by term once and write them (`kb.search.codec`).
 That is about 20 times less Python per token than whoosh's writer; a large build
 also splits the id range across processes, one segment each.
 
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from whoosh.filedb.filestore import FileStorage
 
 from kb.errors import Cancelled
-from kb.search_codec import (
+from kb.search.codec import (
     ArrayCodec,
     ArraySegment,
     FieldPostings,
@@ -40,9 +40,9 @@ from kb.search_codec import (
     read_postings,
     write_segment,
 )
-from kb.search_pickle import INDEX_NAME
-from kb.search_pickle import whoosh_index as safe_whoosh_index
-from kb.search_text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermCoder, schema, spelling_of
+from kb.search.safe_unpickle import INDEX_NAME
+from kb.search.safe_unpickle import whoosh_index as safe_whoosh_index
+from kb.search.text import FIELD_BOOSTS, FIELDS, SPELLING, STOPPED, TOKEN, TermCoder, schema, spelling_of
 
 WRITTEN = (*FIELDS, SPELLING)
 

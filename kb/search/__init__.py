@@ -5,12 +5,12 @@ the imitation trainer and the simulated labeler all read Z through `SearchIndex.
 so it answers the way a person expects and the same way every time:
 
 - every word or quoted phrase is a clause; nodes matching all clauses rank first, then
-  those matching most of them, then by BM25F, then by node id (`kb.search_query`,
-  `kb.search_rank`). Question words and punctuation never empty a result;
+  those matching most of them, then by BM25F, then by node id (`kb.search.query`,
+  `kb.search.rank`). Question words and punctuation never empty a result;
 - every match is scored: no clock and no early stop anywhere in ranking, so the same
   query on the same index returns the same hits in the same order, whatever the load;
-- the index is written in whole segments from numpy arrays (`kb.search_build`,
-  `kb.search_codec`), so a million nodes index in minutes and opening one costs
+- the index is written in whole segments from numpy arrays (`kb.search.build`,
+  `kb.search.codec`), so a million nodes index in minutes and opening one costs
   milliseconds.
 """
 
@@ -22,13 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kb.db import transaction, utc_now
+from kb.db import in_chunks, marks, transaction, utc_now
 from kb.errors import ZNavigatorError
-from kb.importing import ImportCancelled, NoProgress, Progress
 from kb.libraries import Library
-from kb.search_pickle import INDEX_NAME
+from kb.progress import ImportCancelled, NoProgress, Progress
+from kb.search.build import BuildCancelled, add_segments, create_index, remove_tree
+from kb.search.codec import format_problem, read_postings
+from kb.search.query import QuerySyntaxError, plan
+from kb.search.rank import IndexView, rank
+from kb.search.safe_unpickle import INDEX_NAME, whoosh_index
+from kb.search.snippet import snippet
+from kb.search.text import FIELDS, SPELLING, TOKEN, spelling_of, term_of
+from kb.tree import node_path
 
-PATH_SEPARATOR = " › "
 WRITE_LOCK_SECONDS = 60.0
 SUGGESTION_TERMS = 20_000  # spelling candidates examined per word, in dictionary order
 SUGGESTION_DISTANCE = 2
@@ -38,7 +44,7 @@ class SearchError(ZNavigatorError):
     """A query or an index that cannot be used; the message says what to do."""
 
 
-Snippet = list[tuple[str, bool]]  # (piece of text, is it a match); kb.search_snippet makes them
+Snippet = list[tuple[str, bool]]  # (piece of text, is it a match); kb.search.snippet makes them
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,6 @@ class SearchIndex:
         ).fetchone()
         if row is None:
             return None
-        from kb.search_pickle import whoosh_index
 
         index = whoosh_index()
         try:
@@ -136,7 +141,6 @@ class SearchIndex:
     def rebuild(self, progress: Progress | None = None, *, procs: int = 1) -> int:
         """Index the whole library from SQLite into a fresh folder, then swap it in: the old
         index answers until the new one is complete."""
-        from kb.search_build import BuildCancelled, add_segments, create_index, remove_tree
 
         progress = progress or NoProgress()
         fresh = self.directory.with_name(self.directory.name + ".building")
@@ -159,11 +163,8 @@ class SearchIndex:
         """Index the nodes added since the last update; builds from scratch when there is no index.
 
         Holds the index's write lock, so two processes updating at once index each node once."""
-        from kb.search_pickle import whoosh_index
 
         index = whoosh_index()
-        from kb.search_build import BuildCancelled, add_segments
-        from kb.search_codec import format_problem
 
         try:
             seen = self.indexed_up_to()
@@ -228,8 +229,6 @@ class SearchIndex:
     def search(self, text: str, *, limit: int = 20) -> SearchResult:
         """The best `limit` nodes for `text`, ranked by how many of its words they match and
         then by BM25F, and the exact number of nodes that matched."""
-        from kb.search_query import QuerySyntaxError, plan
-        from kb.search_rank import rank
 
         started = time.perf_counter()
         text = text.strip()
@@ -263,11 +262,8 @@ class SearchIndex:
     def _current_view(self) -> Any:
         """Opening an index costs more than a query, so one searcher serves every query and
         is refreshed (cheaply, only if the index changed) each time."""
-        from kb.search_pickle import whoosh_index
 
         index = whoosh_index()
-        from kb.search_codec import format_problem
-        from kb.search_rank import IndexView
 
         try:
             if self._searcher is None:
@@ -299,8 +295,6 @@ class SearchIndex:
         """Open every segment and read its per-node arrays; `thorough` also reads every
         posting list and checks it is in order and inside its segment. Returns the number of
         nodes indexed; raises SearchError naming the fix when something is damaged."""
-        from kb.search_codec import read_postings
-        from kb.search_text import FIELDS, SPELLING
 
         if self.indexed_up_to() is None:
             raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
@@ -340,14 +334,11 @@ class SearchIndex:
     def _hits(self, ranked: Any, labels: list[str]) -> list[SearchHit]:
         if not ranked.node_ids:
             return []
-        from kb.search_snippet import snippet
-        from kb.tree import path_titles
-
-        marks = ",".join("?" * len(ranked.node_ids))
         rows = {
             row[0]: row[1:]
+            for chunk in in_chunks(ranked.node_ids)
             for row in self.conn.execute(
-                f"SELECT id, uid, title, body FROM nodes WHERE id IN ({marks})", ranked.node_ids
+                f"SELECT id, uid, title, body FROM nodes WHERE id IN ({marks(len(chunk))})", chunk
             )
         }
         words = {term for field, term in ranked.terms if field in ("title", "body", "path")}
@@ -356,7 +347,7 @@ class SearchIndex:
             uid, title, body = rows.get(node_id, ("", "", ""))
             # A node matched by its title or path shows its own text: it says more than the title again.
             shown = snippet(body, words) if body else snippet(title, words)
-            path = PATH_SEPARATOR.join(path_titles(self.conn, node_id)[1:])
+            path = node_path(self.conn, node_id)
             matched = tuple(label for label, hit in zip(labels, hit_clauses, strict=True) if hit)
             hits.append(SearchHit(node_id, uid, title, path, shown, score, matched, len(matched)))
         return hits
@@ -364,7 +355,6 @@ class SearchIndex:
     def _suggest(self, view: Any, text: str) -> str | None:
         """The query with each word that is nowhere in the library replaced by the closest
         title word (edit distance ≤ 2, same first two letters, most frequent first)."""
-        from kb.search_text import TOKEN, spelling_of, term_of
 
         reader = view.searcher.reader()
         replaced = text
@@ -386,10 +376,46 @@ class SearchIndex:
         return replaced if changed else None
 
 
+@dataclass(frozen=True)
+class IndexUpdate:
+    """What bringing a library's index up to date after new nodes did. `problem` is why it could
+    not (a damaged index, another process holding it); the nodes are saved either way."""
+
+    library: str
+    indexed: int
+    problem: str | None = None
+
+    @property
+    def warning(self) -> str | None:
+        if self.problem is None:
+            return None
+        return (
+            f"the new nodes are saved, but the search index of {self.library!r} is behind ({self.problem}); "
+            f"`navigator index --library {self.library}` brings it up to date"
+        )
+
+
+def index_new_nodes(
+    conn: sqlite3.Connection,
+    workspace: Path,
+    library: Library,
+    progress: Progress | None = None,
+    *,
+    procs: int = 1,
+) -> IndexUpdate:
+    """The one policy for the index after nodes are added (import, unpack, ask, merge, edits), from
+    every surface: SQLite already holds the nodes and stays the truth, so an index that cannot be
+    updated never fails what added them; the caller shows `warning`, and `navigator index` (or the
+    doctor) is the fix. A cancel is still a cancel."""
+    try:
+        indexed = SearchIndex(conn, workspace, library).update(progress, procs=procs)
+    except SearchError as error:
+        return IndexUpdate(library.name, 0, str(error))
+    return IndexUpdate(library.name, indexed)
+
+
 def _closest(reader: Any, word: str) -> str | None:
     from whoosh.support.levenshtein import distance
-
-    from kb.search_text import SPELLING
 
     best: tuple[int, int, str] | None = None
     for examined, found in enumerate(reader.expand_prefix(SPELLING, word[:2])):

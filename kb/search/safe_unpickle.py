@@ -39,8 +39,10 @@ _CLASS_MODULES = (
     "whoosh.analysis.ngrams",
     "whoosh.analysis.acore",
     "whoosh.codec.whoosh3",
-    "kb.search_codec",
+    "kb.search.codec",
 )
+# Indexes written before search became a package name the codec's classes by their old module.
+_RENAMED = {"kb.search_codec": "kb.search.codec"}
 
 
 class UnsafeIndex(ZNavigatorError, pickle.UnpicklingError):
@@ -49,6 +51,7 @@ class UnsafeIndex(ZNavigatorError, pickle.UnpicklingError):
 
 class _IndexUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        module = _RENAMED.get(module, module)
         if module in ("builtins", "__builtin__") and name in _ALLOWED_BUILTINS:
             return super().find_class("builtins", name)
         if (module, name) in _ALLOWED_FUNCTIONS:

@@ -7,7 +7,6 @@ returns what to tell the labeler instead of an exit status.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from kb.db import connect
 from kb.errors import ZNavigatorError
 from kb.export_file import export_to_path
 from kb.merge import merge_files
-from kb.search import SearchError, SearchIndex
+from kb.search import index_new_nodes
 from navigator.display import describe_error
 
 
@@ -44,12 +43,11 @@ def merge_export(workspace: Path, path: Path) -> tuple[str, bool]:
     conn = connect(workspace)
     try:
         report = merge_files(conn, [path])
-        for library in report.libraries:
-            with contextlib.suppress(SearchError):  # a missing index is the labeler's to rebuild, not a failure here
-                SearchIndex(conn, workspace, library).update()
+        updates = [index_new_nodes(conn, workspace, library) for library in report.libraries]
+        behind = [update.warning for update in updates if update.warning]
     except ZNavigatorError as error:
         return f"Nothing merged: {describe_error(error)}", False
     finally:
         conn.close()
     added = ", ".join(f"{n} {kind}s" for kind, n in report.added.items() if n) or "nothing new"
-    return f"Merged {path.name}: {added}", True
+    return "; ".join([f"Merged {path.name}: {added}", *behind]), True

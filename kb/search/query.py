@@ -19,7 +19,7 @@ from whoosh.fields import Schema
 from whoosh.qparser import MultifieldParser, OrGroup
 
 from kb.errors import ZNavigatorError
-from kb.search_text import FIELDS, TOKEN, term_of
+from kb.search.text import FIELDS, TOKEN, term_of
 
 MAX_CLAUSES = 32
 
@@ -36,7 +36,7 @@ class Clause:
 
 
 @dataclass
-class Plan:
+class QueryPlan:
     clauses: list[Clause] = field(default_factory=list)
     excluded: list[query.Query] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -97,12 +97,12 @@ def plain_words(text: str) -> query.Query | None:
     return query.Or(words)
 
 
-def plan(text: str, schema: Schema) -> Plan:
+def plan(text: str, schema: Schema) -> QueryPlan:
     try:
         parsed = plain_words(text) or _parser_for(schema).parse(text, normalize=False)
     except Exception as error:  # whoosh raises many kinds for malformed syntax
         raise QuerySyntaxError(str(error)) from error
-    result = Plan()
+    result = QueryPlan()
     labels = _Labels(text)
     _collect(parsed, result, labels, required=False)
     if len(result.clauses) > MAX_CLAUSES:
@@ -114,7 +114,7 @@ def plan(text: str, schema: Schema) -> Plan:
     return result
 
 
-def _collect(node: query.Query, into: Plan, labels: _Labels, *, required: bool) -> None:
+def _collect(node: query.Query, into: QueryPlan, labels: _Labels, *, required: bool) -> None:
     """`node` is a list of clauses: the whole query, or one side of `-word` / `+word`."""
     if isinstance(node, query.AndNot):
         _collect(node.a, into, labels, required=required)
@@ -132,7 +132,7 @@ def _collect(node: query.Query, into: Plan, labels: _Labels, *, required: bool) 
         _clause(node, into, labels, required=required)
 
 
-def _clause(node: query.Query, into: Plan, labels: _Labels, *, required: bool) -> None:
+def _clause(node: query.Query, into: QueryPlan, labels: _Labels, *, required: bool) -> None:
     """One word, phrase or parenthesised group; `a AND b` makes both required."""
     if isinstance(node, query.Not):
         into.excluded.append(node.query)

@@ -66,7 +66,7 @@ def check_packages() -> Finding:
     return Finding("packages", OK, f"the versions this release was tested with: {tested}")
 
 
-def examine(
+def examine_with_model(
     workspace: Path, *, model: Path | None = None, options: LoadOptions | None = None, quick: bool = False
 ) -> list[Finding]:
     """Every finding, in the order a user should act on them (see kb.doctor.examine)."""

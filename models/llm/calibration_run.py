@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kb.errors import Cancelled
-from kb.importing import NoProgress, Progress
+from kb.progress import NoProgress, Progress
 from models.llm.calibration import UNCALIBRATED, Calibration, auc, fit_weights, sigmoid
 from models.llm.credence_features import credence_features
 from models.llm.judge import PROMPT_VERSION

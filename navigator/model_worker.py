@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kb.db import connect
 from kb.libraries import Library
-from kb.search import SearchError, SearchIndex
+from kb.search import index_new_nodes
 from kb.tree import Node
 from models.llm.ask import AskFailed, ask_stream
 from models.llm.generation import RetryEvent, TokenEvent
@@ -45,7 +45,19 @@ class Outcome:
     warning: bool = False
 
 
-class Generation:
+def _shown(event: object, on_token: Callable[[str, float], None], on_note: Callable[[str], None]) -> bool:
+    """Tokens and retries go to the screen as they come, for unpack and ask alike; True when
+    `event` was one of them."""
+    if isinstance(event, TokenEvent):
+        on_token(event.text, event.tokens_per_second)
+        return True
+    if isinstance(event, RetryEvent):
+        on_note(f"asking again: {event.reason}")
+        return True
+    return False
+
+
+class ModelWorker:
     """One model per app, one call at a time; the screen renders what the callbacks report."""
 
     def __init__(self, workspace: Path, library: Library, labeler: str, llm: LLM | None = None) -> None:
@@ -94,22 +106,20 @@ class Generation:
         with self._call() as conn:
             stream = unpack_stream(conn, self.llm, node, elaborate=elaborate, cancel=self.cancel, labeler=self.labeler)
             for event in stream:
-                if isinstance(event, TokenEvent):
-                    on_token(event.text, event.tokens_per_second)
-                elif isinstance(event, RetryEvent):
-                    on_note(f"asking again: {event.reason}")
-                elif isinstance(event, DoneEvent):
+                if _shown(event, on_token, on_note):
+                    continue
+                if isinstance(event, DoneEvent):
                     result = event.result
                     what = "elaborations" if elaborate else "children"
                     if result.cached:
                         return Outcome(node.id, f"{len(result.children)} stored {what} (no model call)", 0)
-                    self._index(conn)
+                    behind = self._index(conn)
                     credit = self._credit(result.credit)
                     return Outcome(
                         node.id,
-                        f"{len(result.children)} generated {what} in {result.ms:,.0f} ms{credit}",
+                        f"{len(result.children)} generated {what} in {result.ms:,.0f} ms{credit}{behind}",
                         len(result.children),
-                        warning=self.stopped is not None,
+                        warning=self.stopped is not None or bool(behind),
                     )
             raise UnpackFailed("the model stopped without a result")
 
@@ -128,16 +138,14 @@ class Generation:
                 conn, self.llm, node, question, elaborate=elaborate, cancel=self.cancel, labeler=self.labeler
             )
             for event in answers:
-                if isinstance(event, TokenEvent):
-                    on_token(event.text, event.tokens_per_second)
-                elif isinstance(event, RetryEvent):
-                    on_note(f"asking again: {event.reason}")
-                elif isinstance(event, CreditReport):
+                if _shown(event, on_token, on_note):
+                    continue
+                if isinstance(event, CreditReport):
                     credit = self._credit(event)
                 elif isinstance(event, Node):
-                    self._index(conn)
-                    message = f"answer stored as a child: {event.title}{credit}"
-                    return Outcome(node.id, message, 1, warning=self.stopped is not None)
+                    behind = self._index(conn)
+                    message = f"answer stored as a child: {event.title}{credit}{behind}"
+                    return Outcome(node.id, message, 1, warning=self.stopped is not None or bool(behind))
             raise AskFailed("the model stopped without an answer")
 
     def _credit(self, report: CreditReport | None) -> str:
@@ -148,7 +156,7 @@ class Generation:
             return f"; {report.stopped}"
         return f"; {report.summary()}"
 
-    def _index(self, conn: sqlite3.Connection) -> None:
-        """New nodes become searchable at once; a missing index is the labeler's to rebuild, not a failure here."""
-        with contextlib.suppress(SearchError):
-            SearchIndex(conn, self.workspace, self.library).update()
+    def _index(self, conn: sqlite3.Connection) -> str:
+        """New nodes become searchable at once; an index that cannot follow is said, not a failure."""
+        update = index_new_nodes(conn, self.workspace, self.library)
+        return "" if update.warning is None else f"; {update.warning}"

@@ -8,7 +8,7 @@ own; tests/test_search_rank.py checks that against whoosh's searcher.
 
 Every posting of every query term is read and scored: no clock, no sampling, no early
 stop. The cost is bounded by the work itself, about (number of words) × (postings per
-word), which numpy does at tens of millions of postings a second; `kb.search_query`
+word), which numpy does at tens of millions of postings a second; `kb.search.query`
 caps a query at 32 clauses and a `prefix*` at 200 words.
 """
 
@@ -22,9 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh import query
 
-from kb.search_codec import ArrayDocsReader, SegmentDamaged, read_postings
-from kb.search_query import Plan
-from kb.search_text import FIELD_BOOSTS
+from kb.search.codec import ArrayDocsReader, SegmentDamaged, read_postings
+from kb.search.query import QueryPlan
+from kb.search.text import FIELD_BOOSTS
 
 B, K1 = 0.75, 1.2
 MAX_EXPANSION = 200
@@ -337,7 +337,7 @@ def _add_where_present(kept: Matches, extra: Matches) -> Matches:
     return Matches(kept.docs, scores)
 
 
-def rank(view: IndexView, plan: Plan, limit: int) -> Ranked:
+def rank(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
     """The best `limit` documents for the plan, best first, with what each matched.
 
     Ties are broken by node id, so the order never depends on segment layout."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from kb.search_text import TOKEN, term_of
+from kb.search.text import TOKEN, term_of
 
 SNIPPET_CHARS = 240
 LEAD_CHARS = 60  # context kept before the first match

@@ -12,7 +12,7 @@ each term's postings as three little-endian arrays in the `.pst` file:
     positions    uint32 × Σ freq  (per posting, ascending; read only for phrases)
 
 and per document, in the `.doc` file, the node id (int64) and each field's length
-(uint32), which is all BM25F needs. `kb.search_rank` reads these arrays with numpy;
+(uint32), which is all BM25F needs. `kb.search.rank` reads these arrays with numpy;
 whoosh's own queries (phrases, wildcards, its searcher) still work through
 `ArrayMatcher`, which the tests use as an independent check of our ranking.
 
@@ -63,10 +63,10 @@ class ArrayCodec(W3Codec):  # type: ignore[misc]
     """whoosh's W3 term dictionary and segments, with array postings and per-doc arrays."""
 
     def per_document_writer(self, storage: Any, segment: Any) -> Any:
-        raise NotImplementedError("segments of this codec are written by kb.search_build")
+        raise NotImplementedError("segments of this codec are written by kb.search.build")
 
     def field_writer(self, storage: Any, segment: Any) -> Any:
-        raise NotImplementedError("segments of this codec are written by kb.search_build")
+        raise NotImplementedError("segments of this codec are written by kb.search.build")
 
     def postings_reader(self, dbfile: Any, terminfo: Any, format_: Any, term: Any = None, scorer: Any = None) -> Any:
         offset, length = terminfo.extent()
@@ -109,7 +109,7 @@ class ArraySegment(W3Segment):  # type: ignore[misc]
 def format_problem(segments: Sequence[Any], schema: Any) -> str | None:
     """Why an index cannot be read by this release, or None. Indexes written before this
     codec (whoosh's own W3 segments), or with other field weights, must be rebuilt."""
-    from kb.search_text import FIELD_BOOSTS, SPELLING
+    from kb.search.text import FIELD_BOOSTS, SPELLING
 
     for segment in segments:
         if not isinstance(segment, ArraySegment) or getattr(segment, "format_version", None) != FORMAT_VERSION:
