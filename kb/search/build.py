@@ -48,6 +48,10 @@ WRITTEN = (*FIELDS, SPELLING)
 
 BATCH = 20_000  # nodes tokenized before their tokens become arrays
 PARALLEL_FROM = 50_000  # below this many nodes one process is faster than starting others
+# The most nodes one segment holds, built or merged: a segment is built in memory (a build process
+# peaked at about 2 GB on 500 000 nodes, bench/search.py), so this caps each process's memory
+# whatever the library's size; a larger library is more segments, built one after another.
+MAX_SEGMENT = 500_000
 LEVEL_WIDTH = 6  # merge once this many segments have the same order of magnitude
 
 
@@ -288,11 +292,22 @@ def merge_segments(storage: Any, segments: Sequence[ArraySegment], segment_name:
 
 def merge_plan(segments: Sequence[ArraySegment]) -> list[int]:
     """Indexes of segments to merge now: the smallest order of magnitude holding at least
-    LEVEL_WIDTH segments, with everything smaller; none if no level is that crowded."""
-    levels = [int(math.log10(max(segment.doc_count_all(), 1))) for segment in segments]
+    LEVEL_WIDTH segments, with everything smaller; none if no level is that crowded. A merge never
+    makes a segment of more than MAX_SEGMENT nodes (the largest candidates wait), so merging, like
+    building, holds at most one bounded segment in memory."""
+    sizes = [segment.doc_count_all() for segment in segments]
+    levels = [int(math.log10(max(size, 1))) for size in sizes]
     for level in sorted(set(levels)):
-        if sum(1 for found in levels if found == level) >= LEVEL_WIDTH:
-            return [number for number, found in enumerate(levels) if found <= level]
+        if (
+            sum(1 for number, found in enumerate(levels) if found == level and sizes[number] < MAX_SEGMENT)
+            < LEVEL_WIDTH
+        ):
+            continue
+        chosen = sorted((number for number, found in enumerate(levels) if found <= level), key=lambda n: (sizes[n], n))
+        while chosen and sum(sizes[n] for n in chosen) > MAX_SEGMENT:
+            chosen.pop()
+        if len(chosen) >= 2:
+            return sorted(chosen)
     return []
 
 
@@ -306,15 +321,21 @@ class BuildResult:
 
 
 def _split(conn: sqlite3.Connection, library_id: int, after_id: int, total: int, parts: int) -> list[int | None]:
-    """Upper node ids cutting the pending nodes into `parts` runs of equal size."""
+    """Upper node ids cutting the pending nodes into `parts` runs of equal size, in one pass over
+    their ids (an OFFSET per cut would rescan the library once per segment)."""
+    if parts == 1:
+        return [None]
+    cuts = [part * total // parts for part in range(1, parts)]  # the cut after the n-th pending node
     bounds: list[int | None] = []
-    for part in range(1, parts):
-        row = conn.execute(
-            "SELECT id FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL"
-            " ORDER BY id LIMIT 1 OFFSET ?",
-            (library_id, after_id, part * total // parts - 1),
-        ).fetchone()
-        bounds.append(int(row[0]))
+    rows = conn.execute(
+        "SELECT id FROM nodes WHERE library_id = ? AND id > ? AND parent_id IS NOT NULL ORDER BY id",
+        (library_id, after_id),
+    )
+    for seen, (node_id,) in enumerate(rows, start=1):
+        if seen == cuts[len(bounds)]:
+            bounds.append(int(node_id))
+            if len(bounds) == len(cuts):
+                break
     bounds.append(None)
     return bounds
 
@@ -339,16 +360,20 @@ def add_segments(
     storage = ix.storage
     toc = ix._read_toc()
     generation = toc.generation + 1
-    parts = max(1, min(procs, total // PARALLEL_FROM or 1))
+    workers = max(1, min(procs, total // PARALLEL_FROM or 1))
+    parts = max(workers, math.ceil(total / MAX_SEGMENT))
     bounds = _split(conn, library_id, after_id, total, parts)
+    parts = len(bounds)  # fewer when fewer nodes are pending than counted (another writer's race)
     lows = [after_id] + [bound for bound in bounds[:-1] if bound is not None]
     new: list[ArraySegment] = []
     names = [_segment_name(generation, part) for part in range(parts)]
     try:
-        if parts == 1:
-            new.append(build_segment(workspace, directory, library_id, after_id, None, names[0], _reporter(progress)))
+        if workers == 1:
+            report = _reporter(progress)
+            for low, high, name in zip(lows, bounds, names, strict=True):
+                new.append(build_segment(workspace, directory, library_id, low, high, name, report))
         else:
-            new.extend(_build_in_processes(workspace, directory, library_id, lows, bounds, names, progress))
+            new.extend(_build_in_processes(workspace, directory, library_id, lows, bounds, names, progress, workers))
         count = sum(segment.doc_count_all() for segment in new)
         segments = list(toc.segments) + [segment for segment in new if segment.doc_count_all()]
         plan = merge_plan(segments)
@@ -401,13 +426,15 @@ def _build_in_processes(
     bounds: list[int | None],
     names: list[str],
     progress: Any,
+    workers: int,
 ) -> list[ArraySegment]:
-    """One segment per process. Workers are spawned, not forked: the app builds from a
-    thread, and forking a process that has threads can deadlock the child. Workers count
-    the nodes they read into shared memory; this process turns that into progress."""
+    """The segments, built by `workers` processes, one segment at a time each. Workers are
+    spawned, not forked: the app builds from a thread, and forking a process that has threads can
+    deadlock the child. Workers count the nodes they read into shared memory; this process turns
+    that into progress."""
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
-    pool = ProcessPoolExecutor(max_workers=len(names), mp_context=context, initializer=_count_into, initargs=(counter,))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_count_into, initargs=(counter,))
     try:
         futures: list[Future[ArraySegment]] = [
             pool.submit(_build_part, workspace, directory, library_id, low, high, name)
