@@ -147,3 +147,31 @@ def test_an_answer_rests_on_its_part_or_says_the_node_does_not_say(conn: sqlite3
     assert (
         provenance(conn, free.id)["form"] == "elaborated" and "name Liège" in provenance(conn, free.id)["unsupported"]
     )
+
+
+def test_a_spaced_hyphen_separates_like_a_dash_but_a_word_hyphen_does_not() -> None:
+    text = "balance of payments - net trade and primary/secondary income in current dollars"
+    assert [part.text for part in parts("note", text, 3)] == [
+        "balance of payments",
+        "net trade and primary/secondary income in current dollars",
+    ]
+    assert len(parts("Broadcast media", "1 state-owned TV station and a Guinea-Bissau radio network", 3)) == 1
+
+
+def test_a_part_is_said_only_when_a_statement_says_a_third_of_it() -> None:
+    """Citing is not saying: a short statement sharing one word with a long part leaves it to be quoted."""
+    from models.llm.unpack_grounded import _restated_parts
+    from models.llm.unpack_text import Grounded
+
+    stations = parts(
+        "Broadcast media",
+        "1 state-owned TV station, Televisao da Guine-Bissau (TGB) and a second station, Radio e Televisao de"
+        " Portugal (RTP) Africa, operated by Portuguese public broadcaster; multiple international broadcasters"
+        " are available through satellite and cable",
+        3,
+    )
+    assert len(stations) == 2
+    loose = Grounded("multiple international broadcasting is available.", (0, 1))
+    assert _restated_parts(stations, [loose]) == {1}
+    full = Grounded("Guinea-Bissau has 1 state-owned TV station and a second station operated by Portugal.", (0,))
+    assert _restated_parts(stations, [loose, full]) == {0, 1}

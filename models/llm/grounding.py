@@ -274,9 +274,12 @@ def parts(title: str, body: str, k: int) -> list[Part]:
     until at most k remain.
     """
     field, text = ("body", body) if body.strip() else ("title", title)
+    # A spaced hyphen ("balance of payments - net trade …") separates like a dash; one character for
+    # another, so the spans found in `scan` are spans of `text`.
+    scan = text.replace(" - ", " – ")
     spans: list[tuple[int, int]] = []
     for cut in _CUTS:
-        spans = _merged_small(_trimmed(text, _split_top_level(text, cut)))
+        spans = _merged_small(_trimmed(text, _split_top_level(scan, cut)))
         if len(spans) >= 2 or len(text.strip()) < LONG_TEXT:
             break
     return [Part(field, start, end, text[start:end]) for start, end in _grouped(spans, max(1, k))]

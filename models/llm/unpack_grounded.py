@@ -22,7 +22,7 @@ from typing import Any
 from kb.tree import PATH_SEPARATOR, Node, ancestors
 from models.llm.calls import CallOutcome, record_checks
 from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, run_call
-from models.llm.grounding import Part, content_words, names
+from models.llm.grounding import Part, content_words, figures, names
 from models.llm.model import LLM, GenerationParams
 from models.llm.node_text import node_text
 from models.llm.unpack_text import Dropped, Grounded, GroundedRequest, build_grounded_request, parse_grounded
@@ -96,7 +96,7 @@ def grounded_statements(
                 "dropped": [{"text": gone.text, "unsupported": gone.why} for gone in dropped],
             },
         )
-        covered = {index for statement, _ in kept for index in statement.cites}
+        covered = _restated_parts(built.parts, [statement for statement, _ in kept])
         enough_said = covered >= set(range(len(built.parts))) and len(kept) >= min(k, _wanted(node))
         if len(kept) >= k or (not dropped and enough_said):
             break
@@ -108,7 +108,7 @@ def grounded_statements(
             yield RetryEvent(why, attempt + 2)
     assert built is not None
     answer.statements = [_restated(conn, node, built, statement, outcome) for statement, outcome in kept]
-    covered = {index for statement, _ in kept for index in statement.cites}
+    covered = _restated_parts(built.parts, [statement for statement, _ in kept])
     quoted = _quoted(built, node, covered, room=k - len(kept))
     answer.statements += quoted
     if quoted:
@@ -142,6 +142,21 @@ def _restated(
                 {"node": above.uid, "field": "title", "start": 0, "end": len(above.title), "text": above.title}
             )
     return Statement(statement.text, {"form": RESTATED, "llm_call": outcome.uid, "evidence": evidence})
+
+
+def _restated_parts(parts: list[Part], kept: list[Grounded]) -> set[int]:
+    """The parts some kept statement restates: it cites the part and says at least a third of the
+    part's figures and content words. Citing alone is not enough — a short statement that shares one
+    word with a long part ("broadcasting is available" beside a list of stations) leaves that part
+    unsaid, to be quoted."""
+    restated: set[int] = set()
+    for statement in kept:
+        said = set(figures(statement.text)) | set(content_words(statement.text))
+        for index in statement.cites:
+            wanted = set(figures(parts[index].text)) | set(content_words(parts[index].text))
+            if len(said & wanted) * 3 >= len(wanted):
+                restated.add(index)
+    return restated
 
 
 def _quoted(built: GroundedRequest, node: Node, covered: set[int], *, room: int) -> list[Statement]:
