@@ -175,3 +175,16 @@ def test_a_part_is_said_only_when_a_statement_says_a_third_of_it() -> None:
     assert _restated_parts(stations, [loose]) == {1}
     full = Grounded("Guinea-Bissau has 1 state-owned TV station and a second station operated by Portugal.", (0,))
     assert _restated_parts(stations, [loose, full]) == {0, 1}
+
+
+def test_a_part_quoted_from_the_title_does_not_repeat_the_title() -> None:
+    """A node whose text is its title (Factbook notes) is quoted under its breadcrumbs only."""
+    from models.llm.unpack_grounded import _quoted
+    from models.llm.unpack_text import GroundedRequest
+
+    title = "French Guiana: tropical; hot, humid; little seasonal temperature variation"
+    note = Node(1, "n1", 1, None, 0, 3, "note", title, "", "import", "none", 0, 1)
+    built = GroundedRequest(None, "Europe › France › Climate", parts(title, "", 3))  # type: ignore[arg-type]
+    quoted = _quoted(built, note, set(), room=3)
+    assert [statement.text for statement in quoted][0] == "Europe › France › Climate: French Guiana: tropical"
+    assert all(title not in statement.text for statement in quoted)

@@ -163,10 +163,12 @@ def _quoted(built: GroundedRequest, node: Node, covered: set[int], *, room: int)
     """The parts no kept statement restates, quoted with their breadcrumbs (a lone part would copy the node)."""
     if len(built.parts) < 2:
         return []
-    subject = PATH_SEPARATOR.join(filter(None, [built.context if built.context != "(top level)" else "", node.title]))
+    context = built.context if built.context != "(top level)" else ""
     quoted: list[Statement] = []
     for index, part in enumerate(built.parts):
         if index in covered or len(quoted) >= room:
             continue
+        # A part cut from the title is the title's own text: naming the title before it would say it twice.
+        subject = PATH_SEPARATOR.join(filter(None, [context, node.title if part.field == "body" else ""]))
         quoted.append(Statement(f"{subject}: {part.text}", {"form": QUOTED, "evidence": [_span(node, part)]}))
     return quoted
