@@ -11,8 +11,6 @@ from kb.labelers import list_labelers
 from navigator.commands.support import Failure, library_option, open_workspace, pick_library, workspace_option
 from navigator.web.sessions import SESSION_MEMORY, available_memory, default_cap
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 @click.command()
 @workspace_option
@@ -54,7 +52,7 @@ def serve(
     labelers add NAME`) and gets their own app, writing to this workspace as them."""
     from aiohttp import web
 
-    from navigator.web.server import LabelingServer, ServeConfig
+    from navigator.web.server import LOOPBACK, LabelingServer, ServeConfig
 
     conn = open_workspace(workspace)  # refuse a missing or unusable workspace here, not in every tab
     if library_name:

@@ -160,13 +160,10 @@ class LabelingServer:
 
     async def index(self, request: web.Request) -> web.Response:
         base = self.config.base_path
-        if self.config.auth:
-            who = self.signed_in(request)
-            if who is None:
-                return self._refuse(401, login_page(base))
-            if not self.sessions.has_room_for(who.name):
-                return self._refuse(503, full_page(self.sessions.cap))
-        elif not self.sessions.has_room_for(None):
+        who = self.signed_in(request) if self.config.auth else None
+        if self.config.auth and who is None:
+            return self._refuse(401, login_page(base))
+        if not self.sessions.has_room_for(who.name if who is not None else None):
             return self._refuse(503, full_page(self.sessions.cap))
         page = app_page(base=base, static=f"{base}/static", websocket=self._websocket_url(request))
         return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})

@@ -61,10 +61,6 @@ class AppProcess(AppService):
                     process.kill()
                 await process.wait()
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
 
 @dataclass(eq=False)
 class Session:
@@ -123,9 +119,3 @@ class Sessions:
             self.live.pop(session.id, None)
             with contextlib.suppress(Exception):
                 await session.close_websocket()
-
-    def forget(self, session: Session) -> None:
-        self.live.pop(session.id, None)
-
-    def idle(self) -> list[Session]:
-        return [s for s in self.live.values() if not s.ending and s.idle_for() > self.idle_seconds]
