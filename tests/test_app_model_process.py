@@ -14,6 +14,8 @@ import pytest
 from test_app_llm import generated, island, open_coastline, workbench  # noqa: F401  (island is a fixture)
 from textual.widgets import Static
 
+from kb.db import connect
+from models.llm.calls import recent_calls
 from models.llm.model_process import ModelProcess
 from navigator.app import NavigatorApp
 
@@ -75,11 +77,14 @@ async def test_escape_cancels_a_real_generation_at_once(island: Path) -> None:  
         await app.workers.wait_for_complete()
         await pilot.press("u")
         await wait_for(pilot, lambda: workbench(app).tokens_per_second > 0)
-        pressed = time.perf_counter()
         await pilot.press("escape")
         await wait_for(pilot, lambda: not workbench(app).generation.running, seconds=10)
-        took = time.perf_counter() - pressed
         await pilot.pause()
         assert "cancelled; nothing was written" in shown(app, "#llm-stream")
-        assert took < 2.0, took  # a generous bound for a loaded machine; bench/llm.py measures the real figure
     assert generated(island) == []
+    # Cut short, not run out: the call is logged as cancelled with fewer tokens than it was allowed. How fast
+    # Esc gets back to idle is a figure for bench/llm.py (23 ms), not a clock in a test on a shared machine.
+    conn = connect(island)
+    call = recent_calls(conn, limit=1, purpose="unpack")[0]
+    assert call.outcome == "cancelled", call
+    assert call.tokens_out is not None and call.tokens_out < call.params["max_tokens"], call
