@@ -155,7 +155,27 @@ def test_a_spaced_hyphen_separates_like_a_dash_but_a_word_hyphen_does_not() -> N
         "balance of payments",
         "net trade and primary/secondary income in current dollars",
     ]
-    assert len(parts("Broadcast media", "1 state-owned TV station and a Guinea-Bissau radio network", 3)) == 1
+    media = parts("Broadcast media", "1 state-owned TV station and a Guinea-Bissau radio network", 3)
+    assert [part.text for part in media] == ["1 state-owned TV station", "and a Guinea-Bissau radio network"]
+
+
+def test_a_single_long_clause_is_cut_before_a_phrase_then_before_a_preposition() -> None:
+    """One clause still has two things to say; the cut keeps each phrase's first word so a quote reads."""
+    assert [part.text for part in parts("Legal system", "civil law system with European influences", 3)] == [
+        "civil law system",
+        "with European influences",
+    ]
+    defined = "note: personal transfers and compensation between resident and non-resident individuals"
+    assert [part.text for part in parts(defined, "", 3)] == [  # a phrase first: "and" is not cut while "between" is
+        "note: personal transfers and compensation",
+        "between resident and non-resident individuals",
+    ]
+    assert [part.text for part in parts("cabinet", "Council of Ministers appointed by the prime minister", 3)] == [
+        "Council of Ministers appointed",
+        "by the prime minister",
+    ]
+    assert len(parts("note", "note: % of labor force seeking employment", 3)) == 1  # nothing to cut before
+    assert len(parts("Climate", "tropical with rain", 3)) == 1  # short: one thing to say
 
 
 def test_a_part_is_said_only_when_a_statement_says_a_third_of_it() -> None:

@@ -260,8 +260,18 @@ def _grouped(spans: list[tuple[int, int]], k: int) -> list[tuple[int, int]]:
     return spans
 
 
-# Finer cuts, tried in turn while a long text still gives fewer than two parts.
-_CUTS = (";.\n", ";.\n,–", ";.\n,–(")
+# Finer cuts, tried in turn while a long text still gives fewer than two parts. The last two cut a
+# single clause before a modifying phrase: first one that clearly starts a new thing said ("civil
+# law system | with European influences"), then before a preposition or "and" ("Council of
+# Ministers appointed | by the prime minister"). A phrase keeps its first word, so a quoted part
+# still reads as what it is.
+_PHRASE, _PREPOSITION = "\x1e", "\x1f"
+_CUTS = (";.\n", ";.\n,–", ";.\n,–(", ";.\n,–(" + _PHRASE, ";.\n,–(" + _PHRASE + _PREPOSITION)
+_PHRASE_STARTS = re.compile(
+    r" (?=(?:with|without|based on|including|excluding|except|between|among|due to|because|which|whereas|"
+    r"while|who|as well as|such as) )"
+)
+_PREPOSITION_STARTS = re.compile(r" (?=(?:by|for|on|in|at|and) )")
 LONG_TEXT = 40
 
 
@@ -270,13 +280,14 @@ def parts(title: str, body: str, k: int) -> list[Part]:
 
     The text is the body (the title when there is none). It is cut at semicolons, sentence ends and
     line breaks outside parentheses; a long text that gives one part is cut at commas and dashes,
-    then before a parenthetical. Short clauses stay with a neighbour, and neighbours are joined
+    then before a parenthetical, then before a modifying phrase ("with …", "based on …"), then before
+    a preposition or "and". Short clauses stay with a neighbour, and neighbours are joined
     until at most k remain.
     """
     field, text = ("body", body) if body.strip() else ("title", title)
-    # A spaced hyphen ("balance of payments - net trade …") separates like a dash; one character for
-    # another, so the spans found in `scan` are spans of `text`.
-    scan = text.replace(" - ", " – ")
+    # A spaced hyphen ("balance of payments - net trade …") separates like a dash, and the space before
+    # a phrase becomes a mark of its own; one character for another, so spans of `scan` are spans of `text`.
+    scan = _PREPOSITION_STARTS.sub(_PREPOSITION, _PHRASE_STARTS.sub(_PHRASE, text.replace(" - ", " – ")))
     spans: list[tuple[int, int]] = []
     for cut in _CUTS:
         spans = _merged_small(_trimmed(text, _split_top_level(scan, cut)))
