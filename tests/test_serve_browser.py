@@ -7,6 +7,7 @@ CI installs Chromium before the suite (.ci/run); where it is missing this test i
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import sqlite3
@@ -77,8 +78,12 @@ class Page:
 @asynccontextmanager
 async def chromium(profile: Path) -> AsyncIterator[Page]:
     assert CHROMIUM is not None
+    # Chromium leaves a singleton folder in TMPDIR when it is stopped: keep it beside the profile.
     browser = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"], stderr=subprocess.PIPE, text=True
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(profile.parent)},
     )
     try:
         assert browser.stderr is not None
