@@ -227,3 +227,34 @@ def test_a_flipped_posting_is_found_by_the_thorough_check_not_the_quick_one(tmp_
     assert SearchIndex(conn, path, library).verify(thorough=False) == 199
     with pytest.raises(SearchError, match="navigator index --rebuild"):
         SearchIndex(conn, path, library).verify(thorough=True)
+
+
+def _break_page_of(path: Path, table: str) -> None:
+    """Overwrite the type byte of `table`'s root page, as a torn write would."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    conn.close()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xff")
+
+
+def test_quick_on_a_big_file_reads_every_table_but_the_nodes(healthy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the size, --quick names what it did not read and still finds a damaged label table."""
+    import kb.doctor
+
+    monkeypatch.setattr(kb.doctor, "QUICK_WHOLE_FILE_BYTES", 0)
+    passed = findings_with(healthy, "--quick")["integrity"]
+    assert passed["status"] == "ok" and "every table but nodes" in passed["message"]
+
+    _break_page_of(healthy, "predictions")
+    broken = findings_with(healthy, "--quick")["integrity"]
+    assert broken["status"] == "error" and "malformed" in broken["message"] + broken["fix"]
+    assert findings_with(healthy)["integrity"]["status"] == "error"
+
+
+def findings_with(path: Path, *args: str) -> dict[str, dict[str, Any]]:
+    payload = json.loads(run(path, "--json", *args).output)
+    return {finding["check"]: finding for finding in payload["findings"]}

@@ -295,6 +295,16 @@ def test_failed_import_does_not_block_the_next(conn, library, write_jsonl, check
     check_tree()
 
 
+def test_an_import_leaves_the_connection_as_it_found_it(conn, library, write_jsonl):
+    """The stage's temp tables go and the temp journal (off while staging) comes back, failed or not."""
+    journal = conn.execute("PRAGMA temp.journal_mode").fetchone()[0]
+    with pytest.raises(ImportProblem):
+        run(conn, library, write_jsonl("bad.jsonl", [GOOD, '{"id": "b1", "parent": "nowhere", "title": "x"}']))
+    assert run(conn, library, write_jsonl("book.jsonl", BOOK)).added == 8
+    assert conn.execute("SELECT name FROM temp.sqlite_master").fetchall() == []
+    assert conn.execute("PRAGMA temp.journal_mode").fetchone()[0] == journal
+
+
 # -- skip_bad --------------------------------------------------------------
 
 

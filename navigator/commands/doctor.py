@@ -30,7 +30,11 @@ MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}
     help=f"The GGUF model to check (env: {MODEL_ENV}; default: the bundled one).",
 )
 @repack_option
-@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of the full integrity_check (big files).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="PRAGMA quick_check instead of the full integrity_check; past 512 MiB, of every table but nodes.",
+)
 @json_option
 def doctor(workspace: Path, model: Path | None, repack: RepackMode | None, quick: bool, as_json: bool) -> None:
     """Check a workspace (integrity, schema, search indexes, orphans), the installed packages and the model.
