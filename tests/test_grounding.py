@@ -208,3 +208,22 @@ def test_a_part_quoted_from_the_title_does_not_repeat_the_title() -> None:
     quoted = _quoted(built, note, set(), room=3)
     assert [statement.text for statement in quoted][0] == "Europe › France › Climate: French Guiana: tropical"
     assert all(title not in statement.text for statement in quoted)
+
+
+def test_a_title_cut_from_the_body_is_not_quoted_before_a_part_of_that_body() -> None:
+    """Factbook notes carry the text's start, cut short, as their title: a quote names only the breadcrumbs."""
+    from models.llm.unpack_grounded import _quoted
+    from models.llm.unpack_text import GroundedRequest
+
+    body = "French Guiana: tropical; hot, humid; little seasonal temperature variation; Mayotte: tropical, marine"
+    note = Node(1, "n1", 1, None, 0, 3, "note", body[:40] + "…", body, "import", "none", 0, 1)
+    built = GroundedRequest(None, "Europe › France › Climate", parts(note.title, body, 3))  # type: ignore[arg-type]
+    quoted = [statement.text for statement in _quoted(built, note, set(), room=3)]
+    assert quoted == [f"Europe › France › Climate: {part.text}" for part in built.parts]
+    assert quoted[0].startswith("Europe › France › Climate: French Guiana: tropical")
+    climate = "tropical in south to desert in north; hot, humid; little seasonal temperature variation"
+    field = Node(2, "n2", 1, None, 0, 3, "field", "Climate", climate, "import", "none", 0, 1)
+    built = GroundedRequest(None, "Europe › Chad", parts(field.title, field.body, 3))  # type: ignore[arg-type]
+    assert (
+        _quoted(built, field, set(), room=3)[0].text == "Europe › Chad › Climate: tropical in south to desert in north"
+    )

@@ -168,7 +168,15 @@ def _quoted(built: GroundedRequest, node: Node, covered: set[int], *, room: int)
     for index, part in enumerate(built.parts):
         if index in covered or len(quoted) >= room:
             continue
-        # A part cut from the title is the title's own text: naming the title before it would say it twice.
-        subject = PATH_SEPARATOR.join(filter(None, [context, node.title if part.field == "body" else ""]))
+        # A part cut from the title is the title's own text, and a title cut from the body ("French Guiana:
+        # tropical; …") is the body's start: naming the title before the part would say it twice.
+        named = part.field == "body" and not _title_is_body_start(node)
+        subject = PATH_SEPARATOR.join(filter(None, [context, node.title if named else ""]))
         quoted.append(Statement(f"{subject}: {part.text}", {"form": QUOTED, "evidence": [_span(node, part)]}))
     return quoted
+
+
+def _title_is_body_start(node: Node) -> bool:
+    """A title made from the start of the body (Factbook notes: the text cut short with "…")."""
+    start = node.title.rstrip("…").rstrip()
+    return bool(start) and node.body.startswith(start)
