@@ -86,3 +86,46 @@ def test_a_fork_of_a_fork_is_one_family(conn: sqlite3.Connection, library: Libra
     assert [lib.name for lib in fork_family(conn, get_library(conn, "lib"))] == ["lib", "one", "two"]
     assert [lib.name for lib in fork_family(conn, stranger)] == ["other"]
     assert _tree(conn, second.id) == _tree(conn, library.id)
+
+
+class _Watched:
+    """Progress that records what it is told and cancels after `stop_after` steps (never when None)."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after, self.total = stop_after, 0
+        self.steps: list[int] = []
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.total = total or 0
+
+    def advance(self, amount: int) -> None:
+        self.steps.append(amount)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop_after is not None and len(self.steps) >= self.stop_after
+
+
+def test_a_fork_reports_progress_in_chunks_and_a_cancel_writes_nothing(
+    conn: sqlite3.Connection, library: Library, monkeypatch: pytest.MonkeyPatch, db_dump: Callable[[], object]
+) -> None:
+    import kb.fork
+    from kb.progress import ImportCancelled
+
+    _build(conn, library)
+    source = get_library(conn, "lib")
+    other = create_library(conn, "other")  # ids of another library between the source's: ranges skip them
+    import_staged(conn, other, iter([StagedNode(1, "x", None, "chapter", "X")]), source="t", importer="test")
+    import_staged(conn, source, iter([StagedNode(1, "late", "b", "statement", "Late")]), source="t", importer="test")
+    monkeypatch.setattr(kb.fork, "FORK_CHUNK", 4)
+
+    before = db_dump()
+    with pytest.raises(ImportCancelled, match="nothing was written"):
+        fork_library(conn, source, "stopped", progress=_Watched(stop_after=1))
+    assert db_dump() == before
+
+    watched = _Watched()
+    fork = fork_library(conn, source, "lib-fork", progress=watched)
+    assert watched.total == sum(watched.steps) == 12 and len(watched.steps) > 3
+    assert _tree(conn, fork.id) == _tree(conn, source.id)
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

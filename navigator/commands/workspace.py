@@ -271,7 +271,8 @@ def fork(workspace: Path, source: str, new_name: str, as_json: bool) -> None:
     try:
         library = guard(lambda: get_library(conn, source))
         started = time.perf_counter()
-        made = guard(lambda: fork_library(conn, library, new_name))
+        with TerminalProgress(enabled=not as_json) as progress:
+            made = guard(lambda: fork_library(conn, library, new_name, progress=progress))
         seconds = time.perf_counter() - started
         nodes = library_node_count(conn, made.id)
         names = [lib.name for lib in list_libraries(conn)]
