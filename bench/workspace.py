@@ -14,6 +14,7 @@ run with the same --seed and --nodes builds the same library byte for byte.
 
     python -m bench.workspace --nodes 20000          # quick sanity check
     python -m bench.workspace --keep /tmp/b --json   # full million-node run
+    python -m bench.workspace --nodes 10000000 --widest 1000000   # ten million, a million-child node
 
 Run it with `-m` from the checkout, so `kb` is imported from the checkout and
 not from wherever the package happens to be installed; the report names the
@@ -199,10 +200,12 @@ class TreeShaper:
             yield self._row(chapter[0], 3)
 
 
-def generate_rows(total: int, seed: int) -> list[Row]:
+def generate_rows(total: int, seed: int, widest: int | None = None) -> list[Row]:
+    """The library; its widest node has `widest` children (at most half the library), by default
+    HUGE_FANOUT or a tenth of the library, whichever is fewer."""
     rng = random.Random(seed)
     text = TextMaker(rng, build_vocabulary(rng))
-    huge = min(HUGE_FANOUT, total // 10)
+    huge = min(HUGE_FANOUT, total // 10) if widest is None else min(widest, total // 2)
     return list(TreeShaper(rng, text, total, huge).rows())
 
 
@@ -519,6 +522,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=1_000_000, help="library size (default 1,000,000)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--widest", type=int, help="children of the widest node (default 100,000 or a tenth of --nodes; at most half)"
+    )
     parser.add_argument("--samples", type=int, default=2_000, help="samples per tree operation")
     parser.add_argument("--keep", type=Path, help="write files here and keep them (default: a temp dir, removed)")
     parser.add_argument("--json", action="store_true", help="also print a machine-readable summary")
@@ -546,7 +552,7 @@ def show(lines: list[str]) -> None:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     log(f"generating {args.nodes:,} nodes (seed {args.seed}) in {workdir}")
-    rows = generate_rows(args.nodes, args.seed)
+    rows = generate_rows(args.nodes, args.seed, args.widest)
     jsonl = workdir / "library.jsonl"
     write_jsonl(rows, jsonl)
     log(f"wrote {jsonl} ({jsonl.stat().st_size / 1e6:,.0f} MB)")
