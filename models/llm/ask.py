@@ -27,7 +27,7 @@ from kb.errors import ZNavigatorError
 from kb.tree import Node
 from models.llm.calls import CallOutcome, recent_calls, record_checks
 from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, final, store_generated, until_usable
-from models.llm.grounding import Part, content_words, evidence_text, figures, parts, unsupported
+from models.llm.grounding import Part, evidence_text, parts, terms, unsupported
 from models.llm.model import LLM, CancelCheck, GenerationParams, Request, as_cancel_check
 from models.llm.model_credences import CreditReport, credit_safely
 from models.llm.node_text import FENCE_CLOSE, FENCE_OPEN, MAX_CONTEXT_CHARS, context_path, node_text, quote_data
@@ -215,8 +215,8 @@ def _answer_provenance(
         return {"form": "elaborated", "evidence": [], "unsupported": unsupported(answer, said)}
     if _not_said(answer):
         return {"form": "not said", "evidence": []}
-    mine = set(figures(answer)) | set(content_words(answer))
-    chosen = [part for part in node_parts if mine & (set(figures(part.text)) | set(content_words(part.text)))]
+    mine = terms(answer)
+    chosen = [part for part in node_parts if mine & terms(part.text)]
     spans = [
         {"node": node.uid, "field": part.field, "start": part.start, "end": part.end, "text": part.text}
         for part in chosen or node_parts

@@ -95,6 +95,12 @@ def content_words(text: str) -> list[str]:
     return [word for word in words if len(word) >= 4 and word not in _COMMON and word not in _NEGATIONS]
 
 
+def terms(text: str) -> set[str]:
+    """The figures and content words a text states: what a statement and a part must share to be about
+    the same thing."""
+    return set(figures(text)) | set(content_words(text))
+
+
 def _known(word: str, stems: set[str], short: set[str]) -> bool:
     """A word the evidence has: the same first letters ("rain" in "rainy"), or an abbreviation ("est." for
     "estimate")."""

@@ -22,7 +22,7 @@ from typing import Any
 from kb.tree import PATH_SEPARATOR, Node, ancestors
 from models.llm.calls import CallOutcome, record_checks
 from models.llm.generation import ATTEMPTS, CallSpec, RetryEvent, TokenEvent, run_call
-from models.llm.grounding import Part, content_words, figures, names
+from models.llm.grounding import Part, content_words, names, terms
 from models.llm.model import LLM, GenerationParams
 from models.llm.node_text import node_text
 from models.llm.unpack_text import Dropped, Grounded, GroundedRequest, build_grounded_request, parse_grounded
@@ -151,9 +151,9 @@ def _restated_parts(parts: list[Part], kept: list[Grounded]) -> set[int]:
     unsaid, to be quoted."""
     restated: set[int] = set()
     for statement in kept:
-        said = set(figures(statement.text)) | set(content_words(statement.text))
+        said = terms(statement.text)
         for index in statement.cites:
-            wanted = set(figures(parts[index].text)) | set(content_words(parts[index].text))
+            wanted = terms(parts[index].text)
             if len(said & wanted) * 3 >= len(wanted):
                 restated.add(index)
     return restated

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kb.tree import Node
-from models.llm.grounding import Part, content_words, evidence_text, figures, names, parts, unsupported
+from models.llm.grounding import Part, content_words, evidence_text, figures, names, parts, terms, unsupported
 from models.llm.model import GenerationParams, Request
 from models.llm.node_text import (
     FENCE_CLOSE,
@@ -338,10 +338,8 @@ def _tagged_lines(text: str) -> list[tuple[tuple[int, ...] | None, str]]:
 
 def _sharing(statement: str, chosen: Sequence[Part]) -> tuple[int, ...]:
     """The parts that share a figure or a content word with the statement."""
-    said = set(figures(statement)) | set(content_words(statement))
-    return tuple(
-        index for index, part in enumerate(chosen) if said & (set(figures(part.text)) | set(content_words(part.text)))
-    )
+    said = terms(statement)
+    return tuple(index for index, part in enumerate(chosen) if said & terms(part.text))
 
 
 def claim_key(statement: str) -> frozenset[str]:
