@@ -26,7 +26,7 @@ import uuid
 from kb.db import WorkspaceError, transaction, utc_now
 from kb.libraries import Library, check_new_name, library_by_id
 from kb.progress import ImportCancelled, NoProgress, Progress
-from kb.tree import subtree_size
+from kb.tree import library_node_count, subtree_size
 
 FORK_CHUNK = 100_000  # source ids a statement copies: a progress step and a chance to cancel
 
@@ -59,7 +59,9 @@ def fork_library(
             (uid, name, source.id, source.description if description is None else description, now),
         ).lastrowid
         assert library_id is not None
+        # Two statements, not MIN and MAX in one: only a lone MIN or MAX is answered from the index's ends.
         low = conn.execute("SELECT MIN(id) FROM nodes WHERE library_id = ?", (source.id,)).fetchone()[0]
+        last = conn.execute("SELECT MAX(id) FROM nodes WHERE library_id = ?", (source.id,)).fetchone()[0]
         top = conn.execute("SELECT MAX(id) FROM nodes").fetchone()[0]
         offset = int(top) - int(low) + 1
         provenance = json.dumps(
@@ -67,13 +69,11 @@ def fork_library(
             ensure_ascii=False,
         )
         progress.start("copying", subtree_size(conn, source.root_id))
-        last = conn.execute("SELECT MAX(id) FROM nodes WHERE library_id = ?", (source.id,)).fetchone()[0]
         for start in range(int(low), int(last) + 1, FORK_CHUNK):
             if progress.cancelled:
                 raise ImportCancelled(f"fork of {source.name!r} cancelled; nothing was written")
             progress.advance(_copy_nodes(conn, source, library_id, name, offset, provenance, start))
-        copied = conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (library_id,)).fetchone()[0]
-        original = conn.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (source.id,)).fetchone()[0]
+        copied, original = library_node_count(conn, library_id), library_node_count(conn, source.id)
         if copied != original:
             raise WorkspaceError(f"fork copied {copied} of {original} nodes; nothing was written")
     return library_by_id(conn, library_id)
