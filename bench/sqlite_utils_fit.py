@@ -23,42 +23,48 @@ from sqlite_utils import Database
 
 from bench.tee import tee
 from kb.db import connect
-from kb.importing import STAGE_BATCH, StageRow, _create_stage, _flush
+from kb.importing import STAGE_BATCH, PlaceRow, TextRow, _create_stage, _flush
 from kb.schema import expected_shape, schema_drift
 
-COLUMNS = ("line", "uid", "parent_uid", "kind", "title", "body", "extra", "source")
+PLACE_COLUMNS = ("seq", "line", "uid", "parent_uid")
+TEXT_COLUMNS = ("seq", "kind", "title", "body", "extra", "source")
+Rows = tuple[list[PlaceRow], list[TextRow]]  # the import's two stage tables
 
 
-def staged_rows(count: int) -> list[StageRow]:
+def staged_rows(count: int) -> Rows:
     """Rows shaped like a Factbook import: a short title, a sentence of body, no extra."""
-    return [
-        (i + 1, f"n{i}", f"n{i // 8}" if i else None, "statement", f"title {i}", f"body of node {i} " * 4, "{}", None)
-        for i in range(count)
+    places: list[PlaceRow] = [(i + 1, i + 1, f"n{i}", f"n{i // 8}" if i else None) for i in range(count)]
+    texts: list[TextRow] = [
+        (i + 1, "statement", f"title {i}", f"body of node {i} " * 4, "{}", None) for i in range(count)
     ]
+    return places, texts
 
 
-def by_executemany(path: Path, rows: list[StageRow]) -> None:
+def by_executemany(path: Path, rows: Rows) -> None:
     conn = connect(path)
     _create_stage(conn)
     conn.execute("BEGIN")
-    for start in range(0, len(rows), STAGE_BATCH):
-        _flush(conn, rows[start : start + STAGE_BATCH])
+    places, texts = rows
+    for start in range(0, len(places), STAGE_BATCH):
+        _flush(conn, places[start : start + STAGE_BATCH], texts[start : start + STAGE_BATCH])
     conn.execute("COMMIT")
     conn.close()
 
 
-def by_insert_all(path: Path, rows: list[StageRow]) -> None:
+def by_insert_all(path: Path, rows: Rows) -> None:
     conn = connect(path)
     _create_stage(conn)
     conn.execute("BEGIN")
-    Database(conn).table("stage").insert_all(
-        (dict(zip(COLUMNS, row, strict=True)) for row in rows), batch_size=STAGE_BATCH
-    )
+    database = Database(conn)
+    for table, columns, table_rows in (("stage", PLACE_COLUMNS, rows[0]), ("stage_text", TEXT_COLUMNS, rows[1])):
+        database.table(table).insert_all(
+            (dict(zip(columns, row, strict=True)) for row in table_rows), batch_size=STAGE_BATCH
+        )
     conn.execute("COMMIT")
     conn.close()
 
 
-def timed(run: Callable[[Path, list[StageRow]], None], folder: Path, rows: list[StageRow], repeats: int) -> float:
+def timed(run: Callable[[Path, Rows], None], folder: Path, rows: Rows, repeats: int) -> float:
     times = []
     for attempt in range(repeats):
         path = folder / f"{run.__name__}-{attempt}.db"

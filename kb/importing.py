@@ -30,7 +30,8 @@ from kb.tree import grow_ancestors
 
 STAGE_BATCH = 5_000
 IMPORT_CACHE_KIB = -262_144  # negative: KiB, i.e. 256 MiB of page cache while importing
-StageRow = tuple[int, int, str, str | None, str, str, str, str, str | None]  # seq, line, uid, parent, text…
+PlaceRow = tuple[int, int, str, str | None]  # seq, line, uid, parent uid: a row of `stage`
+TextRow = tuple[int, str, str, str, str, str | None]  # seq, kind, title, body, extra, source: of `stage_text`
 MAX_REPORTED = 50
 
 
@@ -145,49 +146,38 @@ def _stage(
     skip_bad: bool,
     progress: Progress,
 ) -> int:
-    batch: list[StageRow] = []
+    places: list[PlaceRow] = []
+    texts: list[TextRow] = []
     staged = 0
     for record in records:
         if isinstance(record, ImportProblem):
             _note(report, record, skip_bad)
             continue
-        batch.append(
-            (
-                staged + len(batch) + 1,
-                record.line,
-                record.uid,
-                record.parent_uid,
-                record.kind,
-                record.title,
-                record.body,
-                record.extra,
-                record.source,
-            )
-        )
-        if len(batch) >= STAGE_BATCH:
-            staged += _flush(conn, batch)
+        seq = staged + len(places) + 1
+        places.append((seq, record.line, record.uid, record.parent_uid))
+        texts.append((seq, record.kind, record.title, record.body, record.extra, record.source))
+        if len(places) >= STAGE_BATCH:
+            staged += _flush(conn, places, texts)
             if progress.cancelled:
                 raise ImportCancelled()
-    staged += _flush(conn, batch)
+    staged += _flush(conn, places, texts)
     conn.execute("CREATE INDEX temp.stage_uid ON stage(uid)")
     conn.execute("CREATE INDEX temp.stage_parent ON stage(parent_uid)")
     conn.execute("CREATE INDEX temp.stage_depth ON stage(depth)")
     return staged
 
 
-def _flush(conn: sqlite3.Connection, batch: list[StageRow]) -> int:
+def _flush(conn: sqlite3.Connection, places: list[PlaceRow], texts: list[TextRow]) -> int:
     # The import's hot path stays raw executemany on tuples: sqlite-utils' insert_all on the same rows
     # took 4.9× as long (`python3 -m bench.sqlite_utils_fit`).
-    count = len(batch)
+    count = len(places)
     if count:
+        conn.executemany("INSERT INTO stage (seq, line, uid, parent_uid) VALUES (?, ?, ?, ?)", places)
         conn.executemany(
-            "INSERT INTO stage (seq, line, uid, parent_uid) VALUES (?, ?, ?, ?)", [row[:4] for row in batch]
+            "INSERT INTO stage_text (seq, kind, title, body, extra, source) VALUES (?, ?, ?, ?, ?, ?)", texts
         )
-        conn.executemany(
-            "INSERT INTO stage_text (seq, kind, title, body, extra, source) VALUES (?, ?, ?, ?, ?, ?)",
-            [(row[0], *row[4:]) for row in batch],
-        )
-        batch.clear()
+        places.clear()
+        texts.clear()
     return count
 
 
