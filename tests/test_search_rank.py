@@ -111,6 +111,19 @@ def test_more_words_matched_always_rank_first_then_score_then_node(ranked_index:
     assert top.coverage == max(hit.coverage for hit in result.hits)
 
 
+def test_the_first_query_and_the_cached_ones_score_to_the_same_bit(ranked_index: SearchIndex) -> None:
+    """A view's first query computes the term-frequency part for its matches only; from the second
+    on, the part for a term found once is kept for every document. Both give the same floats."""
+    text = "river delta river mountain copper"
+    first = ranked_index.search(text, limit=10_000)
+    view = ranked_index._current_view()
+    assert view._single == {}
+    again = ranked_index.search(text, limit=10_000)
+    assert set(view._single) == {"title", "body", "path"}
+    assert [(hit.node_id, hit.score) for hit in again.hits] == [(hit.node_id, hit.score) for hit in first.hits]
+    assert first.total == again.total > 0
+
+
 def test_a_page_is_the_head_of_the_complete_ranking(ranked_index: SearchIndex) -> None:
     everything = ranked_index.search("river mountain treaty copper", limit=10_000).hits
     for limit in (1, 5, 20):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import kb.search.build as build
@@ -78,3 +79,39 @@ def _segments(index: SearchIndex) -> list:  # type: ignore[type-arg]
     from kb.search.safe_unpickle import INDEX_NAME, whoosh_index
 
     return list(whoosh_index().open_dir(str(index.directory), indexname=INDEX_NAME)._segments())
+
+
+def test_lengths_and_node_ids_are_read_segment_by_segment_for_any_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranking reads a matched document's length and node id from its own segment (nothing the size
+    of the library is built); any docs, in any order, across segment borders, give what the segment
+    itself stores."""
+    path = library(tmp_path / "cut.db", 2_000)
+    conn = connect(path)
+    monkeypatch.setattr(build, "MAX_SEGMENT", 300)
+    index = SearchIndex(conn, path, _z(conn))
+    index.rebuild()
+    view = index._current_view()
+    assert len(view.leaves) == 7
+
+    def stored(doc: int, what: str) -> int:
+        at = max(n for n, (_, base) in enumerate(view.leaves) if base <= doc)
+        leaf, base = view.leaves[at]
+        docs = leaf._perdoc
+        return int(docs.node_ids()[doc - base] if what == "id" else docs.lengths("body")[doc - base])
+
+    rng = random.Random(3)
+    everything = np.arange(view.count, dtype=np.int64)
+    ascending = np.sort(rng.sample(range(view.count), 500)).astype(np.int64)
+    shuffled = np.array(rng.sample(range(view.count), 300), dtype=np.int64)
+    assert view.lengths_of("body", everything).tolist() == [stored(doc, "length") for doc in range(view.count)]
+    assert view.lengths_of("body", ascending).tolist() == [stored(int(doc), "length") for doc in ascending]
+    assert view.node_ids_of(shuffled).tolist() == [stored(int(doc), "id") for doc in shuffled]
+    assert sorted(view.node_ids_of(everything).tolist()) == [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM nodes WHERE library_id = ? AND parent_id IS NOT NULL ORDER BY id", (_z(conn).id,)
+        )
+    ]
+    assert view.node_ids_of(np.zeros(0, dtype=np.int64)).tolist() == []

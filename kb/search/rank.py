@@ -64,11 +64,10 @@ class IndexView:
         self.searcher = searcher
         self.leaves: list[tuple[Any, int]] = list(searcher.reader().leaf_readers())
         self.count = int(searcher.doc_count_all())
-        self._lengths: dict[str, NDArray[np.float64]] = {}
-        self._norm: dict[str, NDArray[np.float64]] = {}
+        self._bases = np.array([base for _, base in self.leaves], dtype=np.int64)
         self._term_infos: dict[tuple[str, bytes], list[tuple[Any, int, Any]]] = {}
-        self._single: dict[str, NDArray[np.float64]] = {}
-        self._node_ids: DocArray | None = None
+        self._single: dict[str, ScoreArray] = {}
+        self.searches = 0
         self._averages = {
             field: (searcher.field_length(field) / self.count if self.count else 0.0) or 1.0 for field in FIELD_BOOSTS
         }
@@ -77,19 +76,25 @@ class IndexView:
         reader: ArrayDocsReader = leaf._perdoc
         return reader
 
-    def lengths(self, field: str) -> NDArray[np.float64]:
-        found = self._lengths.get(field)
-        if found is None:
-            parts = [self._docs_reader(leaf).lengths(field) for leaf, _ in self.leaves]
-            found = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
-            self._lengths[field] = found
+    def _gather(self, docs: DocArray, per_segment: Any, dtype: Any) -> NDArray[Any]:
+        """`per_segment(reader)[doc − base]` for each of the ascending global `docs`, read from each
+        segment's own array: nothing the size of the library is concatenated."""
+        found = np.empty(len(docs), dtype=dtype)
+        cuts = np.searchsorted(docs, self._bases)
+        for (leaf, base), start, end in zip(self.leaves, cuts, [*cuts[1:], len(docs)], strict=True):
+            if end > start:
+                found[start:end] = per_segment(self._docs_reader(leaf))[docs[start:end] - base]
         return found
 
-    def node_ids(self) -> DocArray:
-        if self._node_ids is None:
-            parts = [self._docs_reader(leaf).node_ids() for leaf, _ in self.leaves]
-            self._node_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return self._node_ids
+    def lengths_of(self, field: str, docs: DocArray) -> NDArray[np.float64]:
+        return self._gather(docs, lambda reader: reader.lengths(field), np.float64)
+
+    def node_ids_of(self, docs: DocArray) -> DocArray:
+        """Node ids of any `docs` (in their order, ascending or not)."""
+        order = np.argsort(docs, kind="stable")
+        found: DocArray = np.empty(len(docs), dtype=np.int64)
+        found[order] = self._gather(docs[order], lambda reader: reader.node_ids(), np.int64)
+        return found
 
     def _infos(self, field: str, term: bytes) -> list[tuple[Any, int, Any]]:
         """(segment reader, doc base, term info) for every segment holding the term; cached,
@@ -134,33 +139,50 @@ class IndexView:
     def idf(self, field: str, term: bytes) -> float:
         return math.log(self.count / (self.doc_frequency(field, term) + 1)) + 1
 
-    def _norms(self, field: str) -> NDArray[np.float64]:
-        """K1 · (1 − B + B · length / average length) for every document of the field."""
-        found = self._norm.get(field)
-        if found is None:
-            found = K1 * ((1 - B) + B * self.lengths(field) / self._averages.get(field, 1.0))
-            self._norm[field] = found
-        return found
-
-    def _once(self, field: str) -> NDArray[np.float64]:
-        """BM25's term-frequency part for a term found once, per document: most postings."""
-        found = self._single.get(field)
-        if found is None:
-            weight = FIELD_BOOSTS.get(field, 1.0)
-            found = (weight * (K1 + 1)) / (weight + self._norms(field))
-            self._single[field] = found
-        return found
-
     def bm25(self, field: str, term: bytes, docs: DocArray, tf: NDArray[Any], boost: float) -> ScoreArray:
-        """whoosh's BM25F for one term in one field: idf · w(K1 + 1) / (w + norm), w = tf · boost."""
+        """whoosh's BM25F for one term in one field: idf · w(K1 + 1) / (w + norm), w = tf · boost,
+        norm = K1 · (1 − B + B · length / average length); `docs` ascending."""
         scale = self.idf(field, term) * boost
-        scores: ScoreArray = self._once(field)[docs]
-        several = np.flatnonzero(tf != 1)
-        if len(several):
-            weight = tf[several].astype(np.float64) * FIELD_BOOSTS.get(field, 1.0)
-            scores[several] = (weight * (K1 + 1)) / (weight + self._norms(field)[docs[several]])
+        once = self._once(field)
+        if once is None:
+            scores = self._tf_part(field, self.lengths_of(field, docs), self._weights(field, tf))
+        else:
+            scores = once[docs]
+            several = np.flatnonzero(tf != 1)
+            if len(several):
+                lengths = self.lengths_of(field, docs[several])
+                scores[several] = self._tf_part(field, lengths, self._weights(field, tf[several]))
         scores *= scale
         return scores
+
+    @staticmethod
+    def _weights(field: str, tf: NDArray[Any]) -> ScoreArray:
+        weights: ScoreArray = tf.astype(np.float64)
+        weights *= FIELD_BOOSTS.get(field, 1.0)
+        return weights
+
+    def _tf_part(self, field: str, lengths: ScoreArray, weight: float | ScoreArray) -> ScoreArray:
+        """w(K1 + 1) / (w + norm) from the documents' lengths, computed in `lengths` itself."""
+        lengths *= B
+        lengths /= self._averages.get(field, 1.0)
+        lengths += 1 - B
+        lengths *= K1
+        lengths += weight
+        return np.divide(weight * (K1 + 1), lengths, out=lengths)
+
+    def _once(self, field: str) -> ScoreArray | None:
+        """The tf part for a term found once (most postings), for every document of the field,
+        once the view answers its second query: a long-lived view (the app) trades one float per
+        document and field for a gather per posting, and a one-shot search (a new process at ten
+        million nodes) computes only the documents it matched and holds nothing that size."""
+        found = self._single.get(field)
+        if found is None and self.searches >= 2:
+            lengths = np.empty(self.count, dtype=np.float64)
+            for leaf, base in self.leaves:
+                segment = self._docs_reader(leaf).lengths(field)
+                lengths[base : base + len(segment)] = segment
+            found = self._single[field] = self._tf_part(field, lengths, FIELD_BOOSTS.get(field, 1.0))
+        return found
 
 
 class Evaluator:
@@ -341,6 +363,7 @@ def rank(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
     """The best `limit` documents for the plan, best first, with what each matched.
 
     Ties are broken by node id, so the order never depends on segment layout."""
+    view.searches += 1
     evaluator = Evaluator(view)
     clause_matches = [evaluator.evaluate(clause.query) for clause in plan.clauses]
     excluded = _union([evaluator.evaluate(node) for node in plan.excluded], view.count).docs
@@ -358,12 +381,11 @@ def rank(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
             eligible &= needed
     eligible[excluded] = False
     candidates = np.flatnonzero(eligible)
-    node_ids = view.node_ids()
-    page = _best(candidates, matched, score, node_ids, limit)
+    page = _best(candidates, matched, score, view, limit)
     hits = [[_contains(found.docs, doc) for found in clause_matches] for doc in page.tolist()]
     return Ranked(
         page,
-        [int(node_ids[doc]) for doc in page.tolist()],
+        view.node_ids_of(page).tolist(),
         [float(score[doc]) for doc in page.tolist()],
         hits,
         int(len(candidates)),
@@ -377,9 +399,7 @@ def _contains(docs: DocArray, doc: int) -> bool:
     return at < len(docs) and int(docs[at]) == doc
 
 
-def _best(
-    candidates: DocArray, matched: NDArray[np.int16], score: ScoreArray, node_ids: DocArray, limit: int
-) -> DocArray:
+def _best(candidates: DocArray, matched: NDArray[np.int16], score: ScoreArray, view: IndexView, limit: int) -> DocArray:
     """Candidates sorted by (clauses matched desc, score desc, node id asc), first `limit`."""
     if not len(candidates) or limit <= 0:
         return np.zeros(0, dtype=np.int64)
@@ -392,7 +412,7 @@ def _best(
             scores = score[docs]
             cut = np.partition(scores, len(scores) - left)[len(scores) - left]
             docs = docs[scores >= cut]
-        order = np.lexsort((node_ids[docs], -score[docs]))
+        order = np.lexsort((view.node_ids_of(docs), -score[docs]))
         docs = docs[order][:left]
         chosen.append(docs)
         left -= len(docs)
