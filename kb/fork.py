@@ -23,7 +23,7 @@ import json
 import sqlite3
 import uuid
 
-from kb.db import WorkspaceError, transaction, utc_now
+from kb.db import WorkspaceError, journal_for_write, transaction, utc_now
 from kb.libraries import Library, check_new_name, library_by_id
 from kb.progress import ImportCancelled, NoProgress, Progress
 from kb.tree import library_node_count, subtree_size
@@ -48,7 +48,11 @@ def fork_library(
     progress = progress or NoProgress()
     now = utc_now()
     uid = f"lib_{uuid.uuid4().hex}"
-    with transaction(conn):
+    try:
+        size = subtree_size(conn, source.root_id)
+    except WorkspaceError:
+        raise WorkspaceError(f"no library {source.name!r} to fork") from None
+    with journal_for_write(conn, size), transaction(conn):
         check_new_name(conn, name, "a fork")
         if not conn.execute("SELECT 1 FROM libraries WHERE id = ?", (source.id,)).fetchone():
             raise WorkspaceError(f"no library {source.name!r} to fork")

@@ -13,16 +13,18 @@ position, sizes), which the checks rewrite several times over, and `stage_text` 
 written once and read once. Kept in one table, every check rewrote the text too: a
 ten-million-node import wrote 121 GB to disk for a 7 GB workspace; split, 62 GB, and the
 checks take a third less time.
+
+A large write leaves the write-ahead log while it runs (`kb.db.journal_for_write`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from kb.db import transaction, utc_now
+from kb.db import journal_for_write, transaction, utc_now
 from kb.errors import ZNavigatorError
 from kb.libraries import Library
 from kb.progress import ImportCancelled, NoProgress, Progress
@@ -33,6 +35,8 @@ IMPORT_CACHE_KIB = -262_144  # negative: KiB, i.e. 256 MiB of page cache while i
 PlaceRow = tuple[int, int, str, str | None]  # seq, line, uid, parent uid: a row of `stage`
 TextRow = tuple[int, str, str, str, str, str | None]  # seq, kind, title, body, extra, source: of `stage_text`
 MAX_REPORTED = 50
+WRITE_CHUNK = 250_000
+UID_INDEX_REBUILT_FROM = 200_000  # nodes written, when they at least double the table
 
 
 @dataclass(frozen=True)
@@ -279,16 +283,19 @@ def _compute_positions_and_sizes(conn: sqlite3.Connection, library: Library) -> 
 def _write(
     conn: sqlite3.Connection, library: Library, source: str, importer: str, progress: Progress
 ) -> tuple[int | None, int]:
+    """Insert the stage depth by depth (a parent before its children), in input order within a depth,
+    in chunks of WRITE_CHUNK that report progress and can be cancelled (the transaction then rolls back).
+    Ids follow the input, so search's ties (broken by node id) come out in the source's order."""
     now = utc_now()
     total = conn.execute("SELECT COUNT(*) FROM stage").fetchone()[0]
     if total == 0:
         return None, 0
-    progress.start("writing", total)
-    with transaction(conn):
+    conn.execute("CREATE INDEX temp.stage_place ON stage(depth, seq)")
+    with journal_for_write(conn, total), transaction(conn):
+        progress.start("writing", total)
         first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM nodes").fetchone()[0]
-        deepest = conn.execute("SELECT MAX(depth) FROM stage").fetchone()[0]
-        shallowest = conn.execute("SELECT MIN(depth) FROM stage").fetchone()[0]
-        for depth in range(shallowest, deepest + 1):
+        rebuilt = _uid_index_to_rebuild(conn, total, first)
+        for depth, start, stop in _chunks(conn):
             written = conn.execute(
                 "INSERT INTO nodes (uid, library_id, parent_id, position, depth, kind, title, body,"
                 " origin, provenance, extra, child_count, subtree_size, created_at)"
@@ -297,10 +304,14 @@ def _write(
                 " t.extra, s.child_count, s.subtree_size, ?"
                 " FROM stage s JOIN stage_text t ON t.seq = s.seq"
                 " JOIN nodes p ON p.library_id = ? AND p.uid = s.parent_uid"
-                " WHERE s.depth = ? ORDER BY s.seq",
-                (library.id, importer, source, now, library.id, depth),
+                " WHERE s.depth = ? AND s.seq >= ?" + ("" if stop is None else " AND s.seq < ?") + " ORDER BY s.seq",
+                (library.id, importer, source, now, library.id, depth, start, *(() if stop is None else (stop,))),
             ).rowcount
             progress.advance(written)
+            if progress.cancelled:
+                raise ImportCancelled()
+        if rebuilt:
+            conn.execute(rebuilt)
         attach_points = conn.execute(
             "SELECT p.id, COUNT(*) AS n, SUM(s.subtree_size) AS size FROM stage s"
             " JOIN nodes p ON p.library_id = ? AND p.uid = s.parent_uid WHERE s.attach = 1 GROUP BY p.id",
@@ -310,3 +321,32 @@ def _write(
             conn.execute("UPDATE nodes SET child_count = child_count + ? WHERE id = ?", (point["n"], point["id"]))
             grow_ancestors(conn, point["id"], point["size"])
     return first, total
+
+
+def _chunks(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int | None]]:
+    """(depth, first seq, seq the chunk stops before or None for the rest of the depth): each depth's
+    staged rows, shallowest first, WRITE_CHUNK at a time."""
+    shallowest = conn.execute("SELECT MIN(depth) FROM stage").fetchone()[0]
+    deepest = conn.execute("SELECT MAX(depth) FROM stage").fetchone()[0]
+    for depth in range(shallowest, deepest + 1):
+        start = conn.execute("SELECT MIN(seq) FROM stage WHERE depth = ?", (depth,)).fetchone()[0]
+        while start is not None:
+            stop = conn.execute(
+                "SELECT seq FROM stage WHERE depth = ? AND seq >= ? ORDER BY seq LIMIT 1 OFFSET ?",
+                (depth, start, WRITE_CHUNK),
+            ).fetchone()
+            yield depth, int(start), None if stop is None else int(stop[0])
+            start = None if stop is None else stop[0]
+
+
+def _uid_index_to_rebuild(conn: sqlite3.Connection, total: int, first_id: int) -> str | None:
+    """Drops the workspace-wide uid index when this write at least doubles the nodes table, and
+    returns the statement that makes it again: one sort after the insert beats keeping it up to
+    date row by row. Inside the write's transaction, so a rollback puts it back."""
+    if total < UID_INDEX_REBUILT_FROM or first_id > total:
+        return None
+    found = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'nodes_by_uid'").fetchone()
+    if found is None:
+        return None
+    conn.execute("DROP INDEX nodes_by_uid")
+    return str(found[0])

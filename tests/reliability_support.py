@@ -44,9 +44,13 @@ def make_labeling_workspace(path: Path, *, statements: int = 12, items: int = 20
     conn.close()
 
 
-def start_importer(workspace: Path, nodes: int, library: str = "big") -> subprocess.Popen[str]:
+def start_importer(
+    workspace: Path, nodes: int, library: str = "big", *, big_write: int | None = None
+) -> subprocess.Popen[str]:
+    """`big_write` lowers kb.db.BIG_WRITE in the importer, so a small import writes as a big one does."""
+    extra = [] if big_write is None else [str(big_write)]
     return subprocess.Popen(
-        [sys.executable, "-c", IMPORTER, str(workspace), str(nodes), str(ROOT), library],
+        [sys.executable, "-c", IMPORTER, str(workspace), str(nodes), str(ROOT), library, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -69,17 +73,25 @@ def start_driver(
 
 # A generated import (IMPORT_NODES nodes, 100 under the root, the rest 100 to a parent) through
 # kb.importing.import_staged in its own process: it prints each phase as it starts and `done N` at the end.
-# argv: workspace, node count, the checkout kb must come from, library name (made if missing).
+# argv: workspace, node count, the checkout kb must come from, library name (made if missing), and
+# optionally a BIG_WRITE for kb.db. As it starts writing it prints the journal the write goes through.
 IMPORTER = """
 import sys
+import kb.db
+import kb.importing
 from kb.db import connect
 from kb.importing import StagedNode, import_staged
 from kb.progress import NoProgress
 from kb.libraries import get_or_create_library
 
+if len(sys.argv) > 5:
+    kb.db.BIG_WRITE = kb.importing.UID_INDEX_REBUILT_FROM = int(sys.argv[5])
+
 class Announce(NoProgress):
     def start(self, phase, total):
         print(phase, flush=True)
+        if phase == "writing":
+            print("journal", conn.execute("PRAGMA main.journal_mode").fetchone()[0], flush=True)
 
 import kb
 assert kb.__file__.startswith(sys.argv[3]), kb.__file__

@@ -129,3 +129,23 @@ def test_a_fork_reports_progress_in_chunks_and_a_cancel_writes_nothing(
     assert watched.total == sum(watched.steps) == 12 and len(watched.steps) > 3
     assert _tree(conn, fork.id) == _tree(conn, source.id)
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_a_big_fork_goes_without_the_write_ahead_log_and_restores_it(
+    conn: sqlite3.Connection, library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kb.db
+
+    _build(conn, library)
+    monkeypatch.setattr(kb.db, "BIG_WRITE", 5)
+    seen: set[str] = set()
+
+    class Journal(_Watched):
+        def advance(self, amount: int) -> None:
+            seen.add(conn.execute("PRAGMA main.journal_mode").fetchone()[0])
+            super().advance(amount)
+
+    fork = fork_library(conn, get_library(conn, "lib"), "big", progress=Journal())
+    assert seen == {"delete"}
+    assert conn.execute("PRAGMA main.journal_mode").fetchone()[0] == "wal"
+    assert _tree(conn, fork.id) == _tree(conn, library.id)

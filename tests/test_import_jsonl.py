@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import kb.db as db
+import kb.importing as importing
+from kb.db import WorkspaceError, connect
 from kb.formats.jsonl import read_jsonl_nodes
 from kb.importing import ImportProblem, ImportReport, import_staged
 from kb.libraries import Library, create_library
@@ -303,6 +306,130 @@ def test_an_import_leaves_the_connection_as_it_found_it(conn, library, write_jso
     assert run(conn, library, write_jsonl("book.jsonl", BOOK)).added == 8
     assert conn.execute("SELECT name FROM temp.sqlite_master").fetchall() == []
     assert conn.execute("PRAGMA temp.journal_mode").fetchone()[0] == journal
+
+
+class JournalWatch(NoProgress):
+    """Notes the workspace's journal mode while the nodes are written; `fail` stops the write."""
+
+    def __init__(self, conn: sqlite3.Connection, *, fail: bool = False) -> None:
+        self.conn, self.fail, self.seen = conn, fail, set()
+
+    def advance(self, amount: int) -> None:
+        self.seen.add(self.conn.execute("PRAGMA main.journal_mode").fetchone()[0])
+        if self.fail:
+            raise RuntimeError("the disk is full")
+
+
+def watched(conn, library, path, progress):  # type: ignore[no-untyped-def]
+    return import_staged(
+        conn, library, read_jsonl_nodes(path, NoProgress()), source=str(path), importer="jsonl", progress=progress
+    )
+
+
+def test_a_big_write_leaves_the_write_ahead_log_while_it_runs(conn, library, write_jsonl, check_tree, monkeypatch):
+    monkeypatch.setattr(db, "BIG_WRITE", 5)
+    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+    small = JournalWatch(conn)
+    watched(conn, library, write_jsonl("one.jsonl", [GOOD]), small)
+    assert small.seen == {"wal"}  # under BIG_WRITE nodes: the log, as every other write
+
+    big = JournalWatch(conn)
+    assert watched(conn, library, write_jsonl("book.jsonl", BOOK), big).added == 8
+    assert big.seen == {"delete"}
+    assert conn.execute("PRAGMA main.journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA temp.journal_mode").fetchone()[0] != "wal"
+    check_tree()
+
+
+def test_a_big_write_that_fails_writes_nothing_and_restores_the_log(conn, library, write_jsonl, db_dump, monkeypatch):
+    monkeypatch.setattr(db, "BIG_WRITE", 5)
+    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+    before = db_dump()
+    failing = JournalWatch(conn, fail=True)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        watched(conn, library, write_jsonl("book.jsonl", BOOK), failing)
+    assert failing.seen == {"delete"}
+    assert db_dump() == before
+    assert conn.execute("PRAGMA main.journal_mode").fetchone()[0] == "wal"
+    assert not Path(f"{conn.execute('PRAGMA database_list').fetchone()['file']}-journal").exists()
+
+
+def test_a_big_write_keeps_the_log_while_another_connection_is_open(
+    conn, library, workspace, write_jsonl, check_tree, monkeypatch
+):
+    monkeypatch.setattr(db, "BIG_WRITE", 5)
+    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+    reader = connect(workspace)  # the app, open on the same workspace
+    try:
+        seen = JournalWatch(conn)
+        assert watched(conn, library, write_jsonl("book.jsonl", BOOK), seen).added == 8
+        assert seen.seen == {"wal"}
+        assert reader.execute("SELECT COUNT(*) FROM nodes WHERE library_id = ?", (library.id,)).fetchone()[0] == 9
+    finally:
+        reader.close()
+    check_tree()
+
+
+class Steps(NoProgress):
+    """Counts what the write reports; cancels after `cancel_after` steps."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.steps: list[int] = []
+        self.cancel_after = cancel_after
+
+    def advance(self, amount: int) -> None:
+        self.steps.append(amount)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_after is not None and len(self.steps) >= self.cancel_after
+
+
+def uid_index(conn: sqlite3.Connection) -> str | None:
+    found = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'nodes_by_uid'").fetchone()
+    return None if found is None else str(found[0])
+
+
+def test_the_write_goes_in_chunks_of_a_depth_each_reported(conn, library, write_jsonl, check_tree, monkeypatch):
+    monkeypatch.setattr(importing, "WRITE_CHUNK", 2)
+    monkeypatch.setattr(db, "BIG_WRITE", 5)
+    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+    index = uid_index(conn)
+    steps = Steps()
+    assert watched(conn, library, write_jsonl("book.jsonl", BOOK), steps).added == 8
+    # depth 1: book, appendix; depth 2: ch1, ch2; depth 3: s1 s2 s3 s4 in two chunks
+    assert steps.steps == [2, 2, 2, 2]
+    assert uid_index(conn) == index  # dropped for the big write and made again, the same
+    assert child_uids(conn, node(conn, "ch1", library)["id"]) == ["s1", "s2", "s3"]
+    check_tree()
+
+
+def test_a_write_cancelled_between_chunks_writes_nothing(conn, library, write_jsonl, db_dump, monkeypatch):
+    monkeypatch.setattr(importing, "WRITE_CHUNK", 2)
+    monkeypatch.setattr(db, "BIG_WRITE", 5)
+    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+    index = uid_index(conn)
+    before = db_dump()
+    steps = Steps(cancel_after=3)
+    with pytest.raises(ImportCancelled):
+        watched(conn, library, write_jsonl("book.jsonl", BOOK), steps)
+    assert steps.steps == [2, 2, 2]
+    assert db_dump() == before
+    assert uid_index(conn) == index
+
+
+def test_opening_a_workspace_held_by_a_big_write_says_it_is_busy(workspace, monkeypatch):
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 50)
+    writer = connect(workspace)
+    writer.execute("PRAGMA main.journal_mode = DELETE")
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(WorkspaceError, match="is busy: another process is writing to it"):
+            connect(workspace)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.execute("PRAGMA main.journal_mode = WAL")
+        writer.close()
 
 
 # -- skip_bad --------------------------------------------------------------
