@@ -308,6 +308,14 @@ def test_an_import_leaves_the_connection_as_it_found_it(conn, library, write_jso
     assert conn.execute("PRAGMA temp.journal_mode").fetchone()[0] == journal
 
 
+@pytest.fixture
+def big_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five nodes make a big write (rollback journal, uid index rebuilt), written two at a time."""
+    monkeypatch.setattr(db, "BIG_WRITE", 5)
+    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+    monkeypatch.setattr(importing, "WRITE_CHUNK", 2)
+
+
 class JournalWatch(NoProgress):
     """Notes the workspace's journal mode while the nodes are written; `fail` stops the write."""
 
@@ -326,9 +334,7 @@ def watched(conn, library, path, progress):  # type: ignore[no-untyped-def]
     )
 
 
-def test_a_big_write_leaves_the_write_ahead_log_while_it_runs(conn, library, write_jsonl, check_tree, monkeypatch):
-    monkeypatch.setattr(db, "BIG_WRITE", 5)
-    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+def test_a_big_write_leaves_the_write_ahead_log_while_it_runs(conn, library, write_jsonl, check_tree, big_write):
     small = JournalWatch(conn)
     watched(conn, library, write_jsonl("one.jsonl", [GOOD]), small)
     assert small.seen == {"wal"}  # under BIG_WRITE nodes: the log, as every other write
@@ -341,9 +347,7 @@ def test_a_big_write_leaves_the_write_ahead_log_while_it_runs(conn, library, wri
     check_tree()
 
 
-def test_a_big_write_that_fails_writes_nothing_and_restores_the_log(conn, library, write_jsonl, db_dump, monkeypatch):
-    monkeypatch.setattr(db, "BIG_WRITE", 5)
-    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+def test_a_big_write_that_fails_writes_nothing_and_restores_the_log(conn, library, write_jsonl, db_dump, big_write):
     before = db_dump()
     failing = JournalWatch(conn, fail=True)
     with pytest.raises(RuntimeError, match="disk is full"):
@@ -355,10 +359,8 @@ def test_a_big_write_that_fails_writes_nothing_and_restores_the_log(conn, librar
 
 
 def test_a_big_write_keeps_the_log_while_another_connection_is_open(
-    conn, library, workspace, write_jsonl, check_tree, monkeypatch
+    conn, library, workspace, write_jsonl, check_tree, big_write
 ):
-    monkeypatch.setattr(db, "BIG_WRITE", 5)
-    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
     reader = connect(workspace)  # the app, open on the same workspace
     try:
         seen = JournalWatch(conn)
@@ -390,10 +392,7 @@ def uid_index(conn: sqlite3.Connection) -> str | None:
     return None if found is None else str(found[0])
 
 
-def test_the_write_goes_in_chunks_of_a_depth_each_reported(conn, library, write_jsonl, check_tree, monkeypatch):
-    monkeypatch.setattr(importing, "WRITE_CHUNK", 2)
-    monkeypatch.setattr(db, "BIG_WRITE", 5)
-    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+def test_the_write_goes_in_chunks_of_a_depth_each_reported(conn, library, write_jsonl, check_tree, big_write):
     index = uid_index(conn)
     steps = Steps()
     assert watched(conn, library, write_jsonl("book.jsonl", BOOK), steps).added == 8
@@ -404,10 +403,7 @@ def test_the_write_goes_in_chunks_of_a_depth_each_reported(conn, library, write_
     check_tree()
 
 
-def test_a_write_cancelled_between_chunks_writes_nothing(conn, library, write_jsonl, db_dump, monkeypatch):
-    monkeypatch.setattr(importing, "WRITE_CHUNK", 2)
-    monkeypatch.setattr(db, "BIG_WRITE", 5)
-    monkeypatch.setattr(importing, "UID_INDEX_REBUILT_FROM", 5)
+def test_a_write_cancelled_between_chunks_writes_nothing(conn, library, write_jsonl, db_dump, big_write):
     index = uid_index(conn)
     before = db_dump()
     steps = Steps(cancel_after=3)
