@@ -208,7 +208,7 @@ def journal_for_write(conn: sqlite3.Connection, rows: int) -> Iterator[None]:
     timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     conn.execute("PRAGMA busy_timeout = 0")
     try:
-        left = conn.execute("PRAGMA main.journal_mode = DELETE").fetchone()[0] == "delete"
+        left = _set_journal(conn, "DELETE") == "delete"
     except sqlite3.OperationalError:  # "database is locked": another connection has the file open
         left = False
     finally:
@@ -218,7 +218,21 @@ def journal_for_write(conn: sqlite3.Connection, rows: int) -> Iterator[None]:
     finally:
         if left:
             with suppress(sqlite3.OperationalError):  # a connection opened meanwhile; each connect() sets WAL
-                conn.execute("PRAGMA main.journal_mode = WAL")
+                _set_journal(conn, "WAL")
+            # SQLite 3.40 fails the first checkpoint back in WAL on a connection that has renamed a
+            # table (migration 006 does) with "database table is locked"; take that one here, where
+            # the log is empty, so the caller's next checkpoint works.
+            with suppress(sqlite3.OperationalError):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _set_journal(conn: sqlite3.Connection, mode: str) -> str:
+    """The main file's journal mode after asking for `mode` (the statement closed at once)."""
+    cursor = conn.execute(f"PRAGMA main.journal_mode = {mode}")
+    try:
+        return str(cursor.fetchone()[0])
+    finally:
+        cursor.close()
 
 
 class transaction:

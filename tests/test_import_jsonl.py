@@ -343,6 +343,7 @@ def test_a_big_write_leaves_the_write_ahead_log_while_it_runs(conn, library, wri
     assert watched(conn, library, write_jsonl("book.jsonl", BOOK), big).added == 8
     assert big.seen == {"delete"}
     assert conn.execute("PRAGMA main.journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not "database table is locked"
     assert conn.execute("PRAGMA temp.journal_mode").fetchone()[0] != "wal"
     check_tree()
 
