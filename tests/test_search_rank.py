@@ -124,6 +124,24 @@ def test_the_first_query_and_the_cached_ones_score_to_the_same_bit(ranked_index:
     assert first.total == again.total > 0
 
 
+def test_arrays_kept_between_queries_come_back_zeroed_and_change_no_answer(
+    ranked_index: SearchIndex, conn: sqlite3.Connection, library: Library, workspace: Path
+) -> None:
+    """A view keeps its document-sized arrays from query to query; each query must give them back as
+    it found them, or the next query's counts and scores would carry the last one's."""
+    queries = ["river delta", "+river -delta mountain", '"river delta" copper', "volc* lake", "tin", "gold -gold"]
+    for text in queries * 2:
+        ranked_index.search(text, limit=50)
+    kept = [array for arrays in ranked_index._current_view().scratch._free.values() for array in arrays]
+    assert kept and not any(array.any() for array in kept)
+    for text in queries:
+        fresh = SearchIndex(conn, workspace, library)  # a new view: nothing kept
+        assert [(hit.node_id, hit.score) for hit in ranked_index.search(text, limit=50).hits] == [
+            (hit.node_id, hit.score) for hit in fresh.search(text, limit=50).hits
+        ]
+        fresh.close()
+
+
 def test_a_page_is_the_head_of_the_complete_ranking(ranked_index: SearchIndex) -> None:
     everything = ranked_index.search("river mountain treaty copper", limit=10_000).hits
     for limit in (1, 5, 20):

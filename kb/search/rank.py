@@ -57,6 +57,26 @@ class Ranked:
     notes: list[str]
 
 
+class Scratch:
+    """Arrays with a slot per document, kept from query to query and handed back zeroed.
+
+    A fresh zeroed array the size of the library costs its pages faulting in again on every
+    query (at ten million nodes, a plain four-word query asked for ~470 MB of them); these are
+    allocated once, and whoever takes one zeroes the slots it touched before giving it back."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._free: dict[str, list[NDArray[Any]]] = {}
+
+    def take(self, dtype: Any) -> NDArray[Any]:
+        kept = self._free.get(np.dtype(dtype).str)
+        return kept.pop() if kept else np.zeros(self.count, dtype=dtype)
+
+    def give_back(self, array: NDArray[Any], touched: DocArray) -> None:
+        array[touched] = 0
+        self._free.setdefault(array.dtype.str, []).append(array)
+
+
 class IndexView:
     """One open whoosh searcher seen as arrays: segments laid end to end."""
 
@@ -67,6 +87,7 @@ class IndexView:
         self._bases = np.array([base for _, base in self.leaves], dtype=np.int64)
         self._term_infos: dict[tuple[str, bytes], list[tuple[Any, int, Any]]] = {}
         self._single: dict[str, ScoreArray] = {}
+        self.scratch = Scratch(self.count)
         self.searches = 0
         self._averages = {
             field: (searcher.field_length(field) / self.count if self.count else 0.0) or 1.0 for field in FIELD_BOOSTS
@@ -200,7 +221,7 @@ class Evaluator:
         if isinstance(node, query.Phrase):
             return self._phrase(node, boost)
         if isinstance(node, query.Or):
-            return _scaled(_union([self.evaluate(child) for child in node.children()], self.view.count), boost)
+            return _scaled(_union([self.evaluate(child) for child in node.children()], self.view.scratch), boost)
         if isinstance(node, query.And):
             found = [self.evaluate(child) for child in node.children() if not isinstance(child, query.Not)]
             result = _intersection(found) if found else Matches.none()
@@ -269,7 +290,7 @@ class Evaluator:
                 break
             words.append(word)
         parts = [self._term(node.fieldname, word, 1.0) for word in words]
-        return _scaled(_union(parts, self.view.count), boost)
+        return _scaled(_union(parts, self.view.scratch), boost)
 
     def _with_whoosh(self, node: query.Query) -> Matches:
         """Query kinds our arrays do not evaluate (spans, ranges over numbers) go through
@@ -318,25 +339,27 @@ def _scaled(found: Matches, boost: float) -> Matches:
     return found if boost == 1.0 else Matches(found.docs, found.scores * boost)
 
 
-def _union(parts: list[Matches], count: int) -> Matches:
+def _union(parts: list[Matches], scratch: Scratch) -> Matches:
     parts = [part for part in parts if len(part.docs)]
     if not parts:
         return Matches.none()
     if len(parts) == 1:
         return parts[0]
     size = sum(len(part.docs) for part in parts)
-    if size * DENSE_SHARE < count:
+    if size * DENSE_SHARE < scratch.count:
         docs = np.concatenate([part.docs for part in parts])
         unique, inverse = np.unique(docs, return_inverse=True)
         sums = np.bincount(inverse, weights=np.concatenate([p.scores for p in parts])).astype(np.float64)
         return Matches(unique, sums)
-    score = np.zeros(count)
-    hit = np.zeros(count, dtype=bool)
+    score, hit = scratch.take(np.float64), scratch.take(np.bool_)
     for part in parts:
         score[part.docs] += part.scores
         hit[part.docs] = True
     docs = np.flatnonzero(hit)
-    return Matches(docs, score[docs])
+    found = Matches(docs, score[docs])
+    scratch.give_back(score, docs)
+    scratch.give_back(hit, docs)
+    return found
 
 
 def _intersection(parts: list[Matches]) -> Matches:
@@ -366,24 +389,23 @@ def rank(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
     view.searches += 1
     evaluator = Evaluator(view)
     clause_matches = [evaluator.evaluate(clause.query) for clause in plan.clauses]
-    excluded = _union([evaluator.evaluate(node) for node in plan.excluded], view.count).docs
-    count = view.count
-    matched = np.zeros(count, dtype=np.int16)
-    score = np.zeros(count)
-    for found in clause_matches:
+    excluded = _union([evaluator.evaluate(node) for node in plan.excluded], view.scratch).docs
+    scratch = view.scratch
+    matched, required, score = scratch.take(np.int16), scratch.take(np.int16), scratch.take(np.float64)
+    eligible = scratch.take(np.bool_)
+    for clause, found in zip(plan.clauses, clause_matches, strict=True):
         matched[found.docs] += 1
         score[found.docs] += found.scores
-    eligible = matched > 0
-    for clause, found in zip(plan.clauses, clause_matches, strict=True):
         if clause.required:
-            needed = np.zeros(count, dtype=bool)
-            needed[found.docs] = True
-            eligible &= needed
+            required[found.docs] += 1
+    np.greater(matched, 0, out=eligible)
+    if needed := sum(clause.required for clause in plan.clauses):
+        eligible &= required == needed
     eligible[excluded] = False
     candidates = np.flatnonzero(eligible)
     page = _best(candidates, matched, score, view, limit)
     hits = [[_contains(found.docs, doc) for found in clause_matches] for doc in page.tolist()]
-    return Ranked(
+    ranked = Ranked(
         page,
         view.node_ids_of(page).tolist(),
         [float(score[doc]) for doc in page.tolist()],
@@ -392,6 +414,11 @@ def rank(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
         evaluator.terms,
         evaluator.notes,
     )
+    touched = np.concatenate([found.docs for found in clause_matches]) if clause_matches else candidates
+    for array in (matched, required, score):
+        scratch.give_back(array, touched)
+    scratch.give_back(eligible, candidates)  # np.greater wrote every slot; only the candidates are True
+    return ranked
 
 
 def _contains(docs: DocArray, doc: int) -> bool:
