@@ -66,9 +66,20 @@ from kb.search import SearchIndex, SearchResult
 from kb.tree import PATH_SEPARATOR
 
 BUDGET_P95_MS = {"realistic": 50.0, "dense": 500.0}
-ONE_SHOT_BUDGET = (1.0, 500.0)  # seconds, MB
 HELP_BUDGET_S = 0.5
-BUILD_BUDGET_S = 180.0
+BIG = 1_000_000  # past this, issue 24's goals (ten million nodes) replace issue 12's (a million)
+
+
+def build_goal(nodes: int) -> tuple[str, float]:
+    """What the build is held to: the index alone < 3 min at a million, import + index ≤ 15 min beyond."""
+    return ("index build", 180.0) if nodes <= BIG else ("import + index", 900.0)
+
+
+def one_shot_goal(nodes: int) -> tuple[float, float]:
+    """(seconds, MB) for a one-shot search."""
+    return (1.0, 500.0) if nodes <= BIG else (1.0, 600.0)
+
+
 INCREMENTAL_NODES = 300
 DENSE_WORDS = 36
 
@@ -452,11 +463,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 def report_library(figures: LibraryFigures, workdir: Path) -> None:
     say(f"\n== {figures.kind}: {figures.nodes:,} nodes ==")
     say(f"  import (SQLite): {figures.import_s:.1f} s")
-    verdict = "PASS" if figures.build_s < BUILD_BUDGET_S else "FAIL"
+    what, goal = build_goal(figures.nodes)
+    held = figures.build_s + (figures.import_s if what == "import + index" else 0.0)
+    verdict = "PASS" if held <= goal else "FAIL"
     say(
         f"  index build: {figures.build_s:.1f} s ({figures.nodes / figures.build_s:,.0f} nodes/s, peak"
         f" {figures.build_peak_mb:,.0f} MB) vs FTS5 {figures.fts_build_s:.1f} s: ratio"
-        f" {figures.build_s / figures.fts_build_s:.2f}; goal {BUILD_BUDGET_S:.0f} s: {verdict}"
+        f" {figures.build_s / figures.fts_build_s:.2f}; {what} {held:.0f} s, goal {goal:.0f} s: {verdict}"
     )
     for line in latency_lines(figures):
         say(line)
@@ -471,10 +484,12 @@ def report_library(figures: LibraryFigures, workdir: Path) -> None:
         for _ in range(5)
     )
     median = statistics.median(wall)
-    verdict = "PASS" if median < ONE_SHOT_BUDGET[0] and peak < ONE_SHOT_BUDGET[1] else "FAIL"
+    seconds, megabytes = one_shot_goal(figures.nodes)
+    verdict = "PASS" if median < seconds and peak < megabytes else "FAIL"
     say(
         f"  one-shot `navigator search <exact title>` (new process, median of 5): {median:.2f} s wall,"
-        f" {peak:.0f} MB peak; `python -c pass` {statistics.median(bare):.3f} s; goal < 1 s and < 500 MB: {verdict}"
+        f" {peak:.0f} MB peak; `python -c pass` {statistics.median(bare):.3f} s;"
+        f" goal < {seconds:.0f} s and < {megabytes:.0f} MB: {verdict}"
     )
 
 
