@@ -74,7 +74,8 @@ def start_driver(
 # A generated import (IMPORT_NODES nodes, 100 under the root, the rest 100 to a parent) through
 # kb.importing.import_staged in its own process: it prints each phase as it starts and `done N` at the end.
 # argv: workspace, node count, the checkout kb must come from, library name (made if missing), and
-# optionally a BIG_WRITE for kb.db. As it starts writing it prints the journal the write goes through.
+# optionally a BIG_WRITE for kb.db (the write then goes in chunks of 1 000 nodes). As it starts writing it
+# prints the journal the write goes through, and `wrote N` after each chunk.
 IMPORTER = """
 import sys
 import kb.db
@@ -86,12 +87,16 @@ from kb.libraries import get_or_create_library
 
 if len(sys.argv) > 5:
     kb.db.BIG_WRITE = kb.importing.UID_INDEX_REBUILT_FROM = int(sys.argv[5])
+    kb.importing.WRITE_CHUNK = 1_000
 
 class Announce(NoProgress):
     def start(self, phase, total):
         print(phase, flush=True)
         if phase == "writing":
             print("journal", conn.execute("PRAGMA main.journal_mode").fetchone()[0], flush=True)
+
+    def advance(self, amount):
+        print("wrote", amount, flush=True)
 
 import kb
 assert kb.__file__.startswith(sys.argv[3]), kb.__file__
