@@ -18,7 +18,17 @@ def test_a_bar_shows_count_rate_and_time_left() -> None:
         for _ in range(5):
             progress.advance(1_000)
             time.sleep(0.05)
-        progress._bars.refresh()
     shown = out.getvalue()
     assert "indexing factbook" in shown and "5000/10000" in shown
     assert "/s" in shown and "left" in shown
+
+
+def test_many_small_advances_add_up_exactly() -> None:
+    """A reader advances once a record; the bar takes them in sums, and none is lost."""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=140, color_system=None)
+    with TerminalProgress(console=console) as progress:
+        progress.start("reading", None)
+        for _ in range(30_000):
+            progress.advance(3)
+    assert [task.completed for task in progress._bars.tasks] == [90_000]
