@@ -290,7 +290,6 @@ def _write(
     total = conn.execute("SELECT COUNT(*) FROM stage").fetchone()[0]
     if total == 0:
         return None, 0
-    conn.execute("CREATE INDEX temp.stage_place ON stage(depth, seq)")
     with journal_for_write(conn, total), transaction(conn):
         progress.start("writing", total)
         first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM nodes").fetchone()[0]
@@ -325,7 +324,8 @@ def _write(
 
 def _chunks(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int | None]]:
     """(depth, first seq, seq the chunk stops before or None for the rest of the depth): each depth's
-    staged rows, shallowest first, WRITE_CHUNK at a time."""
+    staged rows, shallowest first, WRITE_CHUNK at a time. Read from stage_depth, whose entries end in
+    seq (the rowid), so a depth's seq ranges need no index of their own."""
     shallowest = conn.execute("SELECT MIN(depth) FROM stage").fetchone()[0]
     deepest = conn.execute("SELECT MAX(depth) FROM stage").fetchone()[0]
     for depth in range(shallowest, deepest + 1):
