@@ -72,7 +72,7 @@ def fork_library(
             {"forked_from": {"library": source.uid, "name": source.name, "root": source.root_id}, "forked_at": now},
             ensure_ascii=False,
         )
-        progress.start("copying", subtree_size(conn, source.root_id))
+        progress.start("copying", size)
         for start in range(int(low), int(last) + 1, FORK_CHUNK):
             if progress.cancelled:
                 raise ImportCancelled(f"fork of {source.name!r} cancelled; nothing was written")
