@@ -421,8 +421,8 @@ def latency_lines(figures: LibraryFigures) -> list[str]:
     lines.append(f"  p95 {ours95:.1f} ms vs goal {budget:.0f} ms: {verdict}")
     lines.append(
         f"  both runs returned identical hit lists: {'yes' if figures.identical else 'NO'}; queries with no hits:"
-        f" {figures.zero_hit_queries} of {figures.queries}; every match is scored (no cut-off), so the result is"
-        " complete, not bounded"
+        f" {figures.zero_hit_queries} of {figures.queries}; every match is counted and every node that could reach"
+        " the page is scored (no cut-off), so the result is complete, not bounded"
     )
     return lines
 

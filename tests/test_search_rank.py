@@ -7,6 +7,7 @@ match the same nodes.
 
 from __future__ import annotations
 
+import importlib
 import random
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,8 @@ from kb.importing import StagedNode, import_staged
 from kb.libraries import Library
 from kb.search import SearchIndex
 from kb.search.text import FIELDS
+
+ranking = importlib.import_module("kb.search.rank")  # the package exports a function of that name
 
 VOCABULARY = [
     "river",
@@ -155,3 +158,61 @@ def test_excluded_and_required_words(ranked_index: SearchIndex) -> None:
     assert without.hits and not ({hit.node_id for hit in without.hits} & with_river)
     required = ranked_index.search("+river delta", limit=10_000)
     assert {hit.node_id for hit in required.hits} <= with_river
+
+
+QUERIES = [
+    "river delta",
+    "the of river",
+    "+river -delta mountain",
+    '"river delta" copper',
+    "volc* lake the",
+    "tin^3 gold",
+    "title:copper body:tin",
+    "river delta mountain coastline population border capital island",
+]
+
+
+def pages(search: SearchIndex, limit: int = 10_000) -> list[tuple[int, list[tuple[int, float, tuple[str, ...]]]]]:
+    found = []
+    for text in QUERIES:
+        result = search.search(text, limit=limit)
+        found.append((result.total, [(hit.node_id, hit.score, tuple(hit.matched)) for hit in result.hits]))
+    return found
+
+
+def test_looked_up_and_dense_scores_are_the_same_floats(
+    ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's documents are scored by looking each up in the postings when they are few, and by
+    scattering every posting into a dense array when they are many; the two add the same terms in
+    the same order, so the floats are equal, not close."""
+    monkeypatch.setattr(ranking, "LOOKUP_SHARE", 0)  # always dense
+    dense = pages(ranked_index)
+    monkeypatch.setattr(ranking, "LOOKUP_SHARE", 10**9)  # always looked up
+    looked_up = pages(ranked_index)
+    assert looked_up == dense
+    assert all(total for total, _ in dense[:2])
+
+
+def test_postings_read_in_place_or_copied_rank_the_same(
+    ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mapped = pages(ranked_index, limit=30)
+    assert any(found is not None for found in ranked_index._current_view()._maps.values())
+    ranked_index.close()
+    monkeypatch.setattr(ranking, "map_file", lambda dbfile: None)  # as for storage that is not a file
+    assert pages(ranked_index, limit=30) == mapped
+
+
+def test_a_view_keeps_a_bounded_number_of_word_sets(ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bitmaps of common words are kept for the next query, the oldest making room, and keeping
+    them changes no answer."""
+    monkeypatch.setattr(ranking, "DENSE_SHARE", 10**9)  # every word counts as common here
+    first = pages(ranked_index)
+    view = ranked_index._current_view()
+    assert len(view._sets) > 3
+    view._kept_sets = 3
+    for text in VOCABULARY:
+        ranked_index.search(text)
+    assert len(view._sets) == 3
+    assert pages(ranked_index) == first

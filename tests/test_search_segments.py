@@ -115,3 +115,25 @@ def test_lengths_and_node_ids_are_read_segment_by_segment_for_any_docs(
         )
     ]
     assert view.node_ids_of(np.zeros(0, dtype=np.int64)).tolist() == []
+
+
+def test_documents_are_looked_up_in_their_own_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring a page's documents looks each one up in its segment's postings; across segment
+    borders that gives what scattering every posting gives, and what an uncut index gives."""
+    import importlib
+
+    ranking = importlib.import_module("kb.search.rank")
+    whole = library(tmp_path / "whole.db", 3_000)
+    conn_whole = connect(whole)
+    one = SearchIndex(conn_whole, whole, _z(conn_whole))
+    one.rebuild()
+    expected = answers(one)
+    cut = library(tmp_path / "cut.db", 3_000)
+    conn = connect(cut)
+    monkeypatch.setattr(build, "MAX_SEGMENT", 290)  # not a multiple of 64: bitmap words straddle borders
+    index = SearchIndex(conn, cut, _z(conn))
+    index.rebuild()
+    assert len(index._current_view().leaves) == 11
+    for share in (10**9, 0):  # looked up always, never
+        monkeypatch.setattr(ranking, "LOOKUP_SHARE", share)
+        assert answers(index) == expected

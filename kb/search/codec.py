@@ -22,6 +22,7 @@ sizes), so a damaged file is reported instead of silently mis-read.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -140,6 +141,43 @@ def read_postings(dbfile: Any, offset: int, df: int, *, with_positions: bool) ->
             raise SegmentDamaged(f"positions at offset {offset + fixed} are cut short")
         positions = np.frombuffer(data, dtype="<u4", count=total)
     return Postings(docs, freqs), positions
+
+
+def map_file(dbfile: Any) -> mmap.mmap | None:
+    """A segment file mapped over the page cache: a query that looks up a few documents in a term
+    with millions of postings reads a few pages, not the whole list. None when the file is not a
+    file on disk (whoosh's RAM storage), for `read_postings` to serve instead."""
+    try:
+        fileno = dbfile.file.fileno()
+        return mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError):  # no file, or an empty one (which cannot be mapped)
+        return None
+
+
+def release_pages(mapped: mmap.mmap) -> None:
+    """Unmap the pages read through `mapped` from this process (they stay in the page cache)."""
+    if hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def postings_in(mapped: NDArray[np.uint8], offset: int, df: int) -> Postings:
+    """A term's doc numbers and frequencies as views of a mapped `.pst` file (no copy)."""
+    head = len(POSTINGS_MAGIC)
+    end = offset + head + 8 * df
+    if end > len(mapped) or mapped[offset : offset + head].tobytes() != POSTINGS_MAGIC:
+        raise SegmentDamaged(f"postings at offset {offset} are not in this format")
+    docs = mapped[offset + head : offset + head + 4 * df].view("<u4")
+    freqs = mapped[offset + head + 4 * df : end].view("<u4")
+    return Postings(docs, freqs)
+
+
+def positions_in(mapped: NDArray[np.uint8], offset: int, postings: Postings) -> UIntArray:
+    """The positions that follow a term's postings in a mapped `.pst` file (no copy)."""
+    start = offset + len(POSTINGS_MAGIC) + 8 * len(postings.docs)
+    end = start + 4 * int(postings.freqs.sum(dtype=np.int64))
+    if end > len(mapped):
+        raise SegmentDamaged(f"positions at offset {start} are cut short")
+    return mapped[start:end].view("<u4")
 
 
 def encode_postings(docs: UIntArray, freqs: UIntArray, positions: UIntArray) -> bytes:

@@ -1,4 +1,4 @@
-"""Ranking every match of a query, with numpy, the same way every time.
+"""Ranking the matches of a query exactly, with numpy, the same way every time.
 
 A node's rank key is (how many clauses it matches, BM25F score, node order): nodes
 matching all the words come first, then those matching most of them. The score of
@@ -6,15 +6,21 @@ a term in a field is whoosh's BM25F (B = 0.75, K1 = 1.2, idf = log(N / (df + 1))
 weights scaled by the field's boost), so for plain words our scores equal whoosh's
 own; tests/test_search_rank.py checks that against whoosh's searcher.
 
-Every posting of every query term is read and scored: no clock, no sampling, no early
-stop. The cost is bounded by the work itself, about (number of words) × (postings per
-word), which numpy does at tens of millions of postings a second; `kb.search.query`
-caps a query at 32 clauses and a `prefix*` at 200 words.
+Every match is found and counted, and the page is exact: no clock, no sampling, no early
+stop. Which documents a clause matches is a bitmap (`kb.search.docsets`), kept by the view
+for words common enough to be asked for again, so joining and counting the millions of
+matches of common words costs passes over N/64 words. How many clauses each document
+matches comes from adding those bitmaps; only the documents of the best clause counts
+that can reach the page are scored (a document that matches fewer clauses ranks below
+every one that matches more, whatever its score), and those are scored completely, by
+every term they hold. `kb.search.query` caps a query at 32 clauses and a `prefix*` at 200
+words.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +28,31 @@ import numpy as np
 from numpy.typing import NDArray
 from whoosh import query
 
-from kb.search.codec import ArrayDocsReader, SegmentDamaged, read_postings
+from kb.search import docsets
+from kb.search.codec import (
+    ArrayDocsReader,
+    Postings,
+    SegmentDamaged,
+    map_file,
+    positions_in,
+    postings_in,
+    read_postings,
+    release_pages,
+)
+from kb.search.docsets import Bits
 from kb.search.query import QueryPlan
 from kb.search.text import FIELD_BOOSTS
 
 B, K1 = 0.75, 1.2
 MAX_EXPANSION = 200
-DENSE_SHARE = 64  # below N / 64 matches, sparse set operations beat dense arrays
+DENSE_SHARE = 64  # below N / 64 matches, sparse set operations beat dense arrays; above, a word's bitmap is kept
+LOOKUP_SHARE = 1.0  # look documents up in a piece's postings when they are fewer than its postings
+KEPT_SETS_BYTES = 128 * 2**20  # the bitmaps of common words a view keeps for the next query
+MAPPED_BYTES = 64 * 2**20  # read through mapped files before their pages are let go
 
 DocArray = NDArray[np.int64]
 ScoreArray = NDArray[np.float64]
+_NOTHING: DocArray = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,19 @@ class Matches:
     @staticmethod
     def none() -> Matches:
         return Matches(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class TermRef:
+    """A word in one field, not yet read: its bitmap may be kept by the view, and its scores are
+    read only for the documents that can reach the page."""
+
+    field: str
+    term: bytes
+    boost: float
+
+
+Piece = Matches | TermRef
 
 
 @dataclass(frozen=True)
@@ -87,6 +121,10 @@ class IndexView:
         self._bases = np.array([base for _, base in self.leaves], dtype=np.int64)
         self._term_infos: dict[tuple[str, bytes], list[tuple[Any, int, Any]]] = {}
         self._single: dict[str, ScoreArray] = {}
+        self._maps: dict[int, tuple[mmap.mmap, NDArray[np.uint8]] | None] = {}
+        self._mapped_bytes = 0
+        self._sets: dict[tuple[str, bytes], Bits] = {}
+        self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * len(docsets.empty(self.count)), 1))
         self.scratch = Scratch(self.count)
         self.searches = 0
         self._averages = {
@@ -135,24 +173,124 @@ class IndexView:
             self._term_infos[key] = found
         return found
 
-    def postings(self, field: str, term: bytes, *, positions: bool = False) -> tuple[DocArray, NDArray[Any], list[Any]]:
-        """(global docs, freqs, per-segment (starts, positions) or []) for one term."""
-        docs, freqs, where = [], [], []
-        for leaf, base, info in self._infos(field, term):
-            offset, _ = info.extent()
+    def _segment_postings(self, leaf: Any, info: Any, *, positions: bool = False) -> tuple[Postings, Any]:
+        """One segment's postings of a term, read in place through the mapped file (a lookup of a few
+        documents touches a few pages of a long list)."""
+        offset, _ = info.extent()
+        places = None
+        if id(leaf) not in self._maps:
+            mapping = map_file(leaf._terms._postfile)
+            self._maps[id(leaf)] = None if mapping is None else (mapping, np.frombuffer(mapping, dtype=np.uint8))
+        kept = self._maps[id(leaf)]
+        if kept is None:
             found, places = read_postings(leaf._terms._postfile, offset, info.doc_frequency(), with_positions=positions)
-            if len(found.docs) and int(found.docs[-1]) >= leaf.doc_count_all():
-                raise SegmentDamaged(f"postings of {field}:{term!r} point past the end of their segment")
-            docs.append(found.docs.astype(np.int64) + base)
+        else:
+            found = postings_in(kept[1], offset, info.doc_frequency())
+            places = positions_in(kept[1], offset, found) if positions else None
+            self._mapped_bytes += 8 * len(found.docs) + (4 * len(places) if places is not None else 0)
+        if len(found.docs) and int(found.docs[-1]) >= leaf.doc_count_all():
+            raise SegmentDamaged(f"postings at offset {offset} point past the end of their segment")
+        return found, places
+
+    def postings(self, field: str, term: bytes) -> tuple[DocArray, NDArray[Any]]:
+        """(global docs, freqs) for one term."""
+        docs, freqs = [], []
+        for leaf, base, info in self._infos(field, term):
+            found = self._segment_postings(leaf, info)[0]
+            docs.append(np.add(found.docs, base, dtype=np.int64))
             freqs.append(found.freqs)
-            if positions:
-                starts = np.concatenate(([0], np.cumsum(found.freqs, dtype=np.int64)))
-                where.append((starts, places))
         if not docs:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32), []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
         if len(docs) == 1:
-            return docs[0], freqs[0], where
-        return np.concatenate(docs), np.concatenate(freqs), where
+            return docs[0], freqs[0]
+        return np.concatenate(docs), np.concatenate(freqs)
+
+    def positions_at(self, field: str, term: bytes, docs: DocArray) -> NDArray[np.int64]:
+        """(doc << 32 | position) for every position of the term in `docs` (ascending, each holding
+        the term): only those documents' positions are read."""
+        keys: list[NDArray[np.int64]] = []
+        for leaf, base, info in self._infos(field, term):
+            low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
+            if high == low:
+                continue
+            found, places = self._segment_postings(leaf, info, positions=True)
+            at = np.searchsorted(found.docs, (docs[low:high] - base).astype(np.uint32))
+            counts = found.freqs[at].astype(np.int64)
+            firsts = np.cumsum(found.freqs, dtype=np.int64)[at] - counts
+            index = np.repeat(firsts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            keys.append((np.repeat(docs[low:high], counts) << 32) | places[index].astype(np.int64))
+        return np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+
+    def release_pages(self) -> None:
+        """Once queries have read more than MAPPED_BYTES through the mapped files, let go of those
+        pages: they stay in the page cache, but no longer count as this process's memory, which
+        would otherwise grow towards the size of the index over a long session."""
+        if self._mapped_bytes < MAPPED_BYTES:
+            return
+        for kept in self._maps.values():
+            if kept is not None:
+                release_pages(kept[0])
+        self._mapped_bytes = 0
+
+    def term_matches(self, field: str, term: bytes, boost: float) -> Matches:
+        docs, freqs = self.postings(field, term)
+        if not len(docs):
+            return Matches.none()
+        return Matches(docs, self.bm25(field, term, docs, freqs, boost))
+
+    def term_set(self, field: str, term: bytes) -> Bits:
+        """The documents holding a term, as a bitmap; kept for the next query when the term is
+        common (the oldest kept one makes room)."""
+        key = (field, term)
+        found = self._sets.get(key)
+        if found is None:
+            infos = self._infos(field, term)
+            parts = [(self._segment_postings(leaf, info)[0].docs, base) for leaf, base, info in infos]
+            common = self.doc_frequency(field, term) * DENSE_SHARE >= self.count
+            if common:
+                flags = self.scratch.take(np.bool_)
+                for docs, base in parts:
+                    flags[base:][docs] = True
+                found = docsets.packed(flags)
+                flags.fill(False)
+                self.scratch.give_back(flags, _NOTHING)
+            else:
+                found = docsets.empty(self.count)
+                for docs, base in parts:
+                    docsets.add(found, docs, base)
+            if common:
+                while len(self._sets) >= self._kept_sets:
+                    del self._sets[next(iter(self._sets))]
+                self._sets[key] = found
+        return found
+
+    def set_of(self, pieces: list[Piece]) -> Bits:
+        found = docsets.empty(self.count)
+        for piece in pieces:
+            if isinstance(piece, TermRef):
+                found |= self.term_set(piece.field, piece.term)
+            else:
+                docsets.add(found, piece.docs)
+        return found
+
+    def term_scores_at(self, field: str, term: bytes, docs: DocArray, boost: float) -> tuple[DocArray, ScoreArray]:
+        """(positions in `docs` of those holding the term, their scores); `docs` ascending. Each is
+        looked up in its segment's postings, so a term's millions of postings are not read."""
+        where, freqs = [], []
+        for leaf, base, info in self._infos(field, term):
+            low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
+            if high == low:
+                continue
+            found = self._segment_postings(leaf, info)[0]
+            local = (docs[low:high] - base).astype(np.uint32)
+            at = np.minimum(np.searchsorted(found.docs, local), len(found.docs) - 1)
+            held = found.docs[at] == local
+            where.append(low + np.flatnonzero(held))
+            freqs.append(found.freqs[at[held]])
+        if not where:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        positions = np.concatenate(where)
+        return positions, self.bm25(field, term, docs[positions], np.concatenate(freqs), boost)
 
     def doc_frequency(self, field: str, term: bytes) -> int:
         return sum(int(info.doc_frequency()) for _, _, info in self._infos(field, term))
@@ -242,13 +380,26 @@ class Evaluator:
             return Matches.none()
         return self._with_whoosh(node)
 
+    def pieces(self, node: query.Query) -> list[Piece]:
+        """A clause as the parts whose scores add up to its own: the words of a plain `a OR b`
+        stay references, anything else is evaluated."""
+        if isinstance(node, query.Or) and float(getattr(node, "boost", 1.0)) == 1.0:
+            return [piece for child in node.children() for piece in self.pieces(child)]
+        if isinstance(node, query.Term):
+            term = _encoded(node.text)
+            if not self.view.doc_frequency(node.fieldname, term):
+                return []
+            self.terms.add((node.fieldname, term.decode("utf-8")))
+            return [TermRef(node.fieldname, term, float(getattr(node, "boost", 1.0)))]
+        found = self.evaluate(node)
+        return [found] if len(found.docs) else []
+
     def _term(self, field: str, text: Any, boost: float) -> Matches:
-        term = text if isinstance(text, bytes) else str(text).encode("utf-8")
-        docs, freqs, _ = self.view.postings(field, term)
-        if not len(docs):
-            return Matches.none()
-        self.terms.add((field, term.decode("utf-8")))
-        return Matches(docs, self.view.bm25(field, term, docs, freqs, boost))
+        term = _encoded(text)
+        found = self.view.term_matches(field, term, boost)
+        if len(found.docs):
+            self.terms.add((field, term.decode("utf-8")))
+        return found
 
     def _phrase(self, node: query.Phrase, boost: float) -> Matches:
         """Docs where the words occur in order, at most `slop` apart; scored as BM25 of each
@@ -258,18 +409,18 @@ class Evaluator:
             return Matches.none()
         if len(words) == 1:
             return self._term(node.fieldname, words[0], boost)
-        lists = [self.view.postings(node.fieldname, word, positions=True) for word in words]
-        if any(not len(docs) for docs, _, _ in lists):
+        field = node.fieldname
+        if any(not self.view.doc_frequency(field, word) for word in words):
             return Matches.none()
-        common = lists[0][0]
-        for docs, _, _ in lists[1:]:
-            common = np.intersect1d(common, docs, assume_unique=True)
+        together = self.view.term_set(field, words[0]).copy()
+        for word in words[1:]:
+            together &= self.view.term_set(field, word)
+        common = docsets.docs_in(together)
         if not len(common):
             return Matches.none()
-        starts = _positions_in(lists[0], common)
-        for offset, postings in enumerate(lists[1:], start=1):
-            following = _positions_in(postings, common)
-            starts = _follow(starts, following, offset, int(node.slop))
+        starts = self.view.positions_at(field, words[0], common)
+        for offset, word in enumerate(words[1:], start=1):
+            starts = _follow(starts, self.view.positions_at(field, word, common), offset, int(node.slop))
             if not len(starts):
                 return Matches.none()
         docs, counts = np.unique(starts >> 32, return_counts=True)
@@ -308,23 +459,8 @@ class Evaluator:
         return Matches(np.asarray(docs, dtype=np.int64)[order], np.asarray(scores, dtype=np.float64)[order])
 
 
-def _positions_in(postings: tuple[DocArray, NDArray[Any], list[Any]], keep: DocArray) -> NDArray[np.int64]:
-    """(doc << 32 | position) for every position of the term in the docs `keep`."""
-    docs, freqs, where = postings
-    chosen = np.flatnonzero(np.isin(docs, keep, assume_unique=True))
-    keys: list[NDArray[np.int64]] = []
-    segment_starts = np.concatenate(([0], np.cumsum([len(starts) - 1 for starts, _ in where])))
-    for segment, (starts, places) in enumerate(where):
-        local = chosen[(chosen >= segment_starts[segment]) & (chosen < segment_starts[segment + 1])]
-        local = local - segment_starts[segment]
-        if not len(local):
-            continue
-        lows, highs = starts[local], starts[local + 1]
-        counts = highs - lows
-        index = np.repeat(lows - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        owner = np.repeat(docs[local + segment_starts[segment]], counts)
-        keys.append((owner << 32) | places[index].astype(np.int64))
-    return np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+def _encoded(text: Any) -> bytes:
+    return text if isinstance(text, bytes) else str(text).encode("utf-8")
 
 
 def _follow(starts: NDArray[np.int64], following: NDArray[np.int64], offset: int, slop: int) -> NDArray[np.int64]:
@@ -387,62 +523,123 @@ def rank(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
 
     Ties are broken by node id, so the order never depends on segment layout."""
     view.searches += 1
+    try:
+        return _ranked(view, plan, limit)
+    finally:
+        view.release_pages()
+
+
+def _ranked(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
     evaluator = Evaluator(view)
-    clause_matches = [evaluator.evaluate(clause.query) for clause in plan.clauses]
-    excluded = _union([evaluator.evaluate(node) for node in plan.excluded], view.scratch).docs
-    scratch = view.scratch
-    matched, required, score = scratch.take(np.int16), scratch.take(np.int16), scratch.take(np.float64)
-    eligible = scratch.take(np.bool_)
-    for clause, found in zip(plan.clauses, clause_matches, strict=True):
-        matched[found.docs] += 1
-        score[found.docs] += found.scores
+    clauses = [evaluator.pieces(clause.query) for clause in plan.clauses]
+    sets = [view.set_of(pieces) for pieces in clauses]
+    eligible = docsets.empty(view.count)
+    for found in sets:
+        eligible |= found
+    for clause, found in zip(plan.clauses, sets, strict=True):
         if clause.required:
-            required[found.docs] += 1
-    np.greater(matched, 0, out=eligible)
-    if needed := sum(clause.required for clause in plan.clauses):
-        eligible &= required == needed
-    eligible[excluded] = False
-    candidates = np.flatnonzero(eligible)
-    page = _best(candidates, matched, score, view, limit)
-    hits = [[_contains(found.docs, doc) for found in clause_matches] for doc in page.tolist()]
-    ranked = Ranked(
+            eligible &= found
+    if plan.excluded:
+        eligible &= ~view.set_of([piece for node in plan.excluded for piece in evaluator.pieces(node)])
+    docs, tiers = _best_tiers(sets, eligible, limit)
+    scores = _scores(view, [piece for pieces in clauses for piece in pieces], docs)
+    chosen = _best(docs, tiers, scores, view, limit)
+    page = docs[chosen]
+    held = [docsets.holds(found, page).tolist() for found in sets]
+    return Ranked(
         page,
         view.node_ids_of(page).tolist(),
-        [float(score[doc]) for doc in page.tolist()],
-        hits,
-        int(len(candidates)),
+        scores[chosen].tolist(),
+        [list(row) for row in zip(*held, strict=True)] if held else [[] for _ in page],
+        docsets.size(eligible),
         evaluator.terms,
         evaluator.notes,
     )
-    touched = np.concatenate([found.docs for found in clause_matches]) if clause_matches else candidates
-    for array in (matched, required, score):
-        scratch.give_back(array, touched)
-    scratch.give_back(eligible, candidates)  # np.greater wrote every slot; only the candidates are True
-    return ranked
 
 
-def _contains(docs: DocArray, doc: int) -> bool:
-    at = int(np.searchsorted(docs, doc))
-    return at < len(docs) and int(docs[at]) == doc
+def _best_tiers(sets: list[Bits], eligible: Bits, limit: int) -> tuple[DocArray, NDArray[np.int16]]:
+    """The eligible documents matching the most clauses, tier by tier, until the page is full:
+    (docs ascending, how many clauses each matches)."""
+    planes = docsets.tally(sets)
+    docs: list[DocArray] = []
+    tiers: list[NDArray[np.int16]] = []
+    wanted = limit
+    for count in range(len(sets), 0, -1):
+        if wanted <= 0:
+            break
+        found = docsets.docs_in(docsets.held_by(planes, count, eligible))
+        docs.append(found)
+        tiers.append(np.full(len(found), count, dtype=np.int16))
+        wanted -= len(found)
+    if not docs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
+    every, tier = np.concatenate(docs), np.concatenate(tiers)
+    order = np.argsort(every, kind="stable")
+    return every[order], tier[order]
 
 
-def _best(candidates: DocArray, matched: NDArray[np.int16], score: ScoreArray, view: IndexView, limit: int) -> DocArray:
-    """Candidates sorted by (clauses matched desc, score desc, node id asc), first `limit`."""
-    if not len(candidates) or limit <= 0:
+def _scores(view: IndexView, pieces: list[Piece], docs: DocArray) -> ScoreArray:
+    """Each document's score, its pieces added in order. A piece with more postings than there are
+    documents to score is looked up document by document; one with fewer is scattered whole. When
+    any piece is scattered, every piece adds into one dense array (read back once at the end), so
+    a document's sum is the same sequence of additions, and the same float, either way."""
+    if not len(docs):
+        return np.zeros(0, dtype=np.float64)
+    looked_up = [len(docs) < _postings_of(view, piece) * LOOKUP_SHARE for piece in pieces]
+    if all(looked_up):
+        scores = np.zeros(len(docs), dtype=np.float64)
+        for piece in pieces:
+            at, found = _piece_at(view, piece, docs)
+            scores[at] += found
+        return scores
+    dense = view.scratch.take(np.float64)
+    touched = [docs]
+    for piece, lookup in zip(pieces, looked_up, strict=True):
+        if lookup:
+            at, found = _piece_at(view, piece, docs)
+            dense[docs[at]] += found
+        else:
+            matches = view.term_matches(piece.field, piece.term, piece.boost) if isinstance(piece, TermRef) else piece
+            dense[matches.docs] += matches.scores
+            touched.append(matches.docs)
+    scores = dense[docs]
+    for where in touched:
+        dense[where] = 0
+    view.scratch.give_back(dense, _NOTHING)
+    return scores
+
+
+def _postings_of(view: IndexView, piece: Piece) -> int:
+    return view.doc_frequency(piece.field, piece.term) if isinstance(piece, TermRef) else len(piece.docs)
+
+
+def _piece_at(view: IndexView, piece: Piece, docs: DocArray) -> tuple[DocArray, ScoreArray]:
+    """(positions in `docs` of those the piece holds, their scores)."""
+    if isinstance(piece, TermRef):
+        return view.term_scores_at(piece.field, piece.term, docs, piece.boost)
+    return _looked_up(piece, docs)
+
+
+def _looked_up(matches: Matches, docs: DocArray) -> tuple[DocArray, ScoreArray]:
+    at = np.minimum(np.searchsorted(matches.docs, docs), len(matches.docs) - 1)
+    held = np.flatnonzero(matches.docs[at] == docs)
+    return held, matches.scores[at[held]]
+
+
+def _best(docs: DocArray, tiers: NDArray[np.int16], scores: ScoreArray, view: IndexView, limit: int) -> DocArray:
+    """Positions in `docs` of the first `limit` by (clauses matched desc, score desc, node id asc)."""
+    if not len(docs) or limit <= 0:
         return np.zeros(0, dtype=np.int64)
     chosen: list[DocArray] = []
     left = limit
-    tiers = matched[candidates]
-    for tier in sorted(set(np.unique(tiers).tolist()), reverse=True):
-        docs = candidates[tiers == tier]
-        if len(docs) > left:
-            scores = score[docs]
-            cut = np.partition(scores, len(scores) - left)[len(scores) - left]
-            docs = docs[scores >= cut]
-        order = np.lexsort((view.node_ids_of(docs), -score[docs]))
-        docs = docs[order][:left]
-        chosen.append(docs)
-        left -= len(docs)
+    for tier in sorted(np.unique(tiers).tolist(), reverse=True):
+        at = np.flatnonzero(tiers == tier)
+        if len(at) > left:
+            cut = np.partition(scores[at], len(at) - left)[len(at) - left]
+            at = at[scores[at] >= cut]
+        at = at[np.lexsort((view.node_ids_of(docs[at]), -scores[at]))][:left]
+        chosen.append(at)
+        left -= len(at)
         if not left:
             break
     return np.concatenate(chosen)
