@@ -180,18 +180,16 @@ def pages(search: SearchIndex, limit: int = 10_000) -> list[tuple[int, list[tupl
     return found
 
 
-def test_looked_up_and_dense_scores_are_the_same_floats(
+def test_documents_found_by_search_or_by_table_score_the_same(
     ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page's documents are scored by looking each up in the postings when they are few, and by
-    scattering every posting into a dense array when they are many; the two add the same terms in
-    the same order, so the floats are equal, not close."""
-    monkeypatch.setattr(ranking, "LOOKUP_SHARE", 0)  # always dense
-    dense = pages(ranked_index)
-    monkeypatch.setattr(ranking, "LOOKUP_SHARE", 10**9)  # always looked up
-    looked_up = pages(ranked_index)
-    assert looked_up == dense
-    assert all(total for total, _ in dense[:2])
+    """A page's documents are found in a posting list by binary search when they are few, and
+    through a table of the list when they are many; both find the same postings."""
+    monkeypatch.setattr(ranking, "TABLE_SHARE", 0)  # always searched
+    searched = pages(ranked_index)
+    monkeypatch.setattr(ranking, "TABLE_SHARE", 10**9)  # always through the table
+    assert pages(ranked_index) == searched
+    assert all(total for total, _ in searched[:2])
 
 
 def test_postings_read_in_place_or_copied_rank_the_same(

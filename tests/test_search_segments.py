@@ -118,8 +118,8 @@ def test_lengths_and_node_ids_are_read_segment_by_segment_for_any_docs(
 
 
 def test_documents_are_looked_up_in_their_own_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Scoring a page's documents looks each one up in its segment's postings; across segment
-    borders that gives what scattering every posting gives, and what an uncut index gives."""
+    """Scoring a page's documents looks each one up in its segment's postings, by binary search or
+    through a table; across segment borders either gives what an uncut index gives."""
     import importlib
 
     ranking = importlib.import_module("kb.search.rank")
@@ -134,6 +134,6 @@ def test_documents_are_looked_up_in_their_own_segment(tmp_path: Path, monkeypatc
     index = SearchIndex(conn, cut, _z(conn))
     index.rebuild()
     assert len(index._current_view().leaves) == 11
-    for share in (10**9, 0):  # looked up always, never
-        monkeypatch.setattr(ranking, "LOOKUP_SHARE", share)
+    for share in (10**9, 0):  # through a table always, never
+        monkeypatch.setattr(ranking, "TABLE_SHARE", share)
         assert answers(index) == expected

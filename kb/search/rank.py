@@ -46,7 +46,7 @@ from kb.search.text import FIELD_BOOSTS
 B, K1 = 0.75, 1.2
 MAX_EXPANSION = 200
 DENSE_SHARE = 64  # below N / 64 matches, sparse set operations beat dense arrays; above, a word's bitmap is kept
-LOOKUP_SHARE = 1.0  # look documents up in a piece's postings when they are fewer than its postings
+TABLE_SHARE = 10  # documents a tenth of a posting list or more are looked up through a table
 KEPT_SETS_BYTES = 128 * 2**20  # the bitmaps of common words a view keeps for the next query
 MAPPED_BYTES = 64 * 2**20  # read through mapped files before their pages are let go
 
@@ -123,6 +123,7 @@ class IndexView:
         self._single: dict[str, ScoreArray] = {}
         self._maps: dict[int, tuple[mmap.mmap, NDArray[np.uint8]] | None] = {}
         self._mapped_bytes = 0
+        self._slots: NDArray[np.int32] | None = None  # a segment's worth, for `_places`
         self._sets: dict[tuple[str, bytes], Bits] = {}
         self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * len(docsets.empty(self.count)), 1))
         self.scratch = Scratch(self.count)
@@ -273,17 +274,24 @@ class IndexView:
                 docsets.add(found, piece.docs)
         return found
 
-    def term_scores_at(self, field: str, term: bytes, docs: DocArray, boost: float) -> tuple[DocArray, ScoreArray]:
+    def term_scores_at(
+        self, field: str, term: bytes, docs: DocArray, boost: float, split: dict[int, Any]
+    ) -> tuple[DocArray, ScoreArray]:
         """(positions in `docs` of those holding the term, their scores); `docs` ascending. Each is
-        looked up in its segment's postings, so a term's millions of postings are not read."""
+        looked up in its segment's postings, and only the documents found are scored. `split` keeps
+        where each segment's documents are in `docs`, for the next term looked up at the same."""
         where, freqs = [], []
         for leaf, base, info in self._infos(field, term):
-            low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
+            if base not in split:
+                low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
+                split[base] = (int(low), int(high), (docs[low:high] - base).astype(np.uint32))
+            low, high, local = split[base]
             if high == low:
                 continue
             found = self._segment_postings(leaf, info)[0]
-            local = (docs[low:high] - base).astype(np.uint32)
-            at = np.minimum(np.searchsorted(found.docs, local), len(found.docs) - 1)
+            if self._slots is None or len(self._slots) < leaf.doc_count_all():
+                self._slots = np.empty(leaf.doc_count_all(), dtype=np.int32)
+            at = _places(found.docs, local, self._slots)
             held = found.docs[at] == local
             where.append(low + np.flatnonzero(held))
             freqs.append(found.freqs[at[held]])
@@ -573,57 +581,45 @@ def _best_tiers(sets: list[Bits], eligible: Bits, limit: int) -> tuple[DocArray,
         wanted -= len(found)
     if not docs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
+    if len(docs) == 1:
+        return docs[0], tiers[0]
     every, tier = np.concatenate(docs), np.concatenate(tiers)
     order = np.argsort(every, kind="stable")
     return every[order], tier[order]
 
 
 def _scores(view: IndexView, pieces: list[Piece], docs: DocArray) -> ScoreArray:
-    """Each document's score, its pieces added in order. A piece with more postings than there are
-    documents to score is looked up document by document; one with fewer is scattered whole. When
-    any piece is scattered, every piece adds into one dense array (read back once at the end), so
-    a document's sum is the same sequence of additions, and the same float, either way."""
-    if not len(docs):
-        return np.zeros(0, dtype=np.float64)
-    looked_up = [len(docs) < _postings_of(view, piece) * LOOKUP_SHARE for piece in pieces]
-    if all(looked_up):
-        scores = np.zeros(len(docs), dtype=np.float64)
-        for piece in pieces:
-            at, found = _piece_at(view, piece, docs)
-            scores[at] += found
-        return scores
-    dense = view.scratch.take(np.float64)
-    touched = [docs]
-    for piece, lookup in zip(pieces, looked_up, strict=True):
-        if lookup:
-            at, found = _piece_at(view, piece, docs)
-            dense[docs[at]] += found
+    """Each document's score, its pieces added in order; a piece is looked up at the documents,
+    so only those it holds are scored."""
+    scores = np.zeros(len(docs), dtype=np.float64)
+    split: dict[int, Any] = {}
+    for piece in pieces:
+        if not len(docs):
+            break
+        if isinstance(piece, TermRef):
+            at, found = view.term_scores_at(piece.field, piece.term, docs, piece.boost, split)
         else:
-            matches = view.term_matches(piece.field, piece.term, piece.boost) if isinstance(piece, TermRef) else piece
-            dense[matches.docs] += matches.scores
-            touched.append(matches.docs)
-    scores = dense[docs]
-    for where in touched:
-        dense[where] = 0
-    view.scratch.give_back(dense, _NOTHING)
+            slots = view.scratch.take(np.int32)
+            places = _places(piece.docs, docs, slots)
+            view.scratch.give_back(slots, piece.docs)
+            at = np.flatnonzero(piece.docs[places] == docs)
+            found = piece.scores[places[at]]
+        scores[at] += found
     return scores
 
 
-def _postings_of(view: IndexView, piece: Piece) -> int:
-    return view.doc_frequency(piece.field, piece.term) if isinstance(piece, TermRef) else len(piece.docs)
-
-
-def _piece_at(view: IndexView, piece: Piece, docs: DocArray) -> tuple[DocArray, ScoreArray]:
-    """(positions in `docs` of those the piece holds, their scores)."""
-    if isinstance(piece, TermRef):
-        return view.term_scores_at(piece.field, piece.term, docs, piece.boost)
-    return _looked_up(piece, docs)
-
-
-def _looked_up(matches: Matches, docs: DocArray) -> tuple[DocArray, ScoreArray]:
-    at = np.minimum(np.searchsorted(matches.docs, docs), len(matches.docs) - 1)
-    held = np.flatnonzero(matches.docs[at] == docs)
-    return held, matches.scores[at[held]]
+def _places(haystack: NDArray[Any], needles: NDArray[Any], slots: NDArray[np.int32]) -> DocArray:
+    """Where each of the ascending `needles` is in the ascending `haystack`, if it is there at all
+    (the caller checks `haystack[place] == needle`): by binary search when the needles are few;
+    else the haystack is written once into `slots` (a slot per possible value, whatever they held
+    before) and each needle reads its slot, which costs a pass, not a search per needle."""
+    last = len(haystack) - 1
+    if len(needles) * TABLE_SHARE < len(haystack):
+        places: DocArray = np.minimum(np.searchsorted(haystack, needles), last)
+    else:
+        slots[haystack] = np.arange(len(haystack), dtype=np.int32)
+        places = np.clip(slots[needles], 0, last).astype(np.int64)
+    return places
 
 
 def _best(docs: DocArray, tiers: NDArray[np.int16], scores: ScoreArray, view: IndexView, limit: int) -> DocArray:
