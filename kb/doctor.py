@@ -10,14 +10,18 @@ A check that cannot even read what it needs is itself a finding, never a traceba
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from kb.db import latest_version, schema_version
+from kb.errors import Cancelled
 from kb.labels import DamagedLabel, damaged_labels, labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
+from kb.progress import NoProgress, Progress
 from kb.schema import schema_drift
 from kb.search import SearchError, SearchIndex
 from kb.tree import nodes_without_parent
@@ -28,6 +32,7 @@ SHOWN_ROWS = 50  # row ids named in a damaged column's fix
 # Past this size `--quick` reads every table but `nodes` page by page: quick_check reads the whole file
 # (114 s for a 10,000,000-node workspace here), and the nodes can be imported again where labels cannot.
 QUICK_WHOLE_FILE_BYTES = 512 * 2**20
+WAIT_STEP_SECONDS = 0.1  # how soon a Ctrl+C or a cancel stops a check
 
 # What a damaged stored column (kb.labels.damaged_labels) does to its labels; an export refuses every one.
 _DAMAGE_EFFECTS = {
@@ -52,30 +57,42 @@ class Finding:
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that cannot write, migrate or create: `mode=ro` on the file URI."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    """A connection that cannot write, migrate or create: `mode=ro` on the file URI. Its long
+    checks run on a thread of their own (`_interruptible`), one statement at a time."""
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 10000")
     return conn
 
 
-def check_integrity(conn: sqlite3.Connection, *, quick: bool, size: int = 0) -> list[Finding]:
+def check_integrity(
+    conn: sqlite3.Connection, *, quick: bool, size: int = 0, progress: Progress | None = None
+) -> list[Finding]:
+    """SQLite's own check of the file. The full check is one statement SQLite cannot report
+    progress from, so the bar shows the time it has taken; either can be cancelled (Ctrl+C, or
+    `progress.cancelled`), which stops SQLite mid-check: the doctor only reads."""
+    progress = progress or NoProgress()
     pragma = "quick_check" if quick else "integrity_check"
     skipped = ""
     if quick and size > QUICK_WHOLE_FILE_BYTES:
         problems = []
         tables = [str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [table for table in tables if table != "nodes"]
+        progress.start("quick_check, table by table", len(tables))
         for table in tables:
-            if table != "nodes":
-                quoted = table.replace('"', '""')
-                problems += [str(row[0]) for row in conn.execute(f'PRAGMA quick_check("{quoted}")')]
+            quoted = table.replace('"', '""')
+            problems += [str(row[0]) for row in _interruptible(conn, f'PRAGMA quick_check("{quoted}")', progress)]
+            progress.advance(1)
         problems = [problem for problem in problems if problem != "ok"] or ["ok"]
         skipped = (
             f" on every table but nodes (a {size / 2**30:.1f} GiB file: run `navigator doctor` without --quick"
             " to read the nodes too)"
         )
     else:
-        problems = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}")]
+        progress.start(f"{pragma} of {size / 2**20:,.0f} MiB", None)
+        problems = [str(row[0]) for row in _interruptible(conn, f"PRAGMA {pragma}", progress)]
     if problems != ["ok"]:
         return [
             Finding(
@@ -253,7 +270,44 @@ def _damaged_finding(table: str, column: str, rows: list[DamagedLabel]) -> Findi
     )
 
 
-def examine(workspace: Path, *, quick: bool = False, then: Sequence[Callable[[], Finding]] = ()) -> list[Finding]:
+def _interruptible(conn: sqlite3.Connection, sql: str, progress: Progress) -> list[Any]:
+    """The rows of `sql`, run on a thread of its own. SQLite's checks run inside one C call, where
+    Python delivers no Ctrl+C until it returns (minutes at ten million nodes); this thread waits in
+    short steps instead, and a Ctrl+C or a cancel interrupts SQLite, which stops the statement."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["rows"] = conn.execute(sql).fetchall()
+        except BaseException as error:  # handed to the waiting thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="doctor check", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(WAIT_STEP_SECONDS)
+            if progress.cancelled:
+                conn.interrupt()
+                worker.join()
+                raise Cancelled("cancelled; the doctor only reads, so nothing was changed")
+    except KeyboardInterrupt:
+        conn.interrupt()
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    rows: list[Any] = outcome["rows"]
+    return rows
+
+
+def examine(
+    workspace: Path,
+    *,
+    quick: bool = False,
+    then: Sequence[Callable[[], Finding]] = (),
+    progress: Progress | None = None,
+) -> list[Finding]:
     """Every check, in the order a user should act on them; later checks are skipped when an
     earlier finding makes them meaningless (no file, not SQLite, unknown schema).
 
@@ -272,7 +326,7 @@ def examine(workspace: Path, *, quick: bool = False, then: Sequence[Callable[[],
     conn = open_read_only(workspace)
     try:
         size = workspace.stat().st_size
-        integrity = _guarded("integrity", lambda: check_integrity(conn, quick=quick, size=size))
+        integrity = _guarded("integrity", lambda: check_integrity(conn, quick=quick, size=size, progress=progress))
         findings += integrity
         schema = _guarded("schema", lambda: check_schema(conn))
         findings += schema

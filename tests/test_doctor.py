@@ -258,3 +258,63 @@ def test_quick_on_a_big_file_reads_every_table_but_the_nodes(healthy: Path, monk
 def findings_with(path: Path, *args: str) -> dict[str, dict[str, Any]]:
     payload = json.loads(run(path, "--json", *args).output)
     return {finding["check"]: finding for finding in payload["findings"]}
+
+
+class Recorded:
+    """A Progress that records what it was told and cancels when asked to."""
+
+    def __init__(self, *, cancel: bool = False, interrupt: bool = False) -> None:
+        self.phases: list[tuple[str, int | None]] = []
+        self.advanced = 0
+        self.polls = 0
+        self._cancel, self._interrupt = cancel, interrupt
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.phases.append((phase, total))
+
+    def advance(self, amount: int) -> None:
+        self.advanced += amount
+
+    @property
+    def cancelled(self) -> bool:
+        self.polls += 1
+        if self._interrupt:
+            raise KeyboardInterrupt
+        return self._cancel
+
+
+ENDLESS = (  # hours of work for SQLite
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM (SELECT x FROM n LIMIT 1e12)"
+)
+
+
+def test_a_check_is_stopped_by_a_cancel_or_a_ctrl_c_and_the_connection_still_works(
+    healthy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite runs a check inside one call, where Python sees no Ctrl+C until it returns; the
+    doctor waits for it in short steps and interrupts SQLite. A statement of hours stops at once
+    (were it not stopped, this test would not end)."""
+    import kb.doctor
+
+    conn = kb.doctor.open_read_only(healthy)
+    with pytest.raises(kb.doctor.Cancelled, match="nothing was changed"):
+        kb.doctor._interruptible(conn, ENDLESS, Recorded(cancel=True))
+    with pytest.raises(KeyboardInterrupt):
+        kb.doctor._interruptible(conn, ENDLESS, Recorded(interrupt=True))
+    assert [tuple(row) for row in kb.doctor._interruptible(conn, "PRAGMA quick_check", Recorded())] == [("ok",)]
+    conn.close()
+
+
+def test_the_integrity_check_reports_its_phases(healthy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.doctor
+
+    conn = kb.doctor.open_read_only(healthy)
+    full = Recorded()
+    assert kb.doctor.check_integrity(conn, quick=False, size=3 * 2**20, progress=full)[0].status == "ok"
+    assert full.phases == [("integrity_check of 3 MiB", None)]
+    monkeypatch.setattr(kb.doctor, "QUICK_WHOLE_FILE_BYTES", 0)
+    quick = Recorded()
+    assert kb.doctor.check_integrity(conn, quick=True, size=1, progress=quick)[0].status == "ok"
+    tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'nodes'").fetchone()[0]
+    assert quick.phases == [("quick_check, table by table", tables)] and quick.advanced == tables > 5
+    conn.close()

@@ -32,3 +32,15 @@ def test_many_small_advances_add_up_exactly() -> None:
         for _ in range(30_000):
             progress.advance(3)
     assert [task.completed for task in progress._bars.tasks] == [90_000]
+
+
+def test_a_finished_phase_stops_its_clock() -> None:
+    """A phase without a total (the import's checks, the doctor's integrity check) ends when the
+    next begins; its time must stop there, not keep counting beside the next phase."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=140, color_system=None)
+    with TerminalProgress(console=console) as progress:
+        progress.start("checking", None)
+        progress.start("writing", 10)
+        first, second = progress._bars.tasks
+        assert first.finished_time is not None or first.stop_time is not None
+        assert second.stop_time is None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kb.doctor import OK, WARNING, Finding
 from kb.doctor import examine as examine_workspace
+from kb.progress import Progress
 from models.llm.model import LoadOptions
 from models.llm.model_process import probe_model
 
@@ -67,7 +68,14 @@ def check_packages() -> Finding:
 
 
 def examine_with_model(
-    workspace: Path, *, model: Path | None = None, options: LoadOptions | None = None, quick: bool = False
+    workspace: Path,
+    *,
+    model: Path | None = None,
+    options: LoadOptions | None = None,
+    quick: bool = False,
+    progress: Progress | None = None,
 ) -> list[Finding]:
     """Every finding, in the order a user should act on them (see kb.doctor.examine)."""
-    return examine_workspace(workspace, quick=quick, then=[check_packages, partial(check_model, model, options)])
+    return examine_workspace(
+        workspace, quick=quick, then=[check_packages, partial(check_model, model, options)], progress=progress
+    )

@@ -17,6 +17,7 @@ from models.llm.model_file import MODEL_ENV
 from models.llm.repack import RepackMode
 from navigator.commands.llm_support import repack_option
 from navigator.commands.support import emit_json, json_option, workspace_option
+from navigator.progress import TerminalProgress
 
 MARKS = {OK: "ok", WARNING: "!!", ERROR: "XX"}
 
@@ -40,9 +41,12 @@ def doctor(workspace: Path, model: Path | None, repack: RepackMode | None, quick
     """Check a workspace (integrity, schema, search indexes, orphans), the installed packages and the model.
 
     The model is run for a few tokens in its own process, as unpack runs it. Read-only: nothing
-    is upgraded, repaired or rebuilt. Exits 1 when a finding needs action.
+    is upgraded, repaired or rebuilt, and Ctrl+C stops it at once. Exits 1 when a finding needs action.
     """
-    findings = examine_with_model(workspace, model=model, options=LoadOptions(repack=repack), quick=quick)
+    with TerminalProgress(enabled=not as_json) as progress:
+        findings = examine_with_model(
+            workspace, model=model, options=LoadOptions(repack=repack), quick=quick, progress=progress
+        )
     needs_action = [finding for finding in findings if finding.needs_action]
     if as_json:
         emit_json(
