@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -26,7 +27,6 @@ class TerminalProgress:
             Progress,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
 
         self._bars = Progress(
@@ -35,8 +35,7 @@ class TerminalProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}", markup=False),
             TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[left]}", markup=False),
             console=console or Console(stderr=True),
             disable=not enabled or (console is None and not sys.stderr.isatty()),
             transient=False,
@@ -60,7 +59,7 @@ class TerminalProgress:
             self._hand_over()
             self._bars.update(self._task, completed=self._bars.tasks[-1].total or 0)
             self._bars.stop_task(self._task)  # a phase without a total would keep counting its time
-        self._task = self._bars.add_task(phase, total=total, rate="")
+        self._task = self._bars.add_task(phase, total=total, rate="", left="")
 
     def advance(self, amount: int) -> None:
         self._pending += amount
@@ -71,8 +70,13 @@ class TerminalProgress:
         self._handed = time.monotonic()
         if self._task is not None and self._pending:
             self._bars.advance(self._task, self._pending)
-            speed = self._bars.tasks[-1].speed
-            self._bars.update(self._task, rate=f"{speed:,.0f}/s" if speed else "")
+            task = self._bars.tasks[-1]
+            left = task.time_remaining if task.total else None  # a phase without a total has no time left to show
+            self._bars.update(
+                self._task,
+                rate=f"{task.speed:,.0f}/s" if task.speed else "",
+                left=f"{timedelta(seconds=round(left))} left" if left is not None else "",
+            )
         self._pending = 0
 
     @property

@@ -44,3 +44,16 @@ def test_a_finished_phase_stops_its_clock() -> None:
         first, second = progress._bars.tasks
         assert first.finished_time is not None or first.stop_time is not None
         assert second.stop_time is None
+
+
+def test_a_phase_without_a_total_shows_no_time_left() -> None:
+    """Its time so far must not read as time left ("0:00:05 left" for a check that runs minutes)."""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=140, color_system=None)
+    with TerminalProgress(console=console) as progress:
+        progress.start("integrity_check of 14,222 MiB", None)
+        for _ in range(3):
+            progress.advance(1)
+            time.sleep(0.12)
+    shown = out.getvalue()
+    assert "integrity_check" in shown and "left" not in shown
