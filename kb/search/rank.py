@@ -244,25 +244,24 @@ class IndexView:
         common (the oldest kept one makes room)."""
         key = (field, term)
         found = self._sets.get(key)
-        if found is None:
-            infos = self._infos(field, term)
-            parts = [(self._segment_postings(leaf, info)[0].docs, base) for leaf, base, info in infos]
-            common = self.doc_frequency(field, term) * DENSE_SHARE >= self.count
-            if common:
-                flags = self.scratch.take(np.bool_)
-                for docs, base in parts:
-                    flags[base:][docs] = True
-                found = docsets.packed(flags)
-                flags.fill(False)
-                self.scratch.give_back(flags, _NOTHING)
-            else:
-                found = docsets.empty(self.count)
-                for docs, base in parts:
-                    docsets.add(found, docs, base)
-            if common:
-                while len(self._sets) >= self._kept_sets:
-                    del self._sets[next(iter(self._sets))]
-                self._sets[key] = found
+        if found is not None:
+            return found
+        infos = self._infos(field, term)
+        parts = [(self._segment_postings(leaf, info)[0].docs, base) for leaf, base, info in infos]
+        if self.doc_frequency(field, term) * DENSE_SHARE < self.count:
+            found = docsets.empty(self.count)
+            for docs, base in parts:
+                docsets.add(found, docs, base)
+            return found
+        flags = self.scratch.take(np.bool_)
+        for docs, base in parts:
+            flags[base:][docs] = True
+        found = docsets.packed(flags)
+        flags.fill(False)
+        self.scratch.give_back(flags, _NOTHING)
+        while len(self._sets) >= self._kept_sets:
+            del self._sets[next(iter(self._sets))]
+        self._sets[key] = found
         return found
 
     def set_of(self, pieces: list[Piece]) -> Bits:
