@@ -10,9 +10,13 @@ from rich.console import Console
 from navigator.progress import TerminalProgress
 
 
-def test_a_bar_shows_count_rate_and_time_left() -> None:
+def a_terminal() -> tuple[Console, io.StringIO]:
     out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=140, color_system=None)
+    return Console(file=out, force_terminal=True, width=140, color_system=None), out
+
+
+def test_a_bar_shows_count_rate_and_time_left() -> None:
+    console, out = a_terminal()
     with TerminalProgress(console=console) as progress:
         progress.start("indexing factbook", 10_000)
         for _ in range(5):
@@ -25,8 +29,7 @@ def test_a_bar_shows_count_rate_and_time_left() -> None:
 
 def test_many_small_advances_add_up_exactly() -> None:
     """A reader advances once a record; the bar takes them in sums, and none is lost."""
-    out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=140, color_system=None)
+    console, out = a_terminal()
     with TerminalProgress(console=console) as progress:
         progress.start("reading", None)
         for _ in range(30_000):
@@ -37,7 +40,7 @@ def test_many_small_advances_add_up_exactly() -> None:
 def test_a_finished_phase_stops_its_clock() -> None:
     """A phase without a total (the import's checks, the doctor's integrity check) ends when the
     next begins; its time must stop there, not keep counting beside the next phase."""
-    console = Console(file=io.StringIO(), force_terminal=True, width=140, color_system=None)
+    console, _ = a_terminal()
     with TerminalProgress(console=console) as progress:
         progress.start("checking", None)
         progress.start("writing", 10)
@@ -48,8 +51,7 @@ def test_a_finished_phase_stops_its_clock() -> None:
 
 def test_a_phase_without_a_total_shows_no_time_left() -> None:
     """Its time so far must not read as time left ("0:00:05 left" for a check that runs minutes)."""
-    out = io.StringIO()
-    console = Console(file=out, force_terminal=True, width=140, color_system=None)
+    console, out = a_terminal()
     with TerminalProgress(console=console) as progress:
         progress.start("integrity_check of 14,222 MiB", None)
         for _ in range(3):
