@@ -19,8 +19,12 @@ DocArray = NDArray[np.int64]
 _ONE = np.uint64(1)
 
 
+def words(count: int) -> int:
+    return (count + 63) // 64
+
+
 def empty(count: int) -> Bits:
-    return np.zeros((count + 63) // 64, dtype=np.uint64)
+    return np.zeros(words(count), dtype=np.uint64)
 
 
 def add(bits: Bits, docs: NDArray[np.integer], base: int = 0) -> None:

@@ -123,9 +123,9 @@ class IndexView:
         self._single: dict[str, ScoreArray] = {}
         self._maps: dict[int, tuple[mmap.mmap, NDArray[np.uint8]] | None] = {}
         self._mapped_bytes = 0
-        self._slots: NDArray[np.int32] | None = None  # a segment's worth, for `_places`
+        self._slots: NDArray[np.int32] | None = None  # for `_places`, see `slots`
         self._sets: dict[tuple[str, bytes], Bits] = {}
-        self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * len(docsets.empty(self.count)), 1))
+        self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * docsets.words(self.count), 1))
         self.scratch = Scratch(self.count)
         self.searches = 0
         self._averages = {
@@ -206,16 +206,26 @@ class IndexView:
             return docs[0], freqs[0]
         return np.concatenate(docs), np.concatenate(freqs)
 
-    def positions_at(self, field: str, term: bytes, docs: DocArray) -> NDArray[np.int64]:
+    @staticmethod
+    def _in_segment(docs: DocArray, leaf: Any, base: int, split: dict[int, Any]) -> tuple[int, int, NDArray[Any]]:
+        """(low, high, local): where a segment's documents lie in the ascending `docs`, and their numbers
+        within the segment; kept in `split` for the next term looked up at the same documents."""
+        if base not in split:
+            low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
+            split[base] = (int(low), int(high), (docs[low:high] - base).astype(np.uint32))
+        found: tuple[int, int, NDArray[Any]] = split[base]
+        return found
+
+    def positions_at(self, field: str, term: bytes, docs: DocArray, split: dict[int, Any]) -> NDArray[np.int64]:
         """(doc << 32 | position) for every position of the term in `docs` (ascending, each holding
         the term): only those documents' positions are read."""
         keys: list[NDArray[np.int64]] = []
         for leaf, base, info in self._infos(field, term):
-            low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
+            low, high, local = self._in_segment(docs, leaf, base, split)
             if high == low:
                 continue
             found, places = self._segment_postings(leaf, info, positions=True)
-            at = np.searchsorted(found.docs, (docs[low:high] - base).astype(np.uint32))
+            at = np.searchsorted(found.docs, local)
             counts = found.freqs[at].astype(np.int64)
             firsts = np.cumsum(found.freqs, dtype=np.int64)[at] - counts
             index = np.repeat(firsts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
@@ -232,6 +242,12 @@ class IndexView:
             if kept is not None:
                 release_pages(kept[0])
         self._mapped_bytes = 0
+
+    def slots(self, size: int) -> NDArray[np.int32]:
+        """A table of at least `size` slots for `_places`, which tolerates what they held before."""
+        if self._slots is None or len(self._slots) < size:
+            self._slots = np.empty(size, dtype=np.int32)
+        return self._slots
 
     def term_matches(self, field: str, term: bytes, boost: float) -> Matches:
         docs, freqs = self.postings(field, term)
@@ -281,16 +297,11 @@ class IndexView:
         where each segment's documents are in `docs`, for the next term looked up at the same."""
         where, freqs = [], []
         for leaf, base, info in self._infos(field, term):
-            if base not in split:
-                low, high = np.searchsorted(docs, [base, base + leaf.doc_count_all()])
-                split[base] = (int(low), int(high), (docs[low:high] - base).astype(np.uint32))
-            low, high, local = split[base]
+            low, high, local = self._in_segment(docs, leaf, base, split)
             if high == low:
                 continue
             found = self._segment_postings(leaf, info)[0]
-            if self._slots is None or len(self._slots) < leaf.doc_count_all():
-                self._slots = np.empty(leaf.doc_count_all(), dtype=np.int32)
-            at = _places(found.docs, local, self._slots)
+            at = _places(found.docs, local, self.slots(leaf.doc_count_all()))
             held = found.docs[at] == local
             where.append(low + np.flatnonzero(held))
             freqs.append(found.freqs[at[held]])
@@ -425,9 +436,10 @@ class Evaluator:
         common = docsets.docs_in(together)
         if not len(common):
             return Matches.none()
-        starts = self.view.positions_at(field, words[0], common)
+        split: dict[int, Any] = {}
+        starts = self.view.positions_at(field, words[0], common, split)
         for offset, word in enumerate(words[1:], start=1):
-            starts = _follow(starts, self.view.positions_at(field, word, common), offset, int(node.slop))
+            starts = _follow(starts, self.view.positions_at(field, word, common, split), offset, int(node.slop))
             if not len(starts):
                 return Matches.none()
         docs, counts = np.unique(starts >> 32, return_counts=True)
@@ -605,9 +617,7 @@ def _scores(view: IndexView, pieces: list[Piece], docs: DocArray) -> ScoreArray:
         if isinstance(piece, TermRef):
             at, found = view.term_scores_at(piece.field, piece.term, docs, piece.boost, split)
         else:
-            slots = view.scratch.take(np.int32)
-            places = _places(piece.docs, docs, slots)
-            view.scratch.give_back(slots, piece.docs)
+            places = _places(piece.docs, docs, view.slots(view.count))
             at = np.flatnonzero(piece.docs[places] == docs)
             found = piece.scores[places[at]]
         scores[at] += found
