@@ -11,7 +11,9 @@ import importlib
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from whoosh import scoring
 from whoosh.qparser import MultifieldParser, OrGroup
@@ -217,3 +219,87 @@ def test_a_view_keeps_a_bounded_number_of_word_sets(ranked_index: SearchIndex, m
         ranked_index.search(text)
     assert len(view._sets) == 3
     assert pages(ranked_index) == first
+
+
+def test_large_tiers_scored_block_by_block_give_the_same_pages(
+    ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large tier is scored a batch of blocks at a time, best bound first, and a block that
+    cannot beat the page's last entry is skipped. Here every tier counts as large, a block is 64
+    documents and the first batch is a block: pages must equal those of scoring every document,
+    ties broken by node id, and some blocks must have been skipped, or the test shows nothing."""
+    rng = random.Random(5)
+    queries = [*QUERIES, "tin", "river", "the", "gold tin", '"river delta"', "copper OR tin^2"]
+    queries += [" ".join(rng.sample(VOCABULARY, rng.randint(1, 3))) for _ in range(20)]
+
+    def every_page() -> list[list[tuple[int, float]]]:
+        return [
+            [(hit.node_id, hit.score) for hit in ranked_index.search(text, limit=limit).hits]
+            for text in queries
+            for limit in (1, 3, 10, 40)
+        ]
+
+    monkeypatch.setattr(ranking, "PRUNED_FROM", 10**9)
+    whole = every_page()
+    ranked_index.close()
+    monkeypatch.setattr(ranking, "PRUNED_FROM", 0)
+    monkeypatch.setattr(ranking, "BLOCK_DOCS", 64)
+    monkeypatch.setattr(ranking, "FIRST_BATCH", 1)
+    sizes: list[int] = []
+    scored: list[int] = []
+    tier_best, docs_in_blocks = ranking._tier_best, ranking._docs_in_blocks
+
+    def counted_tier(view: Any, clauses: Any, tier: Any, wanted: int) -> Any:
+        sizes.append(ranking.docsets.size(tier))
+        return tier_best(view, clauses, tier, wanted)
+
+    def counted_blocks(tier: Any, blocks: Any) -> Any:
+        found = docs_in_blocks(tier, blocks)
+        scored.append(len(found))
+        return found
+
+    monkeypatch.setattr(ranking, "_tier_best", counted_tier)
+    monkeypatch.setattr(ranking, "_docs_in_blocks", counted_blocks)
+    assert every_page() == whole
+    assert sizes and sum(scored) < 0.8 * sum(sizes)  # 68% here
+
+
+def test_block_bounds_hold_every_score_of_their_block(
+    ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clause's bound in a block is its best score there, to the bit: no document scores above
+    it, and some document reaches it."""
+    monkeypatch.setattr(ranking, "BLOCK_DOCS", 64)
+    for text in ("river", "tin gold", "the"):
+        ranked_index.search(text)  # the second query on a view scores through the kept tables
+    view = ranked_index._current_view()
+    evaluator = ranking.Evaluator(view)
+    for word in ("river", "tin", "copper"):
+        pieces = evaluator.pieces(ranking.query.Or([ranking.query.Term(field, word) for field in FIELDS]))
+        bounds = view.clause_bounds(pieces)
+        docs = ranking.docsets.docs_in(view.set_of(pieces))
+        scores = ranking._clause_scores(view, pieces, docs, {})
+        best = np.zeros(view.blocks())
+        np.maximum.at(best, docs // 64, scores)
+        assert np.array_equal(best, bounds) and bounds.any()
+
+
+def test_a_block_that_only_ties_the_page_is_scored_when_it_holds_smaller_node_ids(
+    conn: sqlite3.Connection, library: Library, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 identical nodes and one that scores higher, in the fourth block: that block is scored
+    first, and the page's second entry is then a tie, which the first node wins on its id. The
+    blocks before it have only ties to offer, but smaller node ids, so they must be scored too."""
+    nodes = [
+        StagedNode(n + 1, f"n{n}", None, "statement", "Tin tin" if n == 250 else "Tin", "copper gold")
+        for n in range(300)
+    ]
+    import_staged(conn, library, iter(nodes), source="ties", importer="test")
+    search = SearchIndex(conn, workspace, library)
+    search.rebuild()
+    monkeypatch.setattr(ranking, "BLOCK_DOCS", 64)
+    monkeypatch.setattr(ranking, "FIRST_BATCH", 1)
+    whole = [hit.uid for hit in search.search("tin", limit=2).hits]
+    monkeypatch.setattr(ranking, "PRUNED_FROM", 0)
+    search.close()
+    assert [hit.uid for hit in search.search("tin", limit=2).hits] == whole == ["n250", "n0"]

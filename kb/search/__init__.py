@@ -8,8 +8,10 @@ so it answers the way a person expects and the same way every time:
   those matching most of them, then by BM25F, then by node id (`kb.search.query`,
   `kb.search.rank`). Question words and punctuation never empty a result;
 - every match is found and counted, and the page is exact: every document that can reach
-  it is scored in full. No clock and no early stop anywhere in ranking, so the same query
-  on the same index returns the same hits in the same order, whatever the load;
+  it is scored in full, and one is left unscored only when it provably cannot (it matches
+  fewer words than the page's last, or its block's bound is below it). No clock and no
+  cut-off anywhere in ranking, so the same query on the same index returns the same hits in
+  the same order, whatever the load;
 - the index is written in whole segments from numpy arrays (`kb.search.build`,
   `kb.search.codec`), so a million nodes index in minutes and opening one costs
   milliseconds.

@@ -6,15 +6,18 @@ a term in a field is whoosh's BM25F (B = 0.75, K1 = 1.2, idf = log(N / (df + 1))
 weights scaled by the field's boost), so for plain words our scores equal whoosh's
 own; tests/test_search_rank.py checks that against whoosh's searcher.
 
-Every match is found and counted, and the page is exact: no clock, no sampling, no early
-stop. Which documents a clause matches is a bitmap (`kb.search.docsets`), kept by the view
-for words common enough to be asked for again, so joining and counting the millions of
-matches of common words costs passes over N/64 words. How many clauses each document
-matches comes from adding those bitmaps; only the documents of the best clause counts
-that can reach the page are scored (a document that matches fewer clauses ranks below
-every one that matches more, whatever its score), and those are scored completely, by
-every term they hold. `kb.search.query` caps a query at 32 clauses and a `prefix*` at 200
-words.
+Every match is found and counted, and the page is exact: no clock, no sampling, no cut-off.
+Which documents a clause matches is a bitmap (`kb.search.docsets`), kept by the view for
+words common enough to be asked for again, so joining and counting the millions of matches
+of common words costs passes over N/64 words. How many clauses each document matches comes
+from adding those bitmaps. A document is scored only if it could reach the page: one that
+matches fewer clauses than the page's last ranks below it whatever its score, and in a tier
+of many documents, a block of the library whose bound (each clause's best score in the
+block, added up) cannot beat the page's last entry is counted but not scored. The bounds are
+exact maxima, added in the order the scores are, so no document that belongs on the page
+is ever skipped (`_tier_best`; tests/test_search_rank.py compares pages with pruning on and
+off). Documents that are scored are scored by every term they hold. `kb.search.query` caps a
+query at 32 clauses and a `prefix*` at 200 words.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ DENSE_SHARE = 64  # below N / 64 matches, sparse set operations beat dense array
 TABLE_SHARE = 10  # documents a tenth of a posting list or more are looked up through a table
 KEPT_SETS_BYTES = 128 * 2**20  # the bitmaps of common words a view keeps for the next query
 MAPPED_BYTES = 64 * 2**20  # read through mapped files before their pages are let go
+BLOCK_DOCS = 128  # documents per block of the library that a clause's best score is kept for (a multiple of 64)
+PRUNED_FROM = 50_000  # a tier of more documents is scored block by block, best bound first
+FIRST_BATCH, BATCH_GROWTH = 4_096, 4  # documents scored in the first batch of blocks, and how batches grow
+KEPT_BOUNDS_BYTES = 64 * 2**20  # the block bounds of clauses a view keeps for the next query (8 bytes a block)
 
 DocArray = NDArray[np.int64]
 ScoreArray = NDArray[np.float64]
@@ -126,6 +133,9 @@ class IndexView:
         self._slots: NDArray[np.int32] | None = None  # for `_places`, see `slots`
         self._sets: dict[tuple[str, bytes], Bits] = {}
         self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * docsets.words(self.count), 1))
+        self._bounds: dict[tuple[TermRef, ...], ScoreArray] = {}
+        self._kept_bounds = max(8, KEPT_BOUNDS_BYTES // max(8 * self.blocks(), 1))
+        self._first_nodes: DocArray | None = None
         self.scratch = Scratch(self.count)
         self.searches = 0
         self._averages = {
@@ -248,6 +258,41 @@ class IndexView:
         if self._slots is None or len(self._slots) < size:
             self._slots = np.empty(size, dtype=np.int32)
         return self._slots
+
+    def blocks(self) -> int:
+        return (self.count + BLOCK_DOCS - 1) // BLOCK_DOCS
+
+    def first_nodes(self) -> DocArray:
+        """The smallest node id in each block: ties in score go to the smaller node id, so a block
+        whose bound only equals the page's last score can matter only if it holds a smaller one."""
+        if self._first_nodes is None:
+            found = np.full(self.blocks(), np.iinfo(np.int64).max, dtype=np.int64)
+            for leaf, base in self.leaves:
+                ids = self._docs_reader(leaf).node_ids()
+                if not len(ids):
+                    continue
+                blocks = (base + np.arange(len(ids), dtype=np.int64)) // BLOCK_DOCS
+                starts = np.flatnonzero(np.concatenate(([True], blocks[1:] != blocks[:-1])))
+                np.minimum.at(found, blocks[starts], np.minimum.reduceat(ids, starts))
+            self._first_nodes = found
+        return self._first_nodes
+
+    def clause_bounds(self, pieces: list[Piece]) -> ScoreArray:
+        """The clause's best score in each block (0 where none holds it, or where all score below 0):
+        every one of its documents is scored once, and kept for clauses of plain words, which the
+        next query is likely to ask again."""
+        key = tuple(piece for piece in pieces if isinstance(piece, TermRef))
+        plain = len(key) == len(pieces)
+        found = self._bounds.get(key) if plain else None
+        if found is not None:
+            return found
+        docs = docsets.docs_in(self.set_of(pieces))
+        found = _block_best(docs, _clause_scores(self, pieces, docs, {}), self.blocks())
+        if plain:
+            while len(self._bounds) >= self._kept_bounds:
+                del self._bounds[next(iter(self._bounds))]
+            self._bounds[key] = found
+        return found
 
     def term_matches(self, field: str, term: bytes, boost: float) -> Matches:
         docs, freqs = self.postings(field, term)
@@ -567,8 +612,7 @@ def _ranked(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
             eligible &= found
     if plan.excluded:
         eligible &= ~view.set_of([piece for node in plan.excluded for piece in evaluator.pieces(node)])
-    docs, tiers = _best_tiers(sets, eligible, limit)
-    scores = _scores(view, [piece for pieces in clauses for piece in pieces], docs)
+    docs, tiers, scores = _candidates(view, clauses, sets, eligible, limit)
     chosen = _best(docs, tiers, scores, view, limit)
     page = docs[chosen]
     held = [docsets.holds(found, page).tolist() for found in sets]
@@ -583,34 +627,112 @@ def _ranked(view: IndexView, plan: QueryPlan, limit: int) -> Ranked:
     )
 
 
-def _best_tiers(sets: list[Bits], eligible: Bits, limit: int) -> tuple[DocArray, NDArray[np.int16]]:
-    """The eligible documents matching the most clauses, tier by tier, until the page is full:
-    (docs ascending, how many clauses each matches)."""
+def _candidates(
+    view: IndexView, clauses: list[list[Piece]], sets: list[Bits], eligible: Bits, limit: int
+) -> tuple[DocArray, NDArray[np.int16], ScoreArray]:
+    """The scored documents that can reach the page, tier by tier from those matching the most
+    clauses until the page is full: (docs, how many clauses each matches, scores)."""
     planes = docsets.tally(sets)
     docs: list[DocArray] = []
     tiers: list[NDArray[np.int16]] = []
+    scores: list[ScoreArray] = []
     wanted = limit
     for count in range(len(sets), 0, -1):
         if wanted <= 0:
             break
-        found = docsets.docs_in(docsets.held_by(planes, count, eligible))
+        tier = docsets.held_by(planes, count, eligible)
+        size = docsets.size(tier)
+        if not size:
+            continue
+        if size > max(PRUNED_FROM, wanted):
+            found, scored = _tier_best(view, clauses, tier, wanted)
+        else:
+            found = docsets.docs_in(tier)
+            scored = _scores(view, clauses, found)
         docs.append(found)
         tiers.append(np.full(len(found), count, dtype=np.int16))
-        wanted -= len(found)
+        scores.append(scored)
+        wanted -= size
     if not docs:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
-    if len(docs) == 1:
-        return docs[0], tiers[0]
-    every, tier = np.concatenate(docs), np.concatenate(tiers)
-    order = np.argsort(every, kind="stable")
-    return every[order], tier[order]
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.float64)
+    return np.concatenate(docs), np.concatenate(tiers), np.concatenate(scores)
 
 
-def _scores(view: IndexView, pieces: list[Piece], docs: DocArray) -> ScoreArray:
-    """Each document's score, its pieces added in order; a piece is looked up at the documents,
-    so only those it holds are scored."""
+def _tier_best(view: IndexView, clauses: list[list[Piece]], tier: Bits, wanted: int) -> tuple[DocArray, ScoreArray]:
+    """The best `wanted` documents of a large tier by (score desc, node id asc), scored a batch of
+    blocks at a time in order of their bounds. Once `wanted` are in hand, a block is scored only
+    if its bound beats the last of them, or equals it and the block holds a smaller node id; the
+    batches double, so a tier whose best documents are everywhere is still scored in a few passes."""
+    per_block = BLOCK_DOCS // 64
+    counts = np.add.reduceat(np.bitwise_count(tier), np.arange(0, len(tier), per_block), dtype=np.int64)
+    bounds = np.zeros(view.blocks(), dtype=np.float64)
+    for pieces in clauses:
+        bounds += view.clause_bounds(pieces)
+    first_nodes = view.first_nodes()
+    waiting = np.flatnonzero(counts)
+    waiting = waiting[np.argsort(-bounds[waiting], kind="stable")]
+    docs, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    step = max(wanted, FIRST_BATCH)
+    while len(waiting):
+        batch = waiting[: int(np.searchsorted(np.cumsum(counts[waiting]), step)) + 1]
+        waiting = waiting[len(batch) :]
+        found = _docs_in_blocks(tier, np.sort(batch))
+        docs = np.concatenate((docs, found))
+        scores = np.concatenate((scores, _scores(view, clauses, found)))
+        if len(docs) >= wanted:
+            keep = _head(docs, scores, view, wanted)
+            docs, scores = docs[keep], scores[keep]
+            last_score, last_node = scores[-1], int(view.node_ids_of(docs[-1:])[0])
+            ahead = bounds[waiting]
+            waiting = waiting[(ahead > last_score) | ((ahead == last_score) & (first_nodes[waiting] < last_node))]
+        step *= BATCH_GROWTH
+    return docs, scores
+
+
+def _docs_in_blocks(tier: Bits, blocks: DocArray) -> DocArray:
+    """The tier's documents in the ascending `blocks`, ascending."""
+    per_block = BLOCK_DOCS // 64
+    words = (blocks[:, None] * per_block + np.arange(per_block)).ravel()
+    words = words[words < len(tier)]
+    at = docsets.docs_in(tier[words])
+    found: DocArray = words[at >> 6] * 64 + (at & 63)
+    return found
+
+
+def _head(docs: DocArray, scores: ScoreArray, view: IndexView, count: int) -> DocArray:
+    """Positions of the first `count` by (score desc, node id asc), in that order."""
+    at = np.arange(len(docs))
+    if len(docs) > count:
+        cut = np.partition(scores, len(docs) - count)[len(docs) - count]
+        at = np.flatnonzero(scores >= cut)
+    ordered: DocArray = at[np.lexsort((view.node_ids_of(docs[at]), -scores[at]))][:count]
+    return ordered
+
+
+def _block_best(docs: DocArray, scores: ScoreArray, blocks: int) -> ScoreArray:
+    """The best of `scores` in each block of the ascending `docs`, and 0 where that is less."""
+    found = np.zeros(blocks, dtype=np.float64)
+    if len(docs):
+        block = docs // BLOCK_DOCS
+        starts = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
+        found[block[starts]] = np.maximum(np.maximum.reduceat(scores, starts), 0.0)
+    return found
+
+
+def _scores(view: IndexView, clauses: list[list[Piece]], docs: DocArray) -> ScoreArray:
+    """Each document's score: its clauses' scores added in order, as whoosh adds them, and as the
+    block bounds are added, so no score can exceed its block's bound by a rounding."""
     scores = np.zeros(len(docs), dtype=np.float64)
     split: dict[int, Any] = {}
+    for pieces in clauses:
+        scores += _clause_scores(view, pieces, docs, split)
+    return scores
+
+
+def _clause_scores(view: IndexView, pieces: list[Piece], docs: DocArray, split: dict[int, Any]) -> ScoreArray:
+    """One clause's score of each of the ascending `docs`, its pieces added in order; a piece is
+    looked up at the documents, so only those it holds are scored."""
+    scores = np.zeros(len(docs), dtype=np.float64)
     for piece in pieces:
         if not len(docs):
             break
@@ -646,10 +768,7 @@ def _best(docs: DocArray, tiers: NDArray[np.int16], scores: ScoreArray, view: In
     left = limit
     for tier in sorted(np.unique(tiers).tolist(), reverse=True):
         at = np.flatnonzero(tiers == tier)
-        if len(at) > left:
-            cut = np.partition(scores[at], len(at) - left)[len(at) - left]
-            at = at[scores[at] >= cut]
-        at = at[np.lexsort((view.node_ids_of(docs[at]), -scores[at]))][:left]
+        at = at[_head(docs[at], scores[at], view, left)]
         chosen.append(at)
         left -= len(at)
         if not left:
