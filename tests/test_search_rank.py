@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import random
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +279,7 @@ def test_block_bounds_hold_every_score_of_their_block(
         pieces = evaluator.pieces(ranking.query.Or([ranking.query.Term(field, word) for field in FIELDS]))
         bounds = view.clause_bounds(pieces)
         docs = ranking.docsets.docs_in(view.set_of(pieces))
-        scores = ranking._clause_scores(view, pieces, docs, {})
+        scores = ranking._scores(view, [pieces], docs)
         best = np.zeros(view.blocks())
         np.maximum.at(best, docs // 64, scores)
         assert np.array_equal(best, bounds) and bounds.any()
@@ -303,3 +304,23 @@ def test_a_block_that_only_ties_the_page_is_scored_when_it_holds_smaller_node_id
     monkeypatch.setattr(ranking, "PRUNED_FROM", 0)
     search.close()
     assert [hit.uid for hit in search.search("tin", limit=2).hits] == whole == ["n250", "n0"]
+
+
+def test_pieces_looked_up_on_threads_score_to_the_same_bit(
+    ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large batch's posting lists are looked up on two threads; the scores are added in the
+    same order afterwards, so the pages are the same to the bit."""
+    alone = pages(ranked_index)
+    monkeypatch.setattr(ranking, "SCORING_THREADS", 2)
+    monkeypatch.setattr(ranking, "PARALLEL_FROM", 0)
+    looked_up: list[str] = []
+    piece_scores = ranking._piece_scores
+
+    def recorded(*arguments: Any) -> Any:
+        looked_up.append(threading.current_thread().name)
+        return piece_scores(*arguments)
+
+    monkeypatch.setattr(ranking, "_piece_scores", recorded)
+    assert pages(ranked_index) == alone
+    assert any(name.startswith("search-scoring") for name in looked_up)

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +58,8 @@ MAPPED_BYTES = 64 * 2**20  # read through mapped files before their pages are le
 BLOCK_DOCS = 128  # documents per block of the library that a clause's best score is kept for (a multiple of 64)
 PRUNED_FROM = 50_000  # a tier of more documents is scored block by block, best bound first
 FIRST_BATCH, BATCH_GROWTH = 4_096, 4  # documents scored in the first batch of blocks, and how batches grow
+SCORING_THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 2)
+PARALLEL_FROM = 100_000  # documents in a batch before its posting lists are looked up on several threads
 KEPT_BOUNDS_BYTES = 64 * 2**20  # the block bounds of clauses a view keeps for the next query (8 bytes a block)
 
 DocArray = NDArray[np.int64]
@@ -130,7 +135,8 @@ class IndexView:
         self._single: dict[str, ScoreArray] = {}
         self._maps: dict[int, tuple[mmap.mmap, NDArray[np.uint8]] | None] = {}
         self._mapped_bytes = 0
-        self._slots: NDArray[np.int32] | None = None  # for `_places`, see `slots`
+        self._slots = threading.local()  # for `_places`, see `slots`
+        self._mapping = threading.Lock()
         self._sets: dict[tuple[str, bytes], Bits] = {}
         self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * docsets.words(self.count), 1))
         self._bounds: dict[tuple[TermRef, ...], ScoreArray] = {}
@@ -190,8 +196,10 @@ class IndexView:
         offset, _ = info.extent()
         places = None
         if id(leaf) not in self._maps:
-            mapping = map_file(leaf._terms._postfile)
-            self._maps[id(leaf)] = None if mapping is None else (mapping, np.frombuffer(mapping, dtype=np.uint8))
+            with self._mapping:
+                if id(leaf) not in self._maps:
+                    mapped = map_file(leaf._terms._postfile)
+                    self._maps[id(leaf)] = None if mapped is None else (mapped, np.frombuffer(mapped, dtype=np.uint8))
         kept = self._maps[id(leaf)]
         if kept is None:
             found, places = read_postings(leaf._terms._postfile, offset, info.doc_frequency(), with_positions=positions)
@@ -254,10 +262,12 @@ class IndexView:
         self._mapped_bytes = 0
 
     def slots(self, size: int) -> NDArray[np.int32]:
-        """A table of at least `size` slots for `_places`, which tolerates what they held before."""
-        if self._slots is None or len(self._slots) < size:
-            self._slots = np.empty(size, dtype=np.int32)
-        return self._slots
+        """A table of at least `size` slots for `_places`, which tolerates what they held before;
+        one per thread."""
+        table: NDArray[np.int32] | None = getattr(self._slots, "table", None)
+        if table is None or len(table) < size:
+            table = self._slots.table = np.empty(size, dtype=np.int32)
+        return table
 
     def blocks(self) -> int:
         return (self.count + BLOCK_DOCS - 1) // BLOCK_DOCS
@@ -287,7 +297,7 @@ class IndexView:
         if found is not None:
             return found
         docs = docsets.docs_in(self.set_of(pieces))
-        found = _block_best(docs, _clause_scores(self, pieces, docs, {}), self.blocks())
+        found = _block_best(docs, _scores(self, [pieces], docs), self.blocks())
         if plain:
             while len(self._bounds) >= self._kept_bounds:
                 del self._bounds[next(iter(self._bounds))]
@@ -721,29 +731,48 @@ def _block_best(docs: DocArray, scores: ScoreArray, blocks: int) -> ScoreArray:
 
 def _scores(view: IndexView, clauses: list[list[Piece]], docs: DocArray) -> ScoreArray:
     """Each document's score: its clauses' scores added in order, as whoosh adds them, and as the
-    block bounds are added, so no score can exceed its block's bound by a rounding."""
+    block bounds are added, so no score can exceed its block's bound by a rounding. A large batch's
+    pieces are looked up on several threads; the adding is in order, so the floats do not change."""
+    pieces = [piece for found in clauses for piece in found]
+    pool = _scoring_pool() if len(docs) >= PARALLEL_FROM and len(pieces) > 1 else None
+    if pool is None:
+        split: dict[int, Any] = {}
+        looked = [_piece_scores(view, piece, docs, split) for piece in pieces]
+    else:
+        looked = list(pool.map(lambda piece: _piece_scores(view, piece, docs, {}), pieces))
     scores = np.zeros(len(docs), dtype=np.float64)
-    split: dict[int, Any] = {}
-    for pieces in clauses:
-        scores += _clause_scores(view, pieces, docs, split)
+    for found in clauses:
+        clause = np.zeros(len(docs), dtype=np.float64)
+        for at, part in looked[: len(found)]:
+            clause[at] += part
+        looked = looked[len(found) :]
+        scores += clause
     return scores
 
 
-def _clause_scores(view: IndexView, pieces: list[Piece], docs: DocArray, split: dict[int, Any]) -> ScoreArray:
-    """One clause's score of each of the ascending `docs`, its pieces added in order; a piece is
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_MADE = threading.Lock()
+
+
+def _scoring_pool() -> ThreadPoolExecutor | None:
+    """Threads to look a batch's documents up in several posting lists at once (numpy lets go of
+    the interpreter while it searches and gathers); none on a machine with one core."""
+    if SCORING_THREADS < 2:
+        return None
+    with _POOL_MADE:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="search-scoring"))
+    return _POOL[0]
+
+
+def _piece_scores(view: IndexView, piece: Piece, docs: DocArray, split: dict[int, Any]) -> tuple[DocArray, ScoreArray]:
+    """(positions in the ascending `docs` of those the piece holds, their scores): the piece is
     looked up at the documents, so only those it holds are scored."""
-    scores = np.zeros(len(docs), dtype=np.float64)
-    for piece in pieces:
-        if not len(docs):
-            break
-        if isinstance(piece, TermRef):
-            at, found = view.term_scores_at(piece.field, piece.term, docs, piece.boost, split)
-        else:
-            places = _places(piece.docs, docs, view.slots(view.count))
-            at = np.flatnonzero(piece.docs[places] == docs)
-            found = piece.scores[places[at]]
-        scores[at] += found
-    return scores
+    if isinstance(piece, TermRef):
+        return view.term_scores_at(piece.field, piece.term, docs, piece.boost, split)
+    places = _places(piece.docs, docs, view.slots(view.count))
+    at = np.flatnonzero(piece.docs[places] == docs)
+    return at, piece.scores[places[at]]
 
 
 def _places(haystack: NDArray[Any], needles: NDArray[Any], slots: NDArray[np.int32]) -> DocArray:
