@@ -16,8 +16,10 @@ of many documents, a block of the library whose bound (each clause's best score 
 block, added up) cannot beat the page's last entry is counted but not scored. The bounds are
 exact maxima, added in the order the scores are, so no document that belongs on the page
 is ever skipped (`_tier_best`; tests/test_search_rank.py compares pages with pruning on and
-off). Documents that are scored are scored by every term they hold. `kb.search.query` caps a
-query at 32 clauses and a `prefix*` at 200 words.
+off). Documents that are scored are scored by every term they hold; a batch of many is looked
+up in the terms' postings on two threads and the scores added in order afterwards, so the
+floats are the same on one core or two. `kb.search.query` caps a query at 32 clauses and a
+`prefix*` at 200 words.
 """
 
 from __future__ import annotations
@@ -671,8 +673,9 @@ def _candidates(
 def _tier_best(view: IndexView, clauses: list[list[Piece]], tier: Bits, wanted: int) -> tuple[DocArray, ScoreArray]:
     """The best `wanted` documents of a large tier by (score desc, node id asc), scored a batch of
     blocks at a time in order of their bounds. Once `wanted` are in hand, a block is scored only
-    if its bound beats the last of them, or equals it and the block holds a smaller node id; the
-    batches double, so a tier whose best documents are everywhere is still scored in a few passes."""
+    if its bound beats the last of them, or equals it and the block holds a smaller node id. The
+    batches grow fourfold, so a tier whose bounds prune nothing (the best documents of a query of
+    several common words can be in any block) is still scored in a few passes."""
     per_block = BLOCK_DOCS // 64
     counts = np.add.reduceat(np.bitwise_count(tier), np.arange(0, len(tier), per_block), dtype=np.int64)
     bounds = np.zeros(view.blocks(), dtype=np.float64)
