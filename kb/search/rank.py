@@ -13,7 +13,9 @@ of common words costs passes over N/64 words. How many clauses each document mat
 from adding those bitmaps. A document is scored only if it could reach the page: one that
 matches fewer clauses than the page's last ranks below it whatever its score, and in a tier
 of many documents, a block of the library whose bound (each clause's best score in the
-block, added up) cannot beat the page's last entry is counted but not scored. The bounds are
+block, added up) cannot beat the page's last entry is counted but not scored. A clause's bounds
+cost a scoring of all its documents, kept for the next query: a view's first query (a one-shot
+search in a new process) scores its tiers whole instead. The bounds are
 exact maxima, added in the order the scores are, so no document that belongs on the page
 is ever skipped (`_tier_best`; tests/test_search_rank.py compares pages with pruning on and
 off). Documents that are scored are scored by every term they hold; a batch of many is looked
@@ -656,7 +658,7 @@ def _candidates(
         size = docsets.size(tier)
         if not size:
             continue
-        if size > max(PRUNED_FROM, wanted):
+        if size > max(PRUNED_FROM, wanted) and view.searches >= 2:
             found, scored = _tier_best(view, clauses, tier, wanted)
         else:
             found = docsets.docs_in(tier)
@@ -738,17 +740,19 @@ def _scores(view: IndexView, clauses: list[list[Piece]], docs: DocArray) -> Scor
     pieces are looked up on several threads; the adding is in order, so the floats do not change."""
     pieces = [piece for found in clauses for piece in found]
     pool = _scoring_pool() if len(docs) >= PARALLEL_FROM and len(pieces) > 1 else None
-    if pool is None:
-        split: dict[int, Any] = {}
-        looked = [_piece_scores(view, piece, docs, split) for piece in pieces]
-    else:
-        looked = list(pool.map(lambda piece: _piece_scores(view, piece, docs, {}), pieces))
+    split: dict[int, Any] = {}
+    looked = (
+        (_piece_scores(view, piece, docs, split) for piece in pieces)
+        if pool is None
+        else pool.map(lambda piece: _piece_scores(view, piece, docs, {}), pieces)
+    )
     scores = np.zeros(len(docs), dtype=np.float64)
     for found in clauses:
         clause = np.zeros(len(docs), dtype=np.float64)
-        for at, part in looked[: len(found)]:
+        for _ in found:
+            at, part = next(looked)  # added as they come, so a few pieces' lookups are held at once
             clause[at] += part
-        looked = looked[len(found) :]
+            view.release_pages()  # a query of common words reads hundreds of MB of postings
         scores += clause
     return scores
 
