@@ -250,9 +250,9 @@ def test_large_tiers_scored_block_by_block_give_the_same_pages(
     scored: list[int] = []
     tier_best, docs_in_blocks = ranking._tier_best, ranking._docs_in_blocks
 
-    def counted_tier(view: Any, clauses: Any, tier: Any, wanted: int) -> Any:
+    def counted_tier(view: Any, clauses: Any, sets: Any, tier: Any, wanted: int) -> Any:
         sizes.append(ranking.docsets.size(tier))
-        return tier_best(view, clauses, tier, wanted)
+        return tier_best(view, clauses, sets, tier, wanted)
 
     def counted_blocks(tier: Any, blocks: Any) -> Any:
         found = docs_in_blocks(tier, blocks)
@@ -277,8 +277,9 @@ def test_block_bounds_hold_every_score_of_their_block(
     evaluator = ranking.Evaluator(view)
     for word in ("river", "tin", "copper"):
         pieces = evaluator.pieces(ranking.query.Or([ranking.query.Term(field, word) for field in FIELDS]))
-        bounds = view.clause_bounds(pieces)
-        docs = ranking.docsets.docs_in(view.set_of(pieces))
+        members = view.set_of(pieces)
+        bounds = view.clause_bounds(pieces, members)
+        docs = ranking.docsets.docs_in(members)
         scores = ranking._scores(view, [pieces], docs)
         best = np.zeros(view.blocks())
         np.maximum.at(best, docs // 64, scores)

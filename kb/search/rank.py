@@ -283,25 +283,22 @@ class IndexView:
             found = np.full(self.blocks(), np.iinfo(np.int64).max, dtype=np.int64)
             for leaf, base in self.leaves:
                 ids = self._docs_reader(leaf).node_ids()
-                if not len(ids):
-                    continue
-                blocks = (base + np.arange(len(ids), dtype=np.int64)) // BLOCK_DOCS
-                starts = np.flatnonzero(np.concatenate(([True], blocks[1:] != blocks[:-1])))
-                np.minimum.at(found, blocks[starts], np.minimum.reduceat(ids, starts))
+                _fold_into_blocks(np.minimum, found, base + np.arange(len(ids), dtype=np.int64), ids)
             self._first_nodes = found
         return self._first_nodes
 
-    def clause_bounds(self, pieces: list[Piece]) -> ScoreArray:
+    def clause_bounds(self, pieces: list[Piece], members: Bits) -> ScoreArray:
         """The clause's best score in each block (0 where none holds it, or where all score below 0):
-        every one of its documents is scored once, and kept for clauses of plain words, which the
-        next query is likely to ask again."""
+        every one of its documents (`members`, the clause's set) is scored once, and kept for clauses
+        of plain words, which the next query is likely to ask again."""
         key = tuple(piece for piece in pieces if isinstance(piece, TermRef))
         plain = len(key) == len(pieces)
         found = self._bounds.get(key) if plain else None
         if found is not None:
             return found
-        docs = docsets.docs_in(self.set_of(pieces))
-        found = _block_best(docs, _scores(self, [pieces], docs), self.blocks())
+        docs = docsets.docs_in(members)
+        found = np.zeros(self.blocks(), dtype=np.float64)
+        _fold_into_blocks(np.maximum, found, docs, _scores(self, [pieces], docs))
         if plain:
             while len(self._bounds) >= self._kept_bounds:
                 del self._bounds[next(iter(self._bounds))]
@@ -659,7 +656,7 @@ def _candidates(
         if not size:
             continue
         if size > max(PRUNED_FROM, wanted) and view.searches >= 2:
-            found, scored = _tier_best(view, clauses, tier, wanted)
+            found, scored = _tier_best(view, clauses, sets, tier, wanted)
         else:
             found = docsets.docs_in(tier)
             scored = _scores(view, clauses, found)
@@ -672,7 +669,9 @@ def _candidates(
     return np.concatenate(docs), np.concatenate(tiers), np.concatenate(scores)
 
 
-def _tier_best(view: IndexView, clauses: list[list[Piece]], tier: Bits, wanted: int) -> tuple[DocArray, ScoreArray]:
+def _tier_best(
+    view: IndexView, clauses: list[list[Piece]], sets: list[Bits], tier: Bits, wanted: int
+) -> tuple[DocArray, ScoreArray]:
     """The best `wanted` documents of a large tier by (score desc, node id asc), scored a batch of
     blocks at a time in order of their bounds. Once `wanted` are in hand, a block is scored only
     if its bound beats the last of them, or equals it and the block holds a smaller node id. The
@@ -681,8 +680,8 @@ def _tier_best(view: IndexView, clauses: list[list[Piece]], tier: Bits, wanted: 
     per_block = BLOCK_DOCS // 64
     counts = np.add.reduceat(np.bitwise_count(tier), np.arange(0, len(tier), per_block), dtype=np.int64)
     bounds = np.zeros(view.blocks(), dtype=np.float64)
-    for pieces in clauses:
-        bounds += view.clause_bounds(pieces)
+    for pieces, members in zip(clauses, sets, strict=True):
+        bounds += view.clause_bounds(pieces, members)
     first_nodes = view.first_nodes()
     waiting = np.flatnonzero(counts)
     waiting = waiting[np.argsort(-bounds[waiting], kind="stable")]
@@ -724,14 +723,13 @@ def _head(docs: DocArray, scores: ScoreArray, view: IndexView, count: int) -> Do
     return ordered
 
 
-def _block_best(docs: DocArray, scores: ScoreArray, blocks: int) -> ScoreArray:
-    """The best of `scores` in each block of the ascending `docs`, and 0 where that is less."""
-    found = np.zeros(blocks, dtype=np.float64)
+def _fold_into_blocks(fold: np.ufunc, into: NDArray[Any], docs: DocArray, values: NDArray[Any]) -> None:
+    """Fold each block's `values` (at the ascending `docs`) into its slot of `into`, which starts
+    as the fold's identity there: the best score of each block, or its smallest node id."""
     if len(docs):
         block = docs // BLOCK_DOCS
         starts = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
-        found[block[starts]] = np.maximum(np.maximum.reduceat(scores, starts), 0.0)
-    return found
+        fold.at(into, block[starts], fold.reduceat(values, starts))
 
 
 def _scores(view: IndexView, clauses: list[list[Piece]], docs: DocArray) -> ScoreArray:
