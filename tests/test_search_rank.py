@@ -7,6 +7,7 @@ match the same nodes.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import random
 import sqlite3
@@ -247,22 +248,31 @@ def test_large_tiers_scored_block_by_block_give_the_same_pages(
     monkeypatch.setattr(ranking, "BLOCK_DOCS", 64)
     monkeypatch.setattr(ranking, "FIRST_BATCH", 1)
     sizes: list[int] = []
+    read: list[int] = []
     scored: list[int] = []
-    tier_best, docs_in_blocks = ranking._tier_best, ranking._docs_in_blocks
+    tier_best, docs_in_blocks, scores = ranking._tier_best, ranking._docs_in_blocks, ranking._scores
 
     def counted_tier(view: Any, clauses: Any, sets: Any, tier: Any, wanted: int) -> Any:
         sizes.append(ranking.docsets.size(tier))
-        return tier_best(view, clauses, sets, tier, wanted)
+        monkeypatch.setattr(ranking, "_scores", counted_scores)
+        try:
+            return tier_best(view, clauses, sets, tier, wanted)
+        finally:
+            monkeypatch.setattr(ranking, "_scores", scores)
 
     def counted_blocks(tier: Any, blocks: Any) -> Any:
         found = docs_in_blocks(tier, blocks)
-        scored.append(len(found))
+        read.append(len(found))
         return found
+
+    def counted_scores(view: Any, clauses: Any, docs: Any) -> Any:
+        scored.append(len(docs))
+        return scores(view, clauses, docs)
 
     monkeypatch.setattr(ranking, "_tier_best", counted_tier)
     monkeypatch.setattr(ranking, "_docs_in_blocks", counted_blocks)
     assert every_page() == whole
-    assert sizes and sum(scored) < 0.8 * sum(sizes)  # 68% here
+    assert sizes and sum(scored) < sum(read) < 0.8 * sum(sizes), (sum(scored), sum(read), sum(sizes))
 
 
 def test_block_bounds_hold_every_score_of_their_block(
@@ -283,7 +293,40 @@ def test_block_bounds_hold_every_score_of_their_block(
         scores = ranking._scores(view, [pieces], docs)
         best = np.zeros(view.blocks())
         np.maximum.at(best, docs // 64, scores)
-        assert np.array_equal(best, bounds) and bounds.any()
+        assert np.array_equal(best, bounds.whole) and bounds.whole.any()
+        assert len(bounds.parts) == len(pieces) > 1
+        for piece, part in zip(pieces, bounds.parts, strict=True):
+            at, piece_scores = ranking._piece_scores(view, piece, docs, {})
+            best = np.zeros(view.blocks())
+            np.maximum.at(best, docs[at] // 64, piece_scores)
+            assert np.array_equal(best, part)
+
+
+def test_a_documents_bound_holds_its_score_and_is_often_below_its_blocks(
+    ranked_index: SearchIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document's bound adds the block's best of only the pieces it holds: never below its
+    score, to the bit, never above its block's bound, and below it for many documents, or it
+    would prune nothing the blocks do not."""
+    monkeypatch.setattr(ranking, "BLOCK_DOCS", 64)
+    for text in ("river", "tin gold", "the"):
+        ranked_index.search(text)
+    view = ranked_index._current_view()
+    evaluator = ranking.Evaluator(view)
+    for words in (("tin", "gold"), ("river", "the", "copper"), ("delta",)):
+        clauses = [
+            evaluator.pieces(ranking.query.Or([ranking.query.Term(field, word) for field in FIELDS])) for word in words
+        ]
+        members = [view.set_of(pieces) for pieces in clauses]
+        bounds = [view.clause_bounds(pieces, found) for pieces, found in zip(clauses, members, strict=True)]
+        docs = ranking.docsets.docs_in(functools.reduce(np.bitwise_or, members))
+        scores = ranking._scores(view, clauses, docs)
+        found = ranking._doc_bounds(docs, bounds, [[view.piece_set(piece) for piece in pieces] for pieces in clauses])
+        blocks = np.zeros(view.blocks())
+        for clause in bounds:
+            blocks += clause.whole
+        assert (found >= scores).all() and (found <= blocks[docs // 64]).all()
+        assert (found < blocks[docs // 64]).mean() > 0.5, words
 
 
 def test_a_block_that_only_ties_the_page_is_scored_when_it_holds_smaller_node_ids(

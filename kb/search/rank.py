@@ -1,27 +1,27 @@
 """Ranking the matches of a query exactly, with numpy, the same way every time.
 
-A node's rank key is (how many clauses it matches, BM25F score, node order): nodes
-matching all the words come first, then those matching most of them. The score of
-a term in a field is whoosh's BM25F (B = 0.75, K1 = 1.2, idf = log(N / (df + 1)) + 1,
-weights scaled by the field's boost), so for plain words our scores equal whoosh's
-own; tests/test_search_rank.py checks that against whoosh's searcher.
+A node's rank key is (how many clauses it matches, BM25F score, node order): nodes matching all
+the words come first, then those matching most of them. The score of a term in a field is
+whoosh's BM25F (B = 0.75, K1 = 1.2, idf = log(N / (df + 1)) + 1, weights scaled by the field's
+boost), so for plain words our scores equal whoosh's own; tests/test_search_rank.py checks that
+against whoosh's searcher.
 
 Every match is found and counted, and the page is exact: no clock, no sampling, no cut-off.
-Which documents a clause matches is a bitmap (`kb.search.docsets`), kept by the view for
-words common enough to be asked for again, so joining and counting the millions of matches
-of common words costs passes over N/64 words. How many clauses each document matches comes
-from adding those bitmaps. A document is scored only if it could reach the page: one that
-matches fewer clauses than the page's last ranks below it whatever its score, and in a tier
-of many documents, a block of the library whose bound (each clause's best score in the
-block, added up) cannot beat the page's last entry is counted but not scored. A clause's bounds
-cost a scoring of all its documents, kept for the next query: a view's first query (a one-shot
-search in a new process) scores its tiers whole instead. The bounds are
-exact maxima, added in the order the scores are, so no document that belongs on the page
-is ever skipped (`_tier_best`; tests/test_search_rank.py compares pages with pruning on and
-off). Documents that are scored are scored by every term they hold; a batch of many is looked
-up in the terms' postings on two threads and the scores added in order afterwards, so the
-floats are the same on one core or two. `kb.search.query` caps a query at 32 clauses and a
-`prefix*` at 200 words.
+Which documents a clause matches is a bitmap (`kb.search.docsets`), kept by the view for words
+common enough to be asked for again, so joining and counting the millions of matches of common
+words costs passes over N/64 words. How many clauses each document matches comes from adding
+those bitmaps. A document is scored only if it could reach the page: one that matches fewer
+clauses than the page's last ranks below it whatever its score, and in a tier of many documents,
+a block of the library whose bound (each clause's best score in the block, added up) cannot beat
+the page's last entry is counted but not scored, nor is a document of a block let in whose own
+bound (the block's best of each piece it holds) cannot. A clause's bounds cost a scoring of all
+its documents, kept for the next query: a view's first query (a one-shot search in a new
+process) scores its tiers whole instead. The bounds are exact maxima, added in the order the
+scores are, so no document that belongs on the page is ever skipped (`_tier_best`;
+tests/test_search_rank.py compares pages with pruning on and off). Documents that are scored are
+scored by every term they hold; a batch of many is looked up in the terms' postings on two
+threads and the scores added in order afterwards, so the floats are the same on one core or two.
+`kb.search.query` caps a query at 32 clauses and a `prefix*` at 200 words.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import math
 import mmap
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,9 @@ PRUNED_FROM = 50_000  # a tier of more documents is scored block by block, best 
 FIRST_BATCH, BATCH_GROWTH = 4_096, 4  # documents scored in the first batch of blocks, and how batches grow
 SCORING_THREADS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 2)
 PARALLEL_FROM = 100_000  # documents in a batch before its posting lists are looked up on several threads
-KEPT_BOUNDS_BYTES = 64 * 2**20  # the block bounds of clauses a view keeps for the next query (8 bytes a block)
+# The block bounds of clauses and of their pieces a view keeps for the next query (8 bytes a block
+# each): at 10M, the 36 words of the dense library's queries take 90 MB; 64 MB kept evicted them.
+KEPT_BOUNDS_BYTES = 192 * 2**20
 
 DocArray = NDArray[np.int64]
 ScoreArray = NDArray[np.float64]
@@ -94,6 +97,14 @@ class TermRef:
 
 
 Piece = Matches | TermRef
+
+
+@dataclass(frozen=True)
+class ClauseBounds:
+    """A clause's best score in each block of the library, and each of its pieces' best there."""
+
+    whole: ScoreArray
+    parts: list[ScoreArray]
 
 
 @dataclass(frozen=True)
@@ -143,8 +154,9 @@ class IndexView:
         self._mapping = threading.Lock()
         self._sets: dict[tuple[str, bytes], Bits] = {}
         self._kept_sets = max(8, KEPT_SETS_BYTES // max(8 * docsets.words(self.count), 1))
-        self._bounds: dict[tuple[TermRef, ...], ScoreArray] = {}
-        self._kept_bounds = max(8, KEPT_BOUNDS_BYTES // max(8 * self.blocks(), 1))
+        self._bounds: dict[tuple[TermRef, ...], ClauseBounds] = {}
+        self._kept_bounds = max(8, KEPT_BOUNDS_BYTES // max(8 * self.blocks(), 1))  # arrays of one float a block
+        self._bound_arrays = 0
         self._first_nodes: DocArray | None = None
         self.scratch = Scratch(self.count)
         self.searches = 0
@@ -247,7 +259,7 @@ class IndexView:
             if high == low:
                 continue
             found, places = self._segment_postings(leaf, info, positions=True)
-            at = np.searchsorted(found.docs, local)
+            at = _places(found.docs, local, self.slots(leaf.doc_count_all()))
             counts = found.freqs[at].astype(np.int64)
             firsts = np.cumsum(found.freqs, dtype=np.int64)[at] - counts
             index = np.repeat(firsts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
@@ -287,23 +299,36 @@ class IndexView:
             self._first_nodes = found
         return self._first_nodes
 
-    def clause_bounds(self, pieces: list[Piece], members: Bits) -> ScoreArray:
-        """The clause's best score in each block (0 where none holds it, or where all score below 0):
-        every one of its documents (`members`, the clause's set) is scored once, and kept for clauses
-        of plain words, which the next query is likely to ask again."""
+    def clause_bounds(self, pieces: list[Piece], members: Bits) -> ClauseBounds:
+        """The clause's best score in each block, and each of its pieces' (0 where none holds it, or
+        where all score below 0): every one of its documents (`members`, the clause's set) is scored
+        once, and the bounds are kept for clauses of plain words, which the next query is likely to
+        ask again."""
         key = tuple(piece for piece in pieces if isinstance(piece, TermRef))
         plain = len(key) == len(pieces)
         found = self._bounds.get(key) if plain else None
         if found is not None:
             return found
         docs = docsets.docs_in(members)
-        found = np.zeros(self.blocks(), dtype=np.float64)
-        _fold_into_blocks(np.maximum, found, docs, _scores(self, [pieces], docs))
+        clause = np.zeros(len(docs), dtype=np.float64)
+        parts = []
+        for at, part in _piece_parts(self, pieces, docs):
+            clause[at] += part
+            parts.append(np.zeros(self.blocks(), dtype=np.float64))
+            _fold_into_blocks(np.maximum, parts[-1], docs[at], part)
+        whole = np.zeros(self.blocks(), dtype=np.float64)
+        _fold_into_blocks(np.maximum, whole, docs, clause)
+        found = ClauseBounds(whole, parts)
         if plain:
-            while len(self._bounds) >= self._kept_bounds:
-                del self._bounds[next(iter(self._bounds))]
+            while self._bounds and self._bound_arrays + 1 + len(parts) > self._kept_bounds:
+                self._bound_arrays -= 1 + len(self._bounds.pop(next(iter(self._bounds))).parts)
             self._bounds[key] = found
+            self._bound_arrays += 1 + len(parts)
         return found
+
+    def piece_set(self, piece: Piece) -> Bits:
+        """The documents holding one piece, as a bitmap (a word's may be the one the view keeps: read it only)."""
+        return self.term_set(piece.field, piece.term) if isinstance(piece, TermRef) else self.set_of([piece])
 
     def term_matches(self, field: str, term: bytes, boost: float) -> Matches:
         docs, freqs = self.postings(field, term)
@@ -673,34 +698,57 @@ def _tier_best(
     view: IndexView, clauses: list[list[Piece]], sets: list[Bits], tier: Bits, wanted: int
 ) -> tuple[DocArray, ScoreArray]:
     """The best `wanted` documents of a large tier by (score desc, node id asc), scored a batch of
-    blocks at a time in order of their bounds. Once `wanted` are in hand, a block is scored only
-    if its bound beats the last of them, or equals it and the block holds a smaller node id. The
-    batches grow fourfold, so a tier whose bounds prune nothing (the best documents of a query of
-    several common words can be in any block) is still scored in a few passes."""
+    blocks at a time in order of their bounds. Once `wanted` are in hand, a block is read only if
+    its bound beats the last of them, or equals it and the block holds a smaller node id; and of
+    its documents, only those whose own bound reaches it are scored (`_doc_bounds`). The batches
+    grow fourfold, so a tier whose block bounds prune nothing is still read in a few passes."""
     per_block = BLOCK_DOCS // 64
     counts = np.add.reduceat(np.bitwise_count(tier), np.arange(0, len(tier), per_block), dtype=np.int64)
+    found_bounds = [view.clause_bounds(pieces, members) for pieces, members in zip(clauses, sets, strict=True)]
     bounds = np.zeros(view.blocks(), dtype=np.float64)
-    for pieces, members in zip(clauses, sets, strict=True):
-        bounds += view.clause_bounds(pieces, members)
+    for clause in found_bounds:
+        bounds += clause.whole
+    piece_sets = [[view.piece_set(piece) for piece in pieces] for pieces in clauses]
     first_nodes = view.first_nodes()
     waiting = np.flatnonzero(counts)
     waiting = waiting[np.argsort(-bounds[waiting], kind="stable")]
     docs, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     step = max(wanted, FIRST_BATCH)
+    last_score: float | None = None
     while len(waiting):
         batch = waiting[: int(np.searchsorted(np.cumsum(counts[waiting]), step)) + 1]
         waiting = waiting[len(batch) :]
         found = _docs_in_blocks(tier, np.sort(batch))
+        if last_score is not None:
+            found = found[_doc_bounds(found, found_bounds, piece_sets) >= last_score]
         docs = np.concatenate((docs, found))
         scores = np.concatenate((scores, _scores(view, clauses, found)))
         if len(docs) >= wanted:
             keep = _head(docs, scores, view, wanted)
             docs, scores = docs[keep], scores[keep]
-            last_score, last_node = scores[-1], int(view.node_ids_of(docs[-1:])[0])
+            last_score, last_node = float(scores[-1]), int(view.node_ids_of(docs[-1:])[0])
             ahead = bounds[waiting]
             waiting = waiting[(ahead > last_score) | ((ahead == last_score) & (first_nodes[waiting] < last_node))]
         step *= BATCH_GROWTH
     return docs, scores
+
+
+def _doc_bounds(docs: DocArray, bounds: list[ClauseBounds], piece_sets: list[list[Bits]]) -> ScoreArray:
+    """Each document's bound: for each clause, the best score in its block of each piece it holds,
+    added in the order `_scores` adds them, or the clause's best in the block if that is lower;
+    the clauses' then added in order. A piece it does not hold adds nothing (x + 0.0 is x), and
+    rounded addition never decreases when a term grows, so no score can exceed its bound. A
+    block's bound is met by its best node for each word, often not one node; a document that
+    lacks a word in the field its best score came from is bounded far lower: on the dense 10M
+    library, of the documents in the blocks a title query let in, about 1 in 800 is scored."""
+    blocks, words, shifts = docs // BLOCK_DOCS, docs >> 6, (docs & 63).astype(np.uint64)
+    total = np.zeros(len(docs), dtype=np.float64)
+    for clause, sets in zip(bounds, piece_sets, strict=True):
+        parts = np.zeros(len(docs), dtype=np.float64)
+        for best, members in zip(clause.parts, sets, strict=True):
+            parts += best[blocks] * ((members[words] >> shifts) & np.uint64(1))
+        total += np.minimum(parts, clause.whole[blocks])
+    return total
 
 
 def _docs_in_blocks(tier: Bits, blocks: DocArray) -> DocArray:
@@ -734,9 +782,23 @@ def _fold_into_blocks(fold: np.ufunc, into: NDArray[Any], docs: DocArray, values
 
 def _scores(view: IndexView, clauses: list[list[Piece]], docs: DocArray) -> ScoreArray:
     """Each document's score: its clauses' scores added in order, as whoosh adds them, and as the
-    block bounds are added, so no score can exceed its block's bound by a rounding. A large batch's
-    pieces are looked up on several threads; the adding is in order, so the floats do not change."""
-    pieces = [piece for found in clauses for piece in found]
+    block bounds are added, so no score can exceed its block's bound by a rounding."""
+    looked = _piece_parts(view, [piece for found in clauses for piece in found], docs)
+    scores = np.zeros(len(docs), dtype=np.float64)
+    for found in clauses:
+        clause = np.zeros(len(docs), dtype=np.float64)
+        for _ in found:
+            at, part = next(looked)
+            clause[at] += part
+        scores += clause
+    return scores
+
+
+def _piece_parts(view: IndexView, pieces: list[Piece], docs: DocArray) -> Iterator[tuple[DocArray, ScoreArray]]:
+    """Each piece's (positions in `docs` of those it holds, their scores), in order. A large batch's
+    pieces are looked up on several threads; taken in order, the floats do not change. They are
+    meant to be consumed as they come, so a few pieces' lookups are held at once, and the mapped
+    postings are let go after each (a query of common words reads hundreds of MB of them)."""
     pool = _scoring_pool() if len(docs) >= PARALLEL_FROM and len(pieces) > 1 else None
     split: dict[int, Any] = {}
     looked = (
@@ -744,15 +806,9 @@ def _scores(view: IndexView, clauses: list[list[Piece]], docs: DocArray) -> Scor
         if pool is None
         else pool.map(lambda piece: _piece_scores(view, piece, docs, {}), pieces)
     )
-    scores = np.zeros(len(docs), dtype=np.float64)
-    for found in clauses:
-        clause = np.zeros(len(docs), dtype=np.float64)
-        for _ in found:
-            at, part = next(looked)  # added as they come, so a few pieces' lookups are held at once
-            clause[at] += part
-            view.release_pages()  # a query of common words reads hundreds of MB of postings
-        scores += clause
-    return scores
+    for found in looked:
+        yield found
+        view.release_pages()
 
 
 _POOL: list[ThreadPoolExecutor] = []
