@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from kb.check_meter import CheckMeter
 from kb.db import latest_version, schema_version
 from kb.errors import Cancelled
 from kb.labels import DamagedLabel, damaged_labels, labels_citing_missing_nodes
@@ -32,6 +33,9 @@ SHOWN_ROWS = 50  # row ids named in a damaged column's fix
 # Past this size `--quick` reads every table but `nodes` page by page: quick_check reads the whole file
 # (114 s for a 10,000,000-node workspace here), and the nodes can be imported again where labels cannot.
 QUICK_WHOLE_FILE_BYTES = 512 * 2**20
+# From this size the bar of a whole-file check shows how far it is, its rate and the time left
+# (kb.check_meter); below it the check takes a few seconds and measuring its cost is not worth it.
+METERED_CHECK_BYTES = 128 * 2**20
 WAIT_STEP_SECONDS = 0.1  # how soon a Ctrl+C or a cancel stops a check
 
 # What a damaged stored column (kb.labels.damaged_labels) does to its labels; an export refuses every one.
@@ -70,9 +74,9 @@ def open_read_only(path: Path) -> sqlite3.Connection:
 def check_integrity(
     conn: sqlite3.Connection, *, quick: bool, size: int = 0, progress: Progress | None = None
 ) -> list[Finding]:
-    """SQLite's own check of the file. The full check is one statement SQLite cannot report
-    progress from, so the bar shows the time it has taken; either can be cancelled (Ctrl+C, or
-    `progress.cancelled`), which stops SQLite mid-check: the doctor only reads."""
+    """SQLite's own check of the file. On a large file the bar follows the pages read and then the
+    rows checked (kb.check_meter); either check can be cancelled (Ctrl+C, or `progress.cancelled`),
+    which stops SQLite mid-check: the doctor only reads."""
     progress = progress or NoProgress()
     pragma = "quick_check" if quick else "integrity_check"
     skipped = ""
@@ -90,6 +94,13 @@ def check_integrity(
             f" on every table but nodes (a {size / 2**30:.1f} GiB file: run `navigator doctor` without --quick"
             " to read the nodes too)"
         )
+    elif size >= METERED_CHECK_BYTES:
+        meter = CheckMeter(conn, pragma, size, progress)
+        meter.install()
+        try:
+            problems = [str(row[0]) for row in _interruptible(conn, f"PRAGMA {pragma}", progress, meter.report)]
+        finally:
+            meter.remove()
     else:
         progress.start(f"{pragma} of {size / 2**20:,.0f} MiB", None)
         problems = [str(row[0]) for row in _interruptible(conn, f"PRAGMA {pragma}", progress)]
@@ -168,14 +179,21 @@ def check_schema(conn: sqlite3.Connection) -> list[Finding]:
     ]
 
 
-def check_index(conn: sqlite3.Connection, workspace: Path, library: Library, *, quick: bool = False) -> Finding:
+def check_index(
+    conn: sqlite3.Connection,
+    workspace: Path,
+    library: Library,
+    *,
+    quick: bool = False,
+    progress: Progress | None = None,
+) -> Finding:
     name = f"index {library.name}"
     rebuild = f"`navigator index --rebuild --library {library.name}` (search works again once it finishes)"
     search = SearchIndex(conn, workspace, library)
     try:
         seen = search.indexed_up_to()
         if seen is not None:
-            search.verify(thorough=not quick)
+            search.verify(thorough=not quick, progress=progress)
     except SearchError as error:
         return Finding(name, ERROR, str(error), rebuild)
     finally:
@@ -270,10 +288,13 @@ def _damaged_finding(table: str, column: str, rows: list[DamagedLabel]) -> Findi
     )
 
 
-def _interruptible(conn: sqlite3.Connection, sql: str, progress: Progress) -> list[Any]:
+def _interruptible(
+    conn: sqlite3.Connection, sql: str, progress: Progress, between_waits: Callable[[], None] = lambda: None
+) -> list[Any]:
     """The rows of `sql`, run on a thread of its own. SQLite's checks run inside one C call, where
     Python delivers no Ctrl+C until it returns (minutes at ten million nodes); this thread waits in
-    short steps instead, and a Ctrl+C or a cancel interrupts SQLite, which stops the statement."""
+    short steps instead (calling `between_waits` after each), and a Ctrl+C or a cancel interrupts
+    SQLite, which stops the statement."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -287,6 +308,7 @@ def _interruptible(conn: sqlite3.Connection, sql: str, progress: Progress) -> li
     try:
         while worker.is_alive():
             worker.join(WAIT_STEP_SECONDS)
+            between_waits()
             if progress.cancelled:
                 conn.interrupt()
                 worker.join()
@@ -335,15 +357,19 @@ def examine(
             findings += _guarded("orphans", lambda: check_orphans(conn, references_checked=checked))
             libraries = _guarded_libraries(conn, findings)
             for library in libraries:
-                findings += _guarded(f"index {library.name}", partial(_index_findings, conn, workspace, library, quick))
+                findings += _guarded(
+                    f"index {library.name}", partial(_index_findings, conn, workspace, library, quick, progress)
+                )
     finally:
         conn.close()
     findings += [check() for check in then]
     return findings
 
 
-def _index_findings(conn: sqlite3.Connection, workspace: Path, library: Library, quick: bool) -> list[Finding]:
-    return [check_index(conn, workspace, library, quick=quick)]
+def _index_findings(
+    conn: sqlite3.Connection, workspace: Path, library: Library, quick: bool, progress: Progress | None
+) -> list[Finding]:
+    return [check_index(conn, workspace, library, quick=quick, progress=progress)]
 
 
 def _guarded(check: str, run: Callable[[], list[Finding]]) -> list[Finding]:

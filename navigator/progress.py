@@ -57,7 +57,7 @@ class TerminalProgress:
     def start(self, phase: str, total: int | None) -> None:
         if self._task is not None:
             self._hand_over()
-            self._bars.update(self._task, completed=self._bars.tasks[-1].total or 0)
+            self._bars.update(self._task, completed=self._bars.tasks[-1].total or 0, left="")  # done: none left
             self._bars.stop_task(self._task)  # a phase without a total would keep counting its time
         self._task = self._bars.add_task(phase, total=total, rate="", left="")
 

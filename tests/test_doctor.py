@@ -305,6 +305,28 @@ def test_a_check_is_stopped_by_a_cancel_or_a_ctrl_c_and_the_connection_still_wor
     conn.close()
 
 
+def test_the_full_index_check_counts_its_nodes_and_stops_at_a_cancel(healthy: Path) -> None:
+    """Reading every posting list is minutes at ten million nodes: the bar counts the nodes of
+    the segments read, to the index's total, and a cancel stops it between two lists."""
+    import kb.doctor
+
+    conn = kb.doctor.open_read_only(healthy)
+    library = list_libraries(conn)[0]
+    shown = Recorded()
+    assert kb.doctor.check_index(conn, healthy, library, quick=False, progress=shown).status == "ok"
+    search = SearchIndex(conn, healthy, library)
+    indexed = search.verify()
+    search.close()
+    assert shown.phases == [(f"reading the search index of {library.name}, segment by segment", indexed)]
+    assert shown.advanced == indexed > 0
+    with pytest.raises(kb.doctor.Cancelled, match="nothing was changed"):
+        kb.doctor.check_index(conn, healthy, library, quick=False, progress=Recorded(cancel=True))
+    quick = Recorded()
+    assert kb.doctor.check_index(conn, healthy, library, quick=True, progress=quick).status == "ok"
+    assert quick.phases == []
+    conn.close()
+
+
 def test_the_integrity_check_reports_its_phases(healthy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import kb.doctor
 

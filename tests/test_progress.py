@@ -44,9 +44,17 @@ def test_a_finished_phase_stops_its_clock() -> None:
     with TerminalProgress(console=console) as progress:
         progress.start("checking", None)
         progress.start("writing", 10)
-        first, second = progress._bars.tasks
+        progress.start("reading", 100)
+        for _ in range(3):
+            progress.advance(10)
+            time.sleep(0.12)
+        progress.advance(10)
+        assert progress._bars.tasks[-1].fields["left"].endswith(" left")
+        progress.start("checking", None)
+        first, second, third, fourth = progress._bars.tasks
         assert first.finished_time is not None or first.stop_time is not None
-        assert second.stop_time is None
+        assert second.stop_time is not None and fourth.stop_time is None
+        assert third.fields["left"] == ""  # a finished phase has no time left
 
 
 def test_a_phase_without_a_total_shows_no_time_left() -> None:

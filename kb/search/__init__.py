@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.db import in_chunks, marks, transaction, utc_now
-from kb.errors import ZNavigatorError
+from kb.errors import Cancelled, ZNavigatorError
 from kb.libraries import Library
 from kb.progress import ImportCancelled, NoProgress, Progress
 from kb.search.build import BuildCancelled, add_segments, create_index, remove_tree
@@ -294,14 +294,19 @@ class SearchIndex:
             raise self._damaged(error) from error
         return self._view
 
-    def verify(self, *, thorough: bool = False) -> int:
+    def verify(self, *, thorough: bool = False, progress: Progress | None = None) -> int:
         """Open every segment and read its per-node arrays; `thorough` also reads every
-        posting list and checks it is in order and inside its segment. Returns the number of
-        nodes indexed; raises SearchError naming the fix when something is damaged."""
+        posting list and checks it is in order and inside its segment (minutes at ten million
+        nodes: the bar counts the nodes of the segments read, and a cancel stops between two
+        lists). Returns the number of nodes indexed; raises SearchError naming the fix when
+        something is damaged."""
 
         if self.indexed_up_to() is None:
             raise SearchError(f"library {self.library.name!r} has no search index yet; build it with `navigator index`")
+        progress = progress or NoProgress()
         view = self._current_view()
+        if thorough:
+            progress.start(f"reading the search index of {self.library.name}, segment by segment", int(view.count))
         try:
             for leaf, _ in view.leaves:
                 count = leaf.doc_count_all()
@@ -315,6 +320,8 @@ class SearchIndex:
                     for (found, text), info in terms.items_from(field_name, b""):
                         if found != field_name:
                             break
+                        if progress.cancelled:
+                            raise Cancelled("cancelled; the doctor only reads, so nothing was changed")
                         offset, _ = info.extent()
                         postings, positions = read_postings(
                             terms._postfile, offset, info.doc_frequency(), with_positions=True
@@ -322,8 +329,9 @@ class SearchIndex:
                         docs = postings.docs.astype("int64")
                         if len(docs) and (docs[-1] >= count or (len(docs) > 1 and (docs[1:] <= docs[:-1]).any())):
                             raise ValueError(f"postings of {field_name}:{text!r} are out of order or out of range")
+                progress.advance(count)
             return int(view.count)
-        except SearchError:
+        except (SearchError, Cancelled):
             raise
         except Exception as error:
             raise self._damaged(error) from error
