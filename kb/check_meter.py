@@ -69,7 +69,7 @@ def measure_cost(conn: sqlite3.Connection, pragma: str) -> CheckCost | None:
             per_row = (large_steps[table] - small_steps[table]) / (large_rows[table] - small_rows[table])
             count = int(conn.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0])
             rows, steps = rows + count, steps + small_steps[table] + per_row * (count - small_rows[table])
-    except (sqlite3.Error, OSError, ZeroDivisionError):
+    except (sqlite3.Error, OSError):
         return None
     return CheckCost(int(rows), steps) if steps > 0 else None
 

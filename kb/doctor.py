@@ -19,7 +19,7 @@ from typing import Any
 
 from kb.check_meter import CheckMeter
 from kb.db import latest_version, schema_version
-from kb.errors import Cancelled
+from kb.errors import CHECK_CANCELLED, Cancelled
 from kb.labels import DamagedLabel, damaged_labels, labels_citing_missing_nodes
 from kb.libraries import Library, list_libraries
 from kb.progress import NoProgress, Progress
@@ -312,7 +312,7 @@ def _interruptible(
             if progress.cancelled:
                 conn.interrupt()
                 worker.join()
-                raise Cancelled("cancelled; the doctor only reads, so nothing was changed")
+                raise Cancelled(CHECK_CANCELLED)
     except KeyboardInterrupt:
         conn.interrupt()
         worker.join()

@@ -32,6 +32,9 @@ class ZNavigatorError(Exception):
         return self.message
 
 
+CHECK_CANCELLED = "cancelled; the doctor only reads, so nothing was changed"
+
+
 class Cancelled(Exception):
     """The person stopped the work; the message says what was kept."""
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.db import in_chunks, marks, transaction, utc_now
-from kb.errors import Cancelled, ZNavigatorError
+from kb.errors import CHECK_CANCELLED, Cancelled, ZNavigatorError
 from kb.libraries import Library
 from kb.progress import ImportCancelled, NoProgress, Progress
 from kb.search.build import BuildCancelled, add_segments, create_index, remove_tree
@@ -321,7 +321,7 @@ class SearchIndex:
                         if found != field_name:
                             break
                         if progress.cancelled:
-                            raise Cancelled("cancelled; the doctor only reads, so nothing was changed")
+                            raise Cancelled(CHECK_CANCELLED)
                         offset, _ = info.extent()
                         postings, positions = read_postings(
                             terms._postfile, offset, info.doc_frequency(), with_positions=True
